@@ -18,8 +18,8 @@ import (
 	"os"
 	"sort"
 
-	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
 	pb "github.com/runbookhq/runbook/sdk/plugin/proto/runbook/plugin/v1"

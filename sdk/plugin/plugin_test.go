@@ -96,13 +96,13 @@ func TestApplyErrors(t *testing.T) {
 		code      string
 		contains  string
 	}{
-		"retryable":      {map[string]any{"name": "a", "fail": "retryable"}, true, "Throttled", "slow down (attempt 1)"},
-		"fatal":          {map[string]any{"name": "a", "fail": "fatal"}, false, "", "no such person"},
-		"panic":          {map[string]any{"name": "a", "fail": "panic"}, false, "PluginPanic", "panicked in action greet: boom"},
-		"missing name":   {map[string]any{}, false, "InvalidParams", `missing required property "name"`},
-		"unknown field":  {map[string]any{"name": "a", "nmae": "b"}, false, "InvalidParams", `unknown property "nmae"`},
-		"bad duration":   {map[string]any{"name": "a", "wait": "soon"}, false, "InvalidParams", "not a duration"},
-		"deadline":       {map[string]any{"name": "a", "wait": "1h"}, true, "Timeout", "deadline"},
+		"retryable":     {map[string]any{"name": "a", "fail": "retryable"}, true, "Throttled", "slow down (attempt 1)"},
+		"fatal":         {map[string]any{"name": "a", "fail": "fatal"}, false, "", "no such person"},
+		"panic":         {map[string]any{"name": "a", "fail": "panic"}, false, "PluginPanic", "panicked in action greet: boom"},
+		"missing name":  {map[string]any{}, false, "InvalidParams", `missing required property "name"`},
+		"unknown field": {map[string]any{"name": "a", "nmae": "b"}, false, "InvalidParams", `unknown property "nmae"`},
+		"bad duration":  {map[string]any{"name": "a", "wait": "soon"}, false, "InvalidParams", "not a duration"},
+		"deadline":      {map[string]any{"name": "a", "wait": "1h"}, true, "Timeout", "deadline"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
