@@ -1,0 +1,212 @@
+// Package expr wraps expr-lang for runbooks: expressions are compiled once,
+// at validation, against a typed environment (so a typo in a step id or an
+// input name is an error before anything runs), then evaluated many times
+// against plain maps. It also implements `${{ }}` interpolation and trees of
+// values that contain it (a step's `with`).
+package expr
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+)
+
+// MaxNodes bounds the size of one expression; evaluation is also bounded by
+// expr-lang's memory budget, and the language has no unbounded loops.
+const MaxNodes = 2000
+
+// Kind is what an expression must produce.
+type Kind int
+
+const (
+	// Any value.
+	Any Kind = iota
+	// Bool: `if`, `until` and core.assert conditions.
+	Bool
+)
+
+// Error is a compile error with its position inside the expression source
+// (1-based line and column), for mapping onto the YAML position.
+type Error struct {
+	Line, Col int
+	Msg       string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Program is one compiled expression. It is safe for concurrent use.
+type Program struct {
+	src  string
+	prog *vm.Program
+	refs Refs
+}
+
+// Refs are the names an expression reads, for ordering checks and for
+// partial evaluation during plan.
+type Refs struct {
+	// Steps are the step ids read through steps.<id>.
+	Steps []string
+	// Inputs are the input names read through inputs.<name>.
+	Inputs []string
+	// Outputs is true when the expression reads the current step's outputs.
+	Outputs bool
+}
+
+// Compile compiles src against env (see Env). want Bool requires a boolean
+// result.
+func Compile(src string, env types.Map, want Kind) (*Program, error) {
+	refs, err := collectRefs(src)
+	if err != nil {
+		return nil, err
+	}
+	opts := []expr.Option{expr.Env(env), expr.MaxNodes(MaxNodes), expr.Optimize(true)}
+	if want == Bool {
+		opts = append(opts, expr.AsBool())
+	}
+	prog, err := expr.Compile(src, opts...)
+	if err != nil {
+		return nil, toError(err)
+	}
+	return &Program{src: src, prog: prog, refs: refs}, nil
+}
+
+// Source is the expression as written.
+func (p *Program) Source() string { return p.src }
+
+// Refs returns what the expression reads.
+func (p *Program) Refs() Refs { return p.refs }
+
+// Eval evaluates the program against env (a map with the shape of the
+// types.Map it was compiled against).
+func (p *Program) Eval(env map[string]any) (out any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("evaluating %q: %v", p.src, r)
+		}
+	}()
+	out, err = expr.Run(p.prog, env)
+	if err != nil {
+		return nil, fmt.Errorf("evaluating %q: %s", p.src, firstLine(err.Error()))
+	}
+	return normalize(out), nil
+}
+
+// EvalBool evaluates a boolean program.
+func (p *Program) EvalBool(env map[string]any) (bool, error) {
+	v, err := p.Eval(env)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("%q evaluated to %T, not a boolean", p.src, v)
+	}
+	return b, nil
+}
+
+// normalize turns the numeric types expr produces into float64, the one
+// number type of runbook values (as in JSON).
+func normalize(v any) any {
+	switch n := v.(type) {
+	case int:
+		return float64(n)
+	case int64:
+		return float64(n)
+	case int32:
+		return float64(n)
+	case float32:
+		return float64(n)
+	case []any:
+		for i := range n {
+			n[i] = normalize(n[i])
+		}
+	case map[string]any:
+		for k := range n {
+			n[k] = normalize(n[k])
+		}
+	}
+	return v
+}
+
+func toError(err error) error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return &Error{Line: fe.Line, Col: fe.Column + 1, Msg: fe.Message}
+	}
+	return &Error{Line: 1, Col: 1, Msg: firstLine(err.Error())}
+}
+
+func firstLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// collectRefs parses src and records steps.<id>, inputs.<name> and outputs.
+func collectRefs(src string) (Refs, error) {
+	tree, err := parseTree(src)
+	if err != nil {
+		return Refs{}, err
+	}
+	v := &refVisitor{steps: map[string]bool{}, inputs: map[string]bool{}}
+	ast.Walk(&tree, v)
+	var r Refs
+	for s := range v.steps {
+		r.Steps = append(r.Steps, s)
+	}
+	for s := range v.inputs {
+		r.Inputs = append(r.Inputs, s)
+	}
+	sort.Strings(r.Steps)
+	sort.Strings(r.Inputs)
+	r.Outputs = v.outputs
+	return r, nil
+}
+
+type refVisitor struct {
+	steps, inputs map[string]bool
+	outputs       bool
+}
+
+func (v *refVisitor) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.MemberNode:
+		id, ok := n.Node.(*ast.IdentifierNode)
+		if !ok {
+			return
+		}
+		name, ok := n.Property.(*ast.StringNode)
+		if !ok {
+			return
+		}
+		switch id.Value {
+		case "steps":
+			v.steps[name.Value] = true
+		case "inputs":
+			v.inputs[name.Value] = true
+		}
+	case *ast.IdentifierNode:
+		if n.Value == "outputs" {
+			v.outputs = true
+		}
+	}
+}
+
+// ValueType is the expr type of a Go value as runbook stores it, for tests
+// and for building environments from sample values.
+func ValueType(v any) types.Type {
+	if v == nil {
+		return types.Any
+	}
+	return types.TypeOf(reflect.ValueOf(v).Interface())
+}

@@ -1,0 +1,141 @@
+package expr
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/expr-lang/expr/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/runbookhq/runbook/sdk/schema"
+)
+
+func testEnv() Env {
+	outputs := &schema.Schema{Type: schema.Object, Closed: true, Properties: map[string]*schema.Schema{
+		"writer_region": {Type: schema.String},
+		"counts":        {Type: schema.Object, Additional: &schema.Schema{Type: schema.Integer}},
+		"lag_ms":        {Type: schema.Number},
+	}}
+	return Env{
+		Inputs: map[string]types.Type{"dr_region": InputType("string"), "mode": InputType("string"), "n": InputType("number"), "primary": InputType("map")},
+		Steps:  map[string]types.Type{"db": SchemaType(outputs)},
+	}
+}
+
+func testScope() *Scope {
+	return &Scope{
+		Inputs: map[string]any{"dr_region": "eu-west-3", "mode": "planned", "n": 2.0, "primary": map[string]any{"aws_region": "eu-west-1"}},
+		Steps: map[string]StepValues{"db": {Status: "succeeded", Outputs: map[string]any{
+			"writer_region": "eu-west-3", "counts": map[string]any{"server": 2.0}, "lag_ms": 12.5}}},
+		RunID: "r1", RunMode: "apply",
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	env := testEnv().Map()
+	cases := map[string]struct {
+		src  string
+		kind Kind
+		want string
+	}{
+		"unknown input":       {"inputs.dr_regoin == 'x'", Bool, "dr_regoin"},
+		"unknown step":        {"steps.dns.status", Any, "dns"},
+		"unknown output":      {"steps.db.outputs.writer", Any, "writer"},
+		"not bool":            {"inputs.dr_region", Bool, "bool"},
+		"syntax":              {"inputs.mode ==", Any, "unexpected"},
+		"outputs not visible": {"outputs.x", Any, "outputs"},
+		"type mismatch":       {"inputs.n + 'a'", Any, "mismatched"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Compile(tc.src, env, tc.kind)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+			if e, ok := err.(*Error); !ok || e.Line < 1 || e.Col < 1 {
+				t.Fatalf("err %#v has no position", err)
+			}
+		})
+	}
+}
+
+func TestEvalAndRefs(t *testing.T) {
+	env := testEnv().Map()
+	p, err := Compile(`inputs.mode == "planned" && steps.db.outputs.writer_region == inputs.dr_region && steps.db.outputs.counts.server > 1`, env, Bool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := p.EvalBool(testScope().Map())
+	if err != nil || !ok {
+		t.Fatalf("got %v, %v", ok, err)
+	}
+	if diff := cmp.Diff(Refs{Steps: []string{"db"}, Inputs: []string{"dr_region", "mode"}}, p.Refs()); diff != "" {
+		t.Fatal(diff)
+	}
+	// Open maps (installer configs) accept any key.
+	if _, err := Compile("inputs.primary.aws_region", env, Any); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTemplates(t *testing.T) {
+	env := testEnv().Map()
+	scope := testScope().Map()
+	cases := map[string]any{
+		"${{ inputs.n }}":                              2.0,
+		"${{ steps.db.outputs.counts }}":               map[string]any{"server": 2.0},
+		"to ${{ inputs.dr_region }} (${{ inputs.n }})": "to eu-west-3 (2)",
+		"lag ${{ steps.db.outputs.lag_ms }}ms":         "lag 12.5ms",
+		"plain":                                        "plain",
+		"$${{ not an expression }}":                    "${{ not an expression }}",
+	}
+	for src, want := range cases {
+		tm, errs := CompileTemplate(src, env)
+		if errs != nil {
+			t.Fatalf("%s: %v", src, errs[0])
+		}
+		got, err := tm.Render(scope)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: %s", src, diff)
+		}
+	}
+}
+
+func TestTemplateErrorOffsets(t *testing.T) {
+	env := testEnv().Map()
+	src := "to ${{ inputs.nope }} and ${{ steps.db.outputs.writer_region }"
+	_, errs := CompileTemplate(src, env)
+	if len(errs) != 1 || !strings.Contains(errs[0].Msg, "unterminated") || errs[0].Offset != strings.Index(src, "${{ steps") {
+		t.Fatalf("errs = %+v", errs)
+	}
+	src = "to ${{ inputs.nope }}"
+	_, errs = CompileTemplate(src, env)
+	if len(errs) != 1 || errs[0].Offset < strings.Index(src, "inputs") {
+		t.Fatalf("errs = %+v", errs[0])
+	}
+}
+
+func TestValuePartial(t *testing.T) {
+	env := testEnv().Map()
+	tm, _ := CompileTemplate("${{ steps.db.outputs.writer_region }}", env)
+	in, _ := CompileTemplate("${{ inputs.dr_region }}", env)
+	v := Mapping([]string{"region", "target", "list"}, []*Value{
+		FromTemplate(in), FromTemplate(tm), List([]*Value{Static("a"), FromTemplate(tm)}),
+	})
+	got, unknown, err := v.RenderPartial(testScope().Map(), func(r Refs) bool { return len(r.Steps) > 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]any{"region": "eu-west-3", "target": nil, "list": []any{"a", nil}}, got); diff != "" {
+		t.Fatal(diff)
+	}
+	if diff := cmp.Diff([]string{"/target", "/list/1"}, unknown); diff != "" {
+		t.Fatal(diff)
+	}
+	if v.IsStatic() {
+		t.Fatal("IsStatic = true")
+	}
+}
