@@ -1,0 +1,211 @@
+// Package runbook is the runbook language, version 1: the model, decoding
+// from YAML with positions, and validation into diagnostics. A *Runbook
+// returned without error diagnostics is fully checked: every expression is
+// compiled, every action exists and its parameters match its schema.
+package runbook
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/runbookhq/runbook/sdk/expr"
+	"github.com/runbookhq/runbook/sdk/schema"
+	"github.com/runbookhq/runbook/sdk/spec"
+)
+
+// Pos is a position in a runbook file (1-based line and column).
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// Runbook is a loaded, validated runbook.
+type Runbook struct {
+	// Path is the file it was loaded from; Source its bytes; Hash the
+	// sha256 of Source in hex (resume refuses a changed runbook).
+	Path   string
+	Source []byte
+	Hash   string
+
+	Version     int
+	Name        string
+	Description string
+	Inputs      []*Input
+	Plugins     []*PluginRef
+	Defaults    Defaults
+	OnFailure   FailurePolicy
+	Steps       []*Step
+	Outputs     []*Output
+}
+
+// Input is a declared input.
+type Input struct {
+	Name        string
+	Type        InputType
+	Description string
+	Default     any
+	HasDefault  bool
+	Enum        []any
+	Secret      bool
+	Required    bool
+	Pos         Pos
+}
+
+// InputType is one of the declared input types.
+type InputType string
+
+const (
+	TypeString InputType = "string"
+	TypeNumber InputType = "number"
+	TypeBool   InputType = "bool"
+	TypeList   InputType = "list"
+	TypeMap    InputType = "map"
+)
+
+// PluginRef names a plugin executable.
+type PluginRef struct {
+	Name string
+	// Command is the executable: a path (relative to the runbook's
+	// directory) or a bare name looked up as documented in pluginhost.
+	Command string
+	// Env is extra environment for the plugin process.
+	Env map[string]string
+	Pos Pos
+}
+
+// Defaults apply to every step that does not set its own.
+type Defaults struct {
+	Timeout time.Duration
+	Retry   Retry
+}
+
+// Retry is a retry policy: Attempts in all (1 = no retry), exponential
+// backoff from Delay, capped at MaxDelay, with full jitter unless disabled.
+type Retry struct {
+	Attempts int
+	Delay    time.Duration
+	MaxDelay time.Duration
+	Jitter   bool
+}
+
+// FailurePolicy is what happens when a step fails.
+type FailurePolicy string
+
+const (
+	OnFailureRollback FailurePolicy = "rollback"
+	OnFailureStop     FailurePolicy = "stop"
+)
+
+// Step is a step: an action (Uses) or a parallel group (Parallel).
+type Step struct {
+	ID   string
+	Name string
+	Pos  Pos
+
+	// Uses is "<plugin>.<action>"; Plugin and Action are its parts.
+	// Plugin is "core" for built-ins.
+	Uses   string
+	Plugin string
+	Action string
+	// Spec is the action's description from its plugin (or the built-in's).
+	Spec *spec.ActionSpec
+
+	If   *expr.Program
+	With *expr.Value
+
+	// Timeout bounds one attempt (resolved: the step's, else the default).
+	Timeout time.Duration
+	// Retry is resolved the same way.
+	Retry           Retry
+	Until           *Until
+	ContinueOnError bool
+	Rollback        *Rollback
+
+	Parallel []*Step
+	// MaxParallel bounds concurrent children of a parallel group (0: all).
+	MaxParallel int
+}
+
+// IsGroup reports whether the step is a parallel group.
+func (s *Step) IsGroup() bool { return len(s.Parallel) > 0 }
+
+// Until re-runs a step's action until Condition holds.
+type Until struct {
+	Condition *expr.Program
+	// Interval between runs; Timeout bounds the whole polling.
+	Interval time.Duration
+	Timeout  time.Duration
+	Pos      Pos
+}
+
+// Rollback is a step's compensation.
+type Rollback struct {
+	Uses    string
+	Plugin  string
+	Action  string
+	Spec    *spec.ActionSpec
+	With    *expr.Value
+	Timeout time.Duration
+	Retry   Retry
+	Pos     Pos
+}
+
+// Output is a runbook output.
+type Output struct {
+	Name   string
+	Value  *expr.Value
+	Secret bool
+	Pos    Pos
+}
+
+// Catalog tells validation which plugins and actions exist and what their
+// parameters and outputs look like. pluginhost implements it from the
+// plugins' `describe`; tests implement it with a map.
+type Catalog interface {
+	// Plugin returns the description of a plugin named in `plugins:`, or an
+	// error saying why it could not be described (not found, bad checksum...).
+	Plugin(name string) (*spec.Description, error)
+}
+
+// Walk calls fn for every step, parallel children after their group, in
+// document order.
+func (r *Runbook) Walk(fn func(*Step)) {
+	var walk func([]*Step)
+	walk = func(steps []*Step) {
+		for _, s := range steps {
+			fn(s)
+			walk(s.Parallel)
+		}
+	}
+	walk(r.Steps)
+}
+
+// Step returns the step with the given id, at any depth.
+func (r *Runbook) Step(id string) *Step {
+	var found *Step
+	r.Walk(func(s *Step) {
+		if s.ID == id {
+			found = s
+		}
+	})
+	return found
+}
+
+// Input returns the declared input with the given name.
+func (r *Runbook) Input(name string) *Input {
+	for _, in := range r.Inputs {
+		if in.Name == name {
+			return in
+		}
+	}
+	return nil
+}
+
+var _ = schema.Object
