@@ -1,0 +1,221 @@
+package actions
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
+
+	"github.com/runbookhq/runbook/plugins/aws/awstest"
+	"github.com/runbookhq/runbook/sdk/plugin"
+)
+
+type globalDB struct {
+	ID         string
+	PrimaryARN string
+	DRARN      string
+}
+
+// seedGlobalDB creates an Aurora PostgreSQL global database with its writer
+// in primaryRegion and a secondary in drRegion.
+func seedGlobalDB(t *testing.T, env *awstest.Env, id string) globalDB {
+	t.Helper()
+	ctx := context.Background()
+	prim := rds.NewFromConfig(env.Config(t, primaryRegion))
+	if _, err := prim.CreateGlobalCluster(ctx, &rds.CreateGlobalClusterInput{
+		GlobalClusterIdentifier: aws.String(id), Engine: aws.String("aurora-postgresql"), EngineVersion: aws.String("15.4"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(c *rds.Client, name string) string {
+		out, err := c.CreateDBCluster(ctx, &rds.CreateDBClusterInput{
+			DBClusterIdentifier: aws.String(name), Engine: aws.String("aurora-postgresql"), EngineVersion: aws.String("15.4"),
+			GlobalClusterIdentifier: aws.String(id), MasterUsername: aws.String("spacelift"), MasterUserPassword: aws.String("not-a-secret-1"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.DBCluster.DBClusterArn)
+	}
+	db := globalDB{ID: id}
+	db.PrimaryARN = mk(prim, id+"-primary")
+	db.DRARN = mk(rds.NewFromConfig(env.Config(t, drRegion)), id+"-dr")
+	return db
+}
+
+// writerOf reads the global cluster's writer straight from the emulator.
+func writerOf(t *testing.T, env *awstest.Env, id string) string {
+	t.Helper()
+	out, err := rds.NewFromConfig(env.Config(t, drRegion)).DescribeGlobalClusters(context.Background(), &rds.DescribeGlobalClustersInput{GlobalClusterIdentifier: aws.String(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range out.GlobalClusters {
+		if aws.ToString(g.GlobalClusterIdentifier) != id {
+			continue
+		}
+		for _, m := range g.GlobalClusterMembers {
+			if aws.ToBool(m.IsWriter) {
+				return aws.ToString(m.DBClusterArn)
+			}
+		}
+	}
+	return ""
+}
+
+// putReplicationLag records an AuroraGlobalDBReplicationLag datapoint, as
+// Aurora does every minute for a secondary.
+func putReplicationLag(t *testing.T, env *awstest.Env, region, cluster string, ms float64) {
+	t.Helper()
+	cw := cloudwatch.NewFromConfig(env.Config(t, region), func(o *cloudwatch.Options) {
+		o.Protocol = awsjson.New10(schemas.GraniteServiceVersion20100801)
+	})
+	_, err := cw.PutMetricData(context.Background(), &cloudwatch.PutMetricDataInput{
+		Namespace: aws.String("AWS/RDS"),
+		MetricData: []cwtypes.MetricDatum{{
+			MetricName: aws.String("AuroraGlobalDBReplicationLag"),
+			Dimensions: []cwtypes.Dimension{{Name: aws.String("DBClusterIdentifier"), Value: aws.String(cluster)}},
+			Timestamp:  aws.Time(time.Now().Add(-30 * time.Second)),
+			Value:      aws.Float64(ms),
+			Unit:       cwtypes.StandardUnitMilliseconds,
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAuroraGlobalStatus(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	db := seedGlobalDB(t, env, "spacelift-db")
+	putReplicationLag(t, env, drRegion, "spacelift-db-dr", 850)
+	out, err := c.Apply(tctx(t), "aurora_global_status", env.Params(drRegion, map[string]any{"global_cluster": "spacelift-db"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out["status"] != "available" || out["writer_cluster_arn"] != db.PrimaryARN || out["writer_region"] != primaryRegion {
+		t.Fatalf("outputs = %v", out)
+	}
+	members := out["members"].([]any)
+	if len(members) != 2 {
+		t.Fatalf("members = %v", members)
+	}
+	byRegion := map[string]map[string]any{}
+	for _, m := range members {
+		mm := m.(map[string]any)
+		byRegion[mm["region"].(string)] = mm
+	}
+	if p := byRegion[primaryRegion]; p["cluster_arn"] != db.PrimaryARN || p["is_writer"] != true || p["status"] != "available" {
+		t.Fatalf("primary member = %v", p)
+	}
+	if d := byRegion[drRegion]; d["cluster_arn"] != db.DRARN || d["is_writer"] != false || d["cluster_id"] != "spacelift-db-dr" || d["replication_lag_ms"] != 850.0 || d["replication_lag_at"] == "" {
+		t.Fatalf("dr member = %v", d)
+	}
+}
+
+func TestAuroraGlobalStatusUnknownCluster(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	_, err := c.Apply(tctx(t), "aurora_global_status", env.Params(drRegion, map[string]any{"global_cluster": "nope"}))
+	wantFatal(t, err, `global cluster "nope" not found`)
+}
+
+func TestAuroraSwitchoverAlreadyWriterIsNoop(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	db := seedGlobalDB(t, env, "gdb")
+	out, err := c.Apply(tctx(t), "aurora_global_switchover", env.Params(drRegion, map[string]any{"global_cluster": "gdb", "target_region": primaryRegion}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out["switched"] != false || out["writer_cluster_arn"] != db.PrimaryARN || out["previous_writer_cluster_arn"] != db.PrimaryARN || out["writer_region"] != primaryRegion {
+		t.Fatalf("outputs = %v", out)
+	}
+	if !hasMessage(progressMessages(c), "already the writer") {
+		t.Fatalf("progress = %v", progressMessages(c))
+	}
+}
+
+func TestAuroraSwitchoverNonMemberTarget(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	seedGlobalDB(t, env, "gdb")
+	_, err := c.Apply(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": "gdb", "target_region": "us-east-2"}))
+	pe := wantFatal(t, err, "has no member in us-east-2")
+	if pe.Code != "NotAMember" {
+		t.Fatalf("code = %q", pe.Code)
+	}
+	_, err = c.Apply(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": "gdb", "target_cluster_arn": "arn:aws:rds:eu-west-3:111122223333:cluster:other"}))
+	wantFatal(t, err, "is not a member of global cluster gdb")
+	if w := writerOf(t, env, "gdb"); w == "" || awsRegion(t, w) != primaryRegion {
+		t.Fatalf("writer changed: %q", w)
+	}
+}
+
+func TestAuroraPromoteValidate(t *testing.T) {
+	t.Parallel()
+	c, _ := start(t)
+	ctx := tctx(t)
+	cases := []struct {
+		action string
+		params map[string]any
+		path   string
+	}{
+		{"aurora_global_switchover", map[string]any{"region": "eu-west-1", "global_cluster": "g"}, ""},
+		{"aurora_global_switchover", map[string]any{"region": "eu-west-1", "global_cluster": "g", "target_region": "x", "target_cluster_arn": "arn:aws:rds:eu-west-3:1:cluster:a"}, "/target_region"},
+		{"aurora_global_switchover", map[string]any{"region": "eu-west-1", "global_cluster": "g", "target_cluster_arn": "db-cluster"}, "/target_cluster_arn"},
+		{"aurora_global_failover", map[string]any{"region": "eu-west-1", "global_cluster": "g", "target_region": "eu-west-3"}, "/target_region"},
+		{"aurora_global_failover", map[string]any{"region": "eu-west-1", "global_cluster": "g", "target_cluster_arn": "arn:aws:rds:eu-west-3:1:cluster:a"}, "/target_cluster_arn"},
+	}
+	for _, tc := range cases {
+		diags, err := c.Validate(ctx, tc.action, tc.params, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(diags) != 1 || diags[0].Path != tc.path {
+			t.Errorf("%s %v: diags = %+v", tc.action, tc.params, diags)
+		}
+	}
+	// A target known only at run time is not a problem yet.
+	diags, _ := c.Validate(ctx, "aurora_global_switchover", map[string]any{"region": "eu-west-1", "global_cluster": "g", "target_cluster_arn": nil}, []string{"/target_cluster_arn"})
+	if len(diags) != 0 {
+		t.Fatalf("diags = %+v", diags)
+	}
+}
+
+func TestAuroraSwitchoverPlanChangesNothing(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	db := seedGlobalDB(t, env, "gdb")
+	plan, err := c.PlanParams(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": "gdb", "target_region": drRegion}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Changes) != 1 || plan.Changes[0].Before != db.PrimaryARN || plan.Changes[0].After != db.DRARN || plan.Changes[0].Kind != plugin.ChangeUpdate {
+		t.Fatalf("plan = %+v", plan)
+	}
+	if writerOf(t, env, "gdb") != db.PrimaryARN {
+		t.Fatal("plan changed the writer")
+	}
+	plan, err = c.PlanParams(tctx(t), "aurora_global_failover", env.Params(drRegion, map[string]any{"global_cluster": "gdb"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Changes) != 1 || plan.Changes[0].After != db.DRARN || len(plan.Diagnostics) != 0 {
+		t.Fatalf("failover plan = %+v", plan)
+	}
+	if writerOf(t, env, "gdb") != db.PrimaryARN {
+		t.Fatal("failover plan changed the writer")
+	}
+	plan, err = c.PlanParams(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": "gdb", "target_region": primaryRegion}))
+	if err != nil || plan.Changes[0].Kind != plugin.ChangeNoop {
+		t.Fatalf("noop plan = %+v, err = %v", plan, err)
+	}
+}

@@ -1,0 +1,95 @@
+// Package awscommon is what the AWS-backed plugin actions (runbook-plugin-aws
+// and the Route 53 action of runbook-plugin-dns) share: the connection
+// parameters every action takes, building SDK configurations from them,
+// classifying SDK errors as retryable or fatal, ARN helpers and polling.
+package awscommon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+)
+
+// Conn is where and as whom an action talks to AWS. Clients are built per
+// call from it, so one plugin process can serve steps in several regions
+// and accounts at once.
+type Conn struct {
+	Region      string
+	Profile     string
+	EndpointURL string
+}
+
+// Params are the connection parameters of a regional action; embed them in
+// the action's parameter struct.
+type Params struct {
+	Region      string `json:"region" required:"true" doc:"AWS region the action works in (e.g. eu-west-1)."`
+	Profile     string `json:"profile" doc:"Shared config profile to use; default: the SDK's default credential chain (environment, SSO, web identity, instance role...)."`
+	EndpointURL string `json:"endpoint_url" doc:"Send every request to this endpoint instead of AWS's (an emulator, a proxy). Default: AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> if set, else AWS's own endpoints."`
+}
+
+// Conn returns the connection the parameters describe.
+func (p Params) Conn() Conn {
+	return Conn{Region: p.Region, Profile: p.Profile, EndpointURL: p.EndpointURL}
+}
+
+// GlobalParams are the connection parameters of an action on a global
+// service (Route 53, CloudFront), whose region only picks the signing
+// region and defaults to us-east-1.
+type GlobalParams struct {
+	Region      string `json:"region" default:"us-east-1" doc:"Region used to sign requests to the global service."`
+	Profile     string `json:"profile" doc:"Shared config profile to use; default: the SDK's default credential chain."`
+	EndpointURL string `json:"endpoint_url" doc:"Send every request to this endpoint instead of AWS's (an emulator, a proxy). Default: AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> if set, else AWS's own endpoints."`
+}
+
+// Conn returns the connection the parameters describe.
+func (p GlobalParams) Conn() Conn {
+	r := p.Region
+	if r == "" {
+		r = "us-east-1"
+	}
+	return Conn{Region: r, Profile: p.Profile, EndpointURL: p.EndpointURL}
+}
+
+// WithRegion returns the same connection in another region.
+func (c Conn) WithRegion(region string) Conn { c.Region = region; return c }
+
+// Config loads an SDK configuration: the default credential chain (or the
+// profile), the SDK's standard retryer (which retries throttling and 5xx
+// with backoff), and the endpoint override if any.
+func (c Conn) Config(ctx context.Context) (aws.Config, error) {
+	if c.Region == "" {
+		return aws.Config{}, fmt.Errorf("no AWS region given")
+	}
+	opts := []func(*config.LoadOptions) error{config.WithRegion(c.Region)}
+	if c.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(c.Profile))
+	}
+	if c.EndpointURL != "" {
+		opts = append(opts, config.WithBaseEndpoint(c.EndpointURL))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		who := "the default credential chain"
+		if c.Profile != "" {
+			who = fmt.Sprintf("profile %q", c.Profile)
+		}
+		return aws.Config{}, fmt.Errorf("loading AWS configuration (%s, region %s): %w", who, c.Region, err)
+	}
+	return cfg, nil
+}
+
+// EndpointOverridden reports whether requests for the service (its SDK id,
+// e.g. "S3") go to a custom endpoint rather than AWS's: S3 then needs
+// path-style addressing, since an emulator or proxy cannot serve
+// bucket-name subdomains.
+func EndpointOverridden(cfg aws.Config, serviceID string) bool {
+	if cfg.BaseEndpoint != nil && *cfg.BaseEndpoint != "" {
+		return true
+	}
+	env := "AWS_ENDPOINT_URL_" + strings.ToUpper(strings.ReplaceAll(serviceID, " ", "_"))
+	return os.Getenv(env) != ""
+}

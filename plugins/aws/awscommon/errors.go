@@ -1,0 +1,78 @@
+package awscommon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/smithy-go"
+
+	"github.com/runbookhq/runbook/sdk/plugin"
+)
+
+// retryables is the SDK's own notion of a transient failure (throttling,
+// 5xx, connection errors, request timeouts); the standard retryer has
+// already retried these with backoff, so what reaches us is worth another
+// attempt of the whole step only under the runbook's retry policy.
+var retryables = retry.IsErrorRetryables(retry.DefaultRetryables)
+
+// Classify wraps an SDK error with what was being done ("describing global
+// cluster db in eu-west-1") and marks it retryable when the SDK considers it
+// transient, fatal otherwise. Context cancellation and deadlines pass
+// through unchanged so the host sees them as such.
+func Classify(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
+	}
+	var pe *plugin.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	what := fmt.Sprintf(format, args...)
+	code := ErrorCode(err)
+	msg := what + ": " + Describe(err)
+	if retryables.IsErrorRetryable(err) == aws.TrueTernary {
+		return &plugin.Error{Code: code, Message: msg, Retryable: true, Err: err}
+	}
+	return &plugin.Error{Code: code, Message: msg, Err: err}
+}
+
+// ErrorCode returns the AWS error code of err ("GlobalClusterNotFoundFault"),
+// or "".
+func ErrorCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// IsCode reports whether err carries one of the AWS error codes.
+func IsCode(err error, codes ...string) bool {
+	c := ErrorCode(err)
+	for _, want := range codes {
+		if c == want && c != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Describe renders an SDK error briefly: "Code: message" for an API error,
+// the whole chain otherwise (a connection error says where it could not
+// connect).
+func Describe(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		if m := ae.ErrorMessage(); m != "" {
+			return ae.ErrorCode() + ": " + m
+		}
+		return ae.ErrorCode()
+	}
+	return err.Error()
+}

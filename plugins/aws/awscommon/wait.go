@@ -1,0 +1,82 @@
+package awscommon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+)
+
+// DefaultPollInterval is how often waits look at the world unless the step
+// says otherwise.
+const DefaultPollInterval = 2 * time.Second
+
+// Poll calls check every interval until it reports done or fails, or ctx
+// ends. The first check runs at once. A context error names what was being
+// waited for, so a step timeout reads "waiting for X: context deadline
+// exceeded".
+func Poll(ctx context.Context, interval time.Duration, what string, check func(ctx context.Context) (done bool, err error)) error {
+	if interval <= 0 {
+		interval = DefaultPollInterval
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-t.C:
+		}
+		done, err := check(ctx)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		t.Reset(interval)
+	}
+}
+
+// Changes remembers the last state reported for each key, so a wait emits
+// a progress event only when something changed.
+type Changes map[string]string
+
+// Changed records state for key and reports whether it differs from the
+// last one recorded.
+func (c Changes) Changed(key, state string) bool {
+	if old, ok := c[key]; ok && old == state {
+		return false
+	}
+	c[key] = state
+	return true
+}
+
+// RegionOfARN returns the region field of an ARN.
+func RegionOfARN(s string) (string, error) {
+	a, err := arn.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not an ARN: %w", s, err)
+	}
+	if a.Region == "" {
+		return "", fmt.Errorf("ARN %q has no region", s)
+	}
+	return a.Region, nil
+}
+
+// ResourceName returns the last element of an ARN's resource
+// ("arn:aws:rds:eu-west-1:1:cluster:db" -> "db"), or s itself when it is
+// not an ARN.
+func ResourceName(s string) string {
+	a, err := arn.Parse(s)
+	if err != nil {
+		return s
+	}
+	r := a.Resource
+	if i := strings.LastIndexAny(r, ":/"); i >= 0 {
+		r = r[i+1:]
+	}
+	return r
+}
