@@ -12,6 +12,7 @@ func All() []plugin.Action {
 		auroraGlobalStatus(),
 		auroraGlobalSwitchover(),
 		auroraGlobalFailover(),
+		ecsServices(),
 		iotEndpoint(),
 	}
 }
