@@ -1,6 +1,8 @@
 package expr
 
 import (
+	"time"
+
 	"github.com/expr-lang/expr/types"
 
 	"github.com/runbookhq/runbook/sdk/schema"
@@ -30,12 +32,12 @@ func (e Env) Map() types.Map {
 		if t == nil {
 			t = types.Any
 		}
-		steps[id] = types.Map{"outputs": t, "status": types.String}
+		steps[id] = types.Map{"outputs": t, "status": types.String, "started_at": types.String, "finished_at": types.String}
 	}
 	m := types.Map{
 		"inputs": in,
 		"steps":  steps,
-		"run":    types.Map{"id": types.String, "mode": types.String},
+		"run":    types.Map{"id": types.String, "mode": types.String, "started_at": types.String},
 	}
 	if e.Outputs != nil {
 		m["outputs"] = e.Outputs
@@ -97,12 +99,24 @@ type Scope struct {
 	Outputs map[string]any
 	RunID   string
 	RunMode string
+	// RunStarted is exposed as run.started_at (RFC 3339), so outputs can
+	// measure recovery time: date(steps.db.finished_at) - date(run.started_at).
+	RunStarted time.Time
 }
 
 // StepValues is what a step exposes to later expressions.
 type StepValues struct {
 	Status  string
 	Outputs map[string]any
+	// StartedAt and FinishedAt are exposed as RFC 3339 strings ("" if unset).
+	StartedAt, FinishedAt time.Time
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // Map builds the environment map for evaluation.
@@ -113,7 +127,8 @@ func (s *Scope) Map() map[string]any {
 		if out == nil {
 			out = map[string]any{}
 		}
-		steps[id] = map[string]any{"outputs": out, "status": v.Status}
+		steps[id] = map[string]any{"outputs": out, "status": v.Status,
+			"started_at": rfc3339(v.StartedAt), "finished_at": rfc3339(v.FinishedAt)}
 	}
 	inputs := s.Inputs
 	if inputs == nil {
@@ -122,7 +137,7 @@ func (s *Scope) Map() map[string]any {
 	m := map[string]any{
 		"inputs": inputs,
 		"steps":  steps,
-		"run":    map[string]any{"id": s.RunID, "mode": s.RunMode},
+		"run":    map[string]any{"id": s.RunID, "mode": s.RunMode, "started_at": rfc3339(s.RunStarted)},
 	}
 	if s.Outputs != nil {
 		m["outputs"] = s.Outputs

@@ -2,6 +2,7 @@ package expr
 
 import (
 	"strings"
+	"time"
 	"testing"
 
 	"github.com/expr-lang/expr/types"
@@ -137,5 +138,22 @@ func TestValuePartial(t *testing.T) {
 	}
 	if v.IsStatic() {
 		t.Fatal("IsStatic = true")
+	}
+}
+
+func TestRecoveryTimeArithmetic(t *testing.T) {
+	env := testEnv().Map()
+	p, err := Compile(`string(date(steps.db.finished_at) - date(run.started_at))`, env, Any)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testScope()
+	s.RunStarted = time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC)
+	st := s.Steps["db"]
+	st.FinishedAt = s.RunStarted.Add(83 * time.Second)
+	s.Steps["db"] = st
+	got, err := p.Eval(s.Map())
+	if err != nil || got != "1m23s" {
+		t.Fatalf("got %v, %v", got, err)
 	}
 }
