@@ -13,6 +13,7 @@ func All() []plugin.Action {
 		auroraGlobalSwitchover(),
 		auroraGlobalFailover(),
 		ecsServices(),
+		cloudfrontOrigin(),
 		iotEndpoint(),
 	}
 }
