@@ -14,6 +14,7 @@ func All() []plugin.Action {
 		auroraGlobalFailover(),
 		ecsServices(),
 		cloudfrontOrigin(),
+		s3ReplicationCheck(),
 		iotEndpoint(),
 	}
 }
