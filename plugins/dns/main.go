@@ -4,6 +4,7 @@
 package main
 
 import (
+	"github.com/runbookhq/runbook/plugins/dns/cloudflare"
 	"github.com/runbookhq/runbook/plugins/dns/route53"
 	"github.com/runbookhq/runbook/sdk/plugin"
 )
@@ -14,5 +15,6 @@ var version = "0.1.0"
 func main() {
 	plugin.Serve(plugin.Info{Name: "dns", Version: version},
 		route53.Action(),
+		cloudflare.Action(),
 	)
 }
