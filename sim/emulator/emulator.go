@@ -45,7 +45,8 @@ const (
 	AuroraFailover     = "aurora_failover"
 	ECSStabilize       = "ecs_stabilize"
 	Route53InSync      = "route53_insync"
-	ASGInstanceRefresh = "asg_instance_refresh"
+	ASGInstanceRefresh = "asg_instance_refresh" // a whole instance refresh
+	ASGInstanceWarmup  = "asg_instance_warmup"  // one replacement after TerminateInstanceInAutoScalingGroup
 	CloudFrontDeploy   = "cloudfront_deploy"
 	S3BatchJob         = "s3_batch_job"
 )

@@ -55,6 +55,7 @@ class ControlMiddleware:
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if not path.startswith(PREFIX):
+            state.tick()
             return self.app(environ, start_response)
         name = path[len(PREFIX) :].strip("/")
         method = environ.get("REQUEST_METHOD", "GET")
@@ -65,6 +66,9 @@ class ControlMiddleware:
             return _json(start_response, "404 Not Found", {"error": f"no {method} {path}"})
         try:
             doc = _read_json(environ) if method in ("POST", "PUT") else {}
+            if not isinstance(doc, dict):
+                raise ValueError("the request body must be a JSON object")
+            state.tick()
             result = handler(doc)
         except (TimingError, ValueError, KeyError) as e:
             return _json(start_response, "400 Bad Request", {"error": str(e)})

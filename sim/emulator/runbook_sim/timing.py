@@ -18,7 +18,8 @@ DEFAULTS = {
     "aurora_failover": 2.0,
     "ecs_stabilize": 2.0,
     "route53_insync": 1.0,
-    "asg_instance_refresh": 3.0,
+    "asg_instance_refresh": 3.0,  # a whole instance refresh
+    "asg_instance_warmup": 1.0,  # one replacement after TerminateInstanceInAutoScalingGroup
     "cloudfront_deploy": 1.0,
     "s3_batch_job": 2.0,
 }
@@ -33,7 +34,8 @@ PRESETS = {
         "aurora_failover": 12.0,  # RTO in minutes
         "ecs_stabilize": 15.0,  # at least ~2.5 min per healthy task
         "route53_insync": 6.0,  # INSYNC within ~60 s
-        "asg_instance_refresh": 30.0,  # minutes: boot plus warm-up
+        "asg_instance_refresh": 30.0,  # minutes: boot plus warm-up, per batch
+        "asg_instance_warmup": 12.0,  # one instance: boot plus warm-up
         "cloudfront_deploy": 30.0,  # minutes, in practice
         "s3_batch_job": 10.0,
     },
