@@ -1,11 +1,16 @@
 """The simulation's control API, served on the emulator's own port under /_sim/.
 
-  GET  /_sim/health           liveness, versions, patches applied
-  GET  /_sim/timing           current seconds per transition
-  POST /_sim/timing           {"preset": "realistic"} and/or {"aurora_switchover": 5, ...}
-  POST /_sim/reset            forget every resource (moto's and ours), timing back to start
-  GET  /_sim/aurora           per global cluster: members, writer, replication lag
-  POST /_sim/aurora/lag       {"global_cluster": id, "lag_ms": n} set a secondary's lag
+  GET  /_sim/health        liveness, moto version, patches applied
+  GET  /_sim/timing        seconds per transition
+  POST /_sim/timing        {"preset": "realistic"} and/or {"aurora_switchover": 5, ...}
+  GET  /_sim/clock         {"now": epoch seconds, "offset_seconds": n}
+  POST /_sim/clock         {"advance": seconds}: fast-forward every transition
+  POST /_sim/reset         forget every resource (moto's and ours); timing and clock
+                           back to how the emulator started
+  GET  /_sim/aurora        global clusters: members, writer, lag, operation, history
+  POST /_sim/aurora/lag    {"lag_ms": n} for every secondary, or {"cluster": arn|id, "lag_ms": n}
+
+Bodies and answers are JSON; errors are {"error": "..."} with status 400 or 404.
 """
 
 import json
@@ -13,7 +18,7 @@ import json
 import moto
 
 from . import state
-from .timing import TIMING, TimingError
+from .timing import CLOCK, TIMING, TimingError
 
 PREFIX = "/_sim/"
 
@@ -50,6 +55,8 @@ class ControlMiddleware:
             ("POST", "timing"): self.post_timing,
             ("PUT", "timing"): self.post_timing,
             ("POST", "reset"): self.reset,
+            ("GET", "clock"): self.get_clock,
+            ("POST", "clock"): self.post_clock,
         }
 
     def __call__(self, environ, start_response):
@@ -83,10 +90,19 @@ class ControlMiddleware:
     def post_timing(self, doc):
         return TIMING.update(doc)
 
+    def get_clock(self, _doc):
+        return {"now": CLOCK.now(), "offset_seconds": CLOCK.offset()}
+
+    def post_clock(self, doc):
+        CLOCK.advance(doc.get("advance", 0))
+        state.tick()
+        return self.get_clock({})
+
     def reset(self, _doc):
         from moto.moto_api import _internal
 
         _internal.moto_api_backend.reset()
         state.reset()
         TIMING.reset()
+        CLOCK.reset()
         return {"ok": True, "timing": TIMING.snapshot()}

@@ -118,8 +118,44 @@ class Timing:
 TIMING = Timing()
 
 
+class Clock:
+    """The simulation's clock: wall time plus an offset that only moves forward.
+
+    POST /_sim/clock {"advance": seconds} fast-forwards every in-flight transition,
+    so a test can see an operation in progress, jump past its end, and see it done
+    without sleeping. It shifts the simulation's transitions only, not the
+    timestamps moto itself writes (creation times and the like).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._offset = 0.0
+
+    def now(self):
+        with self._lock:
+            return time.time() + self._offset
+
+    def advance(self, seconds):
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise TimingError("advance must be a non-negative number of seconds")
+        with self._lock:
+            self._offset += float(seconds)
+            return self._offset
+
+    def offset(self):
+        with self._lock:
+            return self._offset
+
+    def reset(self):
+        with self._lock:
+            self._offset = 0.0
+
+
+CLOCK = Clock()
+
+
 def now():
-    return time.time()
+    return CLOCK.now()
 
 
 class Transition:
