@@ -251,7 +251,7 @@ func TestECSServicesStabilize(t *testing.T) {
 	c := ecs.NewFromConfig(shared.Config(dr))
 	must(c.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("stab")})).ok(t)
 	td := must(c.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
-		Family: aws.String("stab-server"),
+		Family:               aws.String("stab-server"),
 		ContainerDefinitions: []ecstypes.ContainerDefinition{{Name: aws.String("server"), Image: aws.String("spacelift/server"), Memory: aws.Int32(512)}},
 	})).ok(t).TaskDefinition.TaskDefinitionArn
 	must(c.CreateService(ctx, &ecs.CreateServiceInput{Cluster: aws.String("stab"), ServiceName: aws.String("server"), TaskDefinition: td, DesiredCount: aws.Int32(0)})).ok(t)
