@@ -15,6 +15,7 @@ func All() []plugin.Action {
 		ecsServices(),
 		cloudfrontOrigin(),
 		s3ReplicationCheck(),
+		asgCycle(),
 		iotEndpoint(),
 	}
 }

@@ -175,7 +175,9 @@ func readReplicationLag(ctx context.Context, conn awscommon.Conn, clusterID stri
 		MetricName: aws.String("AuroraGlobalDBReplicationLag"),
 		Dimensions: []cwtypes.Dimension{{Name: aws.String("DBClusterIdentifier"), Value: aws.String(clusterID)}},
 		StartTime:  aws.Time(end.Add(-lagLookback)),
-		EndTime:    aws.Time(end),
+		// EndTime is exclusive and compared at second precision: reach past
+		// now so that a datapoint stamped this very second counts.
+		EndTime:    aws.Time(end.Add(time.Minute)),
 		Period:     aws.Int32(60),
 		Statistics: []cwtypes.Statistic{cwtypes.StatisticMaximum},
 	})

@@ -3,14 +3,9 @@ package actions
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
-	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
 
 	"github.com/runbookhq/runbook/plugins/aws/awstest"
 	"github.com/runbookhq/runbook/sdk/plugin"
@@ -69,34 +64,15 @@ func writerOf(t *testing.T, env *awstest.Env, id string) string {
 	return ""
 }
 
-// putReplicationLag records an AuroraGlobalDBReplicationLag datapoint, as
-// Aurora does every minute for a secondary.
-func putReplicationLag(t *testing.T, env *awstest.Env, region, cluster string, ms float64) {
-	t.Helper()
-	cw := cloudwatch.NewFromConfig(env.Config(t, region), func(o *cloudwatch.Options) {
-		o.Protocol = awsjson.New10(schemas.GraniteServiceVersion20100801)
-	})
-	_, err := cw.PutMetricData(context.Background(), &cloudwatch.PutMetricDataInput{
-		Namespace: aws.String("AWS/RDS"),
-		MetricData: []cwtypes.MetricDatum{{
-			MetricName: aws.String("AuroraGlobalDBReplicationLag"),
-			Dimensions: []cwtypes.Dimension{{Name: aws.String("DBClusterIdentifier"), Value: aws.String(cluster)}},
-			Timestamp:  aws.Time(time.Now().Add(-30 * time.Second)),
-			Value:      aws.Float64(ms),
-			Unit:       cwtypes.StandardUnitMilliseconds,
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestAuroraGlobalStatus(t *testing.T) {
 	t.Parallel()
 	c, env := start(t)
-	db := seedGlobalDB(t, env, "spacelift-db")
-	putReplicationLag(t, env, drRegion, "spacelift-db-dr", 850)
-	out, err := c.Apply(tctx(t), "aurora_global_status", env.Params(drRegion, map[string]any{"global_cluster": "spacelift-db"}))
+	db := seedGlobalDB(t, env, awstest.Name(t, "gdb"))
+	// Aurora publishes the lag to CloudWatch; the emulator does the same.
+	if err := env.Emulator.SetReplicationLag(tctx(t), db.DRARN, 850); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Apply(tctx(t), "aurora_global_status", env.Params(drRegion, map[string]any{"global_cluster": db.ID}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +91,7 @@ func TestAuroraGlobalStatus(t *testing.T) {
 	if p := byRegion[primaryRegion]; p["cluster_arn"] != db.PrimaryARN || p["is_writer"] != true || p["status"] != "available" {
 		t.Fatalf("primary member = %v", p)
 	}
-	if d := byRegion[drRegion]; d["cluster_arn"] != db.DRARN || d["is_writer"] != false || d["cluster_id"] != "spacelift-db-dr" || d["replication_lag_ms"] != 850.0 || d["replication_lag_at"] == "" {
+	if d := byRegion[drRegion]; d["cluster_arn"] != db.DRARN || d["is_writer"] != false || d["cluster_id"] != db.ID+"-dr" || d["replication_lag_ms"] != 850.0 || d["replication_lag_at"] == "" {
 		t.Fatalf("dr member = %v", d)
 	}
 }
@@ -130,8 +106,8 @@ func TestAuroraGlobalStatusUnknownCluster(t *testing.T) {
 func TestAuroraSwitchoverAlreadyWriterIsNoop(t *testing.T) {
 	t.Parallel()
 	c, env := start(t)
-	db := seedGlobalDB(t, env, "gdb")
-	out, err := c.Apply(tctx(t), "aurora_global_switchover", env.Params(drRegion, map[string]any{"global_cluster": "gdb", "target_region": primaryRegion}))
+	db := seedGlobalDB(t, env, awstest.Name(t, "gdb"))
+	out, err := c.Apply(tctx(t), "aurora_global_switchover", env.Params(drRegion, map[string]any{"global_cluster": db.ID, "target_region": primaryRegion}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,15 +122,15 @@ func TestAuroraSwitchoverAlreadyWriterIsNoop(t *testing.T) {
 func TestAuroraSwitchoverNonMemberTarget(t *testing.T) {
 	t.Parallel()
 	c, env := start(t)
-	seedGlobalDB(t, env, "gdb")
-	_, err := c.Apply(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": "gdb", "target_region": "us-east-2"}))
+	db := seedGlobalDB(t, env, awstest.Name(t, "gdb"))
+	_, err := c.Apply(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": db.ID, "target_region": "us-east-2"}))
 	pe := wantFatal(t, err, "has no member in us-east-2")
 	if pe.Code != "NotAMember" {
 		t.Fatalf("code = %q", pe.Code)
 	}
-	_, err = c.Apply(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": "gdb", "target_cluster_arn": "arn:aws:rds:eu-west-3:111122223333:cluster:other"}))
-	wantFatal(t, err, "is not a member of global cluster gdb")
-	if w := writerOf(t, env, "gdb"); w == "" || awsRegion(t, w) != primaryRegion {
+	_, err = c.Apply(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": db.ID, "target_cluster_arn": "arn:aws:rds:eu-west-3:111122223333:cluster:other"}))
+	wantFatal(t, err, "is not a member of global cluster "+db.ID)
+	if w := writerOf(t, env, db.ID); w != db.PrimaryARN {
 		t.Fatalf("writer changed: %q", w)
 	}
 }
@@ -193,28 +169,28 @@ func TestAuroraPromoteValidate(t *testing.T) {
 func TestAuroraSwitchoverPlanChangesNothing(t *testing.T) {
 	t.Parallel()
 	c, env := start(t)
-	db := seedGlobalDB(t, env, "gdb")
-	plan, err := c.PlanParams(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": "gdb", "target_region": drRegion}))
+	db := seedGlobalDB(t, env, awstest.Name(t, "gdb"))
+	plan, err := c.PlanParams(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": db.ID, "target_region": drRegion}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(plan.Changes) != 1 || plan.Changes[0].Before != db.PrimaryARN || plan.Changes[0].After != db.DRARN || plan.Changes[0].Kind != plugin.ChangeUpdate {
 		t.Fatalf("plan = %+v", plan)
 	}
-	if writerOf(t, env, "gdb") != db.PrimaryARN {
+	if writerOf(t, env, db.ID) != db.PrimaryARN {
 		t.Fatal("plan changed the writer")
 	}
-	plan, err = c.PlanParams(tctx(t), "aurora_global_failover", env.Params(drRegion, map[string]any{"global_cluster": "gdb"}))
+	plan, err = c.PlanParams(tctx(t), "aurora_global_failover", env.Params(drRegion, map[string]any{"global_cluster": db.ID}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(plan.Changes) != 1 || plan.Changes[0].After != db.DRARN || len(plan.Diagnostics) != 0 {
 		t.Fatalf("failover plan = %+v", plan)
 	}
-	if writerOf(t, env, "gdb") != db.PrimaryARN {
+	if writerOf(t, env, db.ID) != db.PrimaryARN {
 		t.Fatal("failover plan changed the writer")
 	}
-	plan, err = c.PlanParams(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": "gdb", "target_region": primaryRegion}))
+	plan, err = c.PlanParams(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": db.ID, "target_region": primaryRegion}))
 	if err != nil || plan.Changes[0].Kind != plugin.ChangeNoop {
 		t.Fatalf("noop plan = %+v, err = %v", plan, err)
 	}

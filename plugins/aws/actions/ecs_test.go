@@ -62,10 +62,11 @@ func counts(server, drain, scheduler float64) map[string]any {
 func TestECSServicesStartThenRollBack(t *testing.T) {
 	t.Parallel()
 	c, env := start(t)
-	seedECS(t, env, drRegion, "spacelift")
+	cluster := awstest.Name(t, "ecs")
+	seedECS(t, env, drRegion, cluster)
 	ctx := tctx(t)
 	out, err := c.Apply(ctx, "ecs_services", env.Params(drRegion, map[string]any{
-		"cluster": "spacelift", "poll_interval": "100ms",
+		"cluster": cluster, "poll_interval": "100ms",
 		"services": []any{
 			map[string]any{"name": "spacelift-server", "desired_count": 2},
 			map[string]any{"name": "spacelift-drain", "desired_count": 1},
@@ -84,7 +85,7 @@ func TestECSServicesStartThenRollBack(t *testing.T) {
 	if out["stable"] != true || len(out["changed"].([]any)) != 3 {
 		t.Fatalf("outputs = %v", out)
 	}
-	if d := cmp.Diff(counts(2, 1, 1), desiredCounts(t, env, drRegion, "spacelift")); d != "" {
+	if d := cmp.Diff(counts(2, 1, 1), desiredCounts(t, env, drRegion, cluster)); d != "" {
 		t.Fatalf("emulator state (-want +got):\n%s", d)
 	}
 	if !hasMessage(progressMessages(c), "all services stable") || !hasMessage(progressMessages(c), "desired count set") {
@@ -92,7 +93,7 @@ func TestECSServicesStartThenRollBack(t *testing.T) {
 	}
 
 	// Re-running changes nothing.
-	again, err := c.Apply(ctx, "ecs_services", env.Params(drRegion, map[string]any{"cluster": "spacelift", "poll_interval": "100ms", "desired_counts": counts(2, 1, 1)}))
+	again, err := c.Apply(ctx, "ecs_services", env.Params(drRegion, map[string]any{"cluster": cluster, "poll_interval": "100ms", "desired_counts": counts(2, 1, 1)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +102,10 @@ func TestECSServicesStartThenRollBack(t *testing.T) {
 	}
 
 	// The rollback form: the previous counts, passed straight back.
-	if _, err := c.Apply(ctx, "ecs_services", env.Params(drRegion, map[string]any{"cluster": "spacelift", "poll_interval": "100ms", "desired_counts": out["previous_counts"]})); err != nil {
+	if _, err := c.Apply(ctx, "ecs_services", env.Params(drRegion, map[string]any{"cluster": cluster, "poll_interval": "100ms", "desired_counts": out["previous_counts"]})); err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff(counts(0, 0, 0), desiredCounts(t, env, drRegion, "spacelift")); d != "" {
+	if d := cmp.Diff(counts(0, 0, 0), desiredCounts(t, env, drRegion, cluster)); d != "" {
 		t.Fatalf("after rollback (-want +got):\n%s", d)
 	}
 }
@@ -112,37 +113,38 @@ func TestECSServicesStartThenRollBack(t *testing.T) {
 func TestECSServicesSplitBrainGuard(t *testing.T) {
 	t.Parallel()
 	c, env := start(t)
-	seedGlobalDB(t, env, "gdb")
-	seedECS(t, env, drRegion, "spacelift")
-	seedECS(t, env, primaryRegion, "spacelift")
+	db := seedGlobalDB(t, env, awstest.Name(t, "gdb"))
+	cluster := awstest.Name(t, "ecs")
+	seedECS(t, env, drRegion, cluster)
+	seedECS(t, env, primaryRegion, cluster)
 	ctx := tctx(t)
-	guard := map[string]any{"global_cluster": "gdb"}
+	guard := map[string]any{"global_cluster": db.ID}
 
 	// The writer is in the primary region: starting in DR is refused, with
 	// nothing changed, not even the services listed before a bad one.
 	_, err := c.Apply(ctx, "ecs_services", env.Params(drRegion, map[string]any{
-		"cluster": "spacelift", "desired_counts": counts(2, 1, 1), "require_writer": guard,
+		"cluster": cluster, "desired_counts": counts(2, 1, 1), "require_writer": guard,
 	}))
 	pe := wantFatal(t, err, "refusing to start services in eu-west-3", "in eu-west-1")
 	if pe.Code != "SplitBrainGuard" {
 		t.Fatalf("code = %q", pe.Code)
 	}
-	if d := cmp.Diff(counts(0, 0, 0), desiredCounts(t, env, drRegion, "spacelift")); d != "" {
+	if d := cmp.Diff(counts(0, 0, 0), desiredCounts(t, env, drRegion, cluster)); d != "" {
 		t.Fatalf("guard changed something (-want +got):\n%s", d)
 	}
 
 	// Stopping is always allowed, and so is starting next to the writer.
 	if _, err := c.Apply(ctx, "ecs_services", env.Params(drRegion, map[string]any{
-		"cluster": "spacelift", "desired_counts": counts(0, 0, 0), "require_writer": guard, "poll_interval": "100ms",
+		"cluster": cluster, "desired_counts": counts(0, 0, 0), "require_writer": guard, "poll_interval": "100ms",
 	})); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Apply(ctx, "ecs_services", env.Params(primaryRegion, map[string]any{
-		"cluster": "spacelift", "desired_counts": counts(1, 1, 1), "require_writer": guard, "poll_interval": "100ms",
+		"cluster": cluster, "desired_counts": counts(1, 1, 1), "require_writer": guard, "poll_interval": "100ms",
 	})); err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff(counts(1, 1, 1), desiredCounts(t, env, primaryRegion, "spacelift")); d != "" {
+	if d := cmp.Diff(counts(1, 1, 1), desiredCounts(t, env, primaryRegion, cluster)); d != "" {
 		t.Fatalf("primary (-want +got):\n%s", d)
 	}
 }
@@ -150,12 +152,13 @@ func TestECSServicesSplitBrainGuard(t *testing.T) {
 func TestECSServicesUnknownServiceChangesNothing(t *testing.T) {
 	t.Parallel()
 	c, env := start(t)
-	seedECS(t, env, drRegion, "spacelift")
+	cluster := awstest.Name(t, "ecs")
+	seedECS(t, env, drRegion, cluster)
 	_, err := c.Apply(tctx(t), "ecs_services", env.Params(drRegion, map[string]any{
-		"cluster": "spacelift", "desired_counts": map[string]any{"spacelift-server": 2, "spacelift-typo": 1},
+		"cluster": cluster, "desired_counts": map[string]any{"spacelift-server": 2, "spacelift-typo": 1},
 	}))
 	wantFatal(t, err, "no active service spacelift-typo", "nothing was changed")
-	if d := cmp.Diff(counts(0, 0, 0), desiredCounts(t, env, drRegion, "spacelift")); d != "" {
+	if d := cmp.Diff(counts(0, 0, 0), desiredCounts(t, env, drRegion, cluster)); d != "" {
 		t.Fatalf("(-want +got):\n%s", d)
 	}
 	_, err = c.Apply(tctx(t), "ecs_services", env.Params(drRegion, map[string]any{"cluster": "nope", "desired_counts": counts(1, 1, 1)}))
@@ -165,10 +168,11 @@ func TestECSServicesUnknownServiceChangesNothing(t *testing.T) {
 func TestECSServicesPlanChangesNothing(t *testing.T) {
 	t.Parallel()
 	c, env := start(t)
-	seedGlobalDB(t, env, "gdb")
-	seedECS(t, env, drRegion, "spacelift")
+	db := seedGlobalDB(t, env, awstest.Name(t, "gdb"))
+	cluster := awstest.Name(t, "ecs")
+	seedECS(t, env, drRegion, cluster)
 	plan, err := c.PlanParams(tctx(t), "ecs_services", env.Params(drRegion, map[string]any{
-		"cluster": "spacelift", "require_writer": map[string]any{"global_cluster": "gdb"},
+		"cluster": cluster, "require_writer": map[string]any{"global_cluster": db.ID},
 		"services": []any{
 			map[string]any{"name": "spacelift-server", "desired_count": 2},
 			map[string]any{"name": "spacelift-drain", "desired_count": 0},
@@ -183,7 +187,7 @@ func TestECSServicesPlanChangesNothing(t *testing.T) {
 	if len(plan.Diagnostics) != 1 || plan.Diagnostics[0].Severity != plugin.SeverityWarning {
 		t.Fatalf("diagnostics = %+v", plan.Diagnostics)
 	}
-	if d := cmp.Diff(counts(0, 0, 0), desiredCounts(t, env, drRegion, "spacelift")); d != "" {
+	if d := cmp.Diff(counts(0, 0, 0), desiredCounts(t, env, drRegion, cluster)); d != "" {
 		t.Fatalf("plan changed state (-want +got):\n%s", d)
 	}
 	diags, err := c.Validate(tctx(t), "ecs_services", map[string]any{"region": drRegion, "cluster": "c"}, nil)

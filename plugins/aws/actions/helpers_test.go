@@ -18,10 +18,13 @@ const (
 	drRegion      = "eu-west-3"
 )
 
-// start runs a fresh emulator and serves the plugin's actions over gRPC.
+func TestMain(m *testing.M) { awstest.Main(m) }
+
+// start serves the plugin's actions over gRPC, against the package's
+// shared emulator (tests name their resources with awstest.Name).
 func start(t *testing.T) (*plugintest.Client, *awstest.Env) {
 	t.Helper()
-	env := awstest.Start(t)
+	env := awstest.Shared(t)
 	return plugintest.Start(t, plugin.Info{Name: "aws", Version: "test"}, All()...), env
 }
 

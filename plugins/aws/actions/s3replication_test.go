@@ -13,9 +13,9 @@ import (
 	"github.com/runbookhq/runbook/plugins/aws/awstest"
 )
 
-// bucketFor names a test bucket of a kind in a region.
-func bucketFor(kind, region string) string {
-	return "spacelift-" + strings.ReplaceAll(kind, "_", "-") + "-" + region
+// bucketFor names the test's bucket of a kind in a region.
+func bucketFor(t *testing.T, kind, region string) string {
+	return awstest.Name(t, "sl-"+strings.ReplaceAll(kind, "_", "-")+"-"+region)
 }
 
 func s3Client(t *testing.T, env *awstest.Env, region string) *s3.Client {
@@ -63,7 +63,7 @@ func seedReplicatedBuckets(t *testing.T, env *awstest.Env) (primaryCfg, drCfg ma
 	primaryCfg = map[string]any{"enabled": true, "replica_kms_key_arn": "arn:aws:kms:eu-west-3:123456789012:key/mrk-1"}
 	drCfg = map[string]any{"enabled": true, "replica_kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/mrk-1"}
 	for _, kind := range bucketKinds {
-		p, d := bucketFor(kind, primaryRegion), bucketFor(kind, drRegion)
+		p, d := bucketFor(t, kind, primaryRegion), bucketFor(t, kind, drRegion)
 		createBucket(t, env, primaryRegion, p, true)
 		createBucket(t, env, drRegion, d, true)
 		replicate(t, env, primaryRegion, p, d)
@@ -80,7 +80,7 @@ func TestS3ReplicationCheckHealthy(t *testing.T) {
 	primaryCfg, drCfg := seedReplicatedBuckets(t, env)
 	drCfg = map[string]any{}
 	for _, kind := range bucketKinds {
-		drCfg[kind+"_bucket_arn"] = "arn:aws:s3:::" + bucketFor(kind, primaryRegion)
+		drCfg[kind+"_bucket_arn"] = "arn:aws:s3:::" + bucketFor(t, kind, primaryRegion)
 	}
 	out, err := c.Apply(tctx(t), "s3_replication_check", env.Params(primaryRegion, map[string]any{
 		"replica_region": drRegion, "buckets": primaryCfg, "replica_buckets": drCfg,
@@ -99,7 +99,7 @@ func TestS3ReplicationCheckHealthy(t *testing.T) {
 	if first["kind"] != "states" || first["region"] != drRegion || first["versioning"] != "Enabled" || first["replication_enabled"] != true || first["ok"] != true {
 		t.Fatalf("report = %v", first)
 	}
-	if fmt.Sprint(first["destinations"]) != "[arn:aws:s3:::"+bucketFor("states", primaryRegion)+"]" {
+	if fmt.Sprint(first["destinations"]) != "[arn:aws:s3:::"+bucketFor(t, "states", primaryRegion)+"]" {
 		t.Fatalf("destinations = %v", first["destinations"])
 	}
 }
@@ -110,25 +110,26 @@ func TestS3ReplicationCheckListsEveryBadBucket(t *testing.T) {
 	primaryCfg, _ := seedReplicatedBuckets(t, env)
 	drCfg := map[string]any{}
 	for _, kind := range bucketKinds {
-		drCfg[kind+"_bucket_arn"] = bucketFor(kind, primaryRegion)
+		drCfg[kind+"_bucket_arn"] = bucketFor(t, kind, primaryRegion)
 	}
 	ctx := context.Background()
 	// modules (primary): versioning suspended; workspaces (DR): replicating
 	// to the wrong bucket; policy_inputs: the DR side does not exist.
-	if _, err := s3Client(t, env, primaryRegion).PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(bucketFor("modules", primaryRegion)), VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusSuspended}}); err != nil {
+	if _, err := s3Client(t, env, primaryRegion).PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(bucketFor(t, "modules", primaryRegion)), VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusSuspended}}); err != nil {
 		t.Fatal(err)
 	}
-	createBucket(t, env, primaryRegion, "elsewhere", true)
-	replicate(t, env, drRegion, bucketFor("workspaces", drRegion), "elsewhere")
-	primaryCfg["policy_inputs_bucket_arn"] = "arn:aws:s3:::no-such-bucket"
+	elsewhere := awstest.Name(t, "elsewhere")
+	createBucket(t, env, primaryRegion, elsewhere, true)
+	replicate(t, env, drRegion, bucketFor(t, "workspaces", drRegion), elsewhere)
+	primaryCfg["policy_inputs_bucket_arn"] = "arn:aws:s3:::" + awstest.Name(t, "no-such-bucket")
 
 	params := env.Params(primaryRegion, map[string]any{"replica_region": drRegion, "buckets": primaryCfg, "replica_buckets": drCfg})
 	_, err := c.Apply(tctx(t), "s3_replication_check", params)
 	pe := wantFatal(t, err,
-		"modules bucket "+bucketFor("modules", primaryRegion)+" (eu-west-1): versioning is Suspended",
-		"workspaces bucket "+bucketFor("workspaces", drRegion)+" (eu-west-3): replicates to arn:aws:s3:::elsewhere, not to arn:aws:s3:::"+bucketFor("workspaces", primaryRegion),
-		"policy_inputs bucket no-such-bucket (region unknown): bucket does not exist",
-		"policy_inputs bucket "+bucketFor("policy_inputs", primaryRegion)+" (eu-west-1): replicates to",
+		"modules bucket "+bucketFor(t, "modules", primaryRegion)+" (eu-west-1): versioning is Suspended",
+		"workspaces bucket "+bucketFor(t, "workspaces", drRegion)+" (eu-west-3): replicates to arn:aws:s3:::"+elsewhere+", not to arn:aws:s3:::"+bucketFor(t, "workspaces", primaryRegion),
+		"policy_inputs bucket "+awstest.Name(t, "no-such-bucket")+" (region unknown): bucket does not exist",
+		"policy_inputs bucket "+bucketFor(t, "policy_inputs", primaryRegion)+" (eu-west-1): replicates to",
 	)
 	if pe.Code != "ReplicationProblems" {
 		t.Fatalf("code = %q", pe.Code)
@@ -159,7 +160,7 @@ func TestS3ReplicationCheckDisabledConfigAndPlan(t *testing.T) {
 	primaryCfg, drCfg := seedReplicatedBuckets(t, env)
 	drCfg = map[string]any{"enabled": false}
 	for _, kind := range bucketKinds {
-		drCfg[kind+"_bucket_arn"] = bucketFor(kind, primaryRegion)
+		drCfg[kind+"_bucket_arn"] = bucketFor(t, kind, primaryRegion)
 	}
 	params := env.Params(primaryRegion, map[string]any{"replica_region": drRegion, "buckets": primaryCfg, "replica_buckets": drCfg})
 	plan, err := c.PlanParams(tctx(t), "s3_replication_check", params)

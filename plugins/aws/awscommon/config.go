@@ -7,10 +7,14 @@ package awscommon
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 )
 
@@ -79,7 +83,34 @@ func (c Conn) Config(ctx context.Context) (aws.Config, error) {
 		}
 		return aws.Config{}, fmt.Errorf("loading AWS configuration (%s, region %s): %w", who, c.Region, err)
 	}
+	if cfg.BaseEndpoint != nil {
+		if u, err := url.Parse(*cfg.BaseEndpoint); err == nil && bareHost(u.Hostname()) {
+			cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+				tr.DialContext = prefixDialer(u.Hostname())
+			})
+		}
+	}
 	return cfg, nil
+}
+
+// bareHost reports whether subdomains of host cannot resolve: an IP
+// address or localhost. Some services put a prefix in front of the
+// endpoint's host (S3 Control: the account id), which only works with a
+// real DNS name.
+func bareHost(host string) bool {
+	return net.ParseIP(host) != nil || host == "localhost"
+}
+
+// prefixDialer dials host for any name "<prefix>.<host>", and other names
+// as usual.
+func prefixDialer(host string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if h, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(h, "."+host) {
+			addr = net.JoinHostPort(host, port)
+		}
+		return d.DialContext(ctx, network, addr)
+	}
 }
 
 // EndpointOverridden reports whether requests for the service (its SDK id,

@@ -1,0 +1,169 @@
+package actions
+
+import (
+	"context"
+	"sort"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/runbookhq/runbook/plugins/aws/awstest"
+	"github.com/runbookhq/runbook/sdk/plugin"
+)
+
+// seedWorkerASG creates a worker auto-scaling group of n instances.
+func seedWorkerASG(t *testing.T, env *awstest.Env, region, name string, n int32) {
+	t.Helper()
+	ctx := context.Background()
+	e := ec2.NewFromConfig(env.Config(t, region))
+	imgs, err := e.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("name"), Values: []string{"amzn2-ami-*"}}}})
+	if err != nil || len(imgs.Images) == 0 {
+		t.Fatalf("no image to launch workers from: %v", err)
+	}
+	if _, err := e.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
+		LaunchTemplateName: aws.String(name),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: imgs.Images[0].ImageId, InstanceType: ec2types.InstanceTypeT3Small},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := autoscaling.NewFromConfig(env.Config(t, region)).CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String(name), MinSize: aws.Int32(0), MaxSize: aws.Int32(n + 2), DesiredCapacity: aws.Int32(n),
+		LaunchTemplate:    &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(name)},
+		AvailabilityZones: []string{region + "a"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// groupInstances reads the group's instance ids and lifecycle states.
+func groupInstances(t *testing.T, env *awstest.Env, region, name string) map[string]string {
+	t.Helper()
+	out, err := autoscaling.NewFromConfig(env.Config(t, region)).DescribeAutoScalingGroups(context.Background(), &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{name}})
+	if err != nil || len(out.AutoScalingGroups) != 1 {
+		t.Fatalf("describe %s: %v", name, err)
+	}
+	m := map[string]string{}
+	for _, i := range out.AutoScalingGroups[0].Instances {
+		m[aws.ToString(i.InstanceId)] = string(i.LifecycleState)
+	}
+	return m
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func strs(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, x.(string))
+	}
+	return out
+}
+
+// checkCycled asserts the group now holds exactly new, all InService, none
+// of old.
+func checkCycled(t *testing.T, env *awstest.Env, group string, old, new []string) {
+	t.Helper()
+	now := groupInstances(t, env, drRegion, group)
+	if len(now) != len(old) || len(new) != len(old) {
+		t.Fatalf("old %v, new %v, group now %v", old, new, now)
+	}
+	for _, id := range old {
+		if _, ok := now[id]; ok {
+			t.Fatalf("old instance %s still in the group: %v", id, now)
+		}
+	}
+	for _, id := range new {
+		if now[id] != "InService" {
+			t.Fatalf("new instance %s is %q: %v", id, now[id], now)
+		}
+	}
+}
+
+func TestASGCycleRolling(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	name := awstest.Name(t, "workers")
+	seedWorkerASG(t, env, drRegion, name, 3)
+	before := keys(groupInstances(t, env, drRegion, name))
+	out, err := c.Apply(tctx(t), "asg_cycle", env.Params(drRegion, map[string]any{"auto_scaling_group": name, "method": "rolling", "poll_interval": "100ms"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out["method"] != "rolling" {
+		t.Fatalf("outputs = %v", out)
+	}
+	if got := strs(out["old_instance_ids"]); len(got) != 3 || got[0] != before[0] || got[2] != before[2] {
+		t.Fatalf("old_instance_ids = %v, want %v", got, before)
+	}
+	checkCycled(t, env, name, before, strs(out["new_instance_ids"]))
+	if msgs := progressMessages(c); !hasMessage(msgs, "terminating instance") || !hasMessage(msgs, "all instances replaced") {
+		t.Fatalf("progress = %v", msgs)
+	}
+}
+
+func TestASGCycleAuto(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	name := awstest.Name(t, "workers")
+	seedWorkerASG(t, env, drRegion, name, 2)
+	before := keys(groupInstances(t, env, drRegion, name))
+	out, err := c.Apply(tctx(t), "asg_cycle", env.Params(drRegion, map[string]any{"auto_scaling_group": name, "min_healthy_percentage": 50, "poll_interval": "100ms"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The emulator may or may not offer instance refresh; either way every
+	// instance must have been replaced.
+	switch out["method"] {
+	case "instance_refresh":
+		if out["instance_refresh_id"] == "" || !hasMessage(progressMessages(c), "instance refresh Successful") {
+			t.Fatalf("outputs = %v, progress = %v", out, progressMessages(c))
+		}
+	case "rolling":
+		if !hasMessage(progressMessages(c), "instance refresh is not available here") {
+			t.Fatalf("progress = %v", progressMessages(c))
+		}
+	default:
+		t.Fatalf("method = %v", out["method"])
+	}
+	checkCycled(t, env, name, before, strs(out["new_instance_ids"]))
+}
+
+func TestASGCycleErrorsAndPlan(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	_, err := c.Apply(tctx(t), "asg_cycle", env.Params(drRegion, map[string]any{"auto_scaling_group": "nope"}))
+	name := awstest.Name(t, "workers")
+	wantFatal(t, err, `auto-scaling group "nope" not found`)
+
+	seedWorkerASG(t, env, drRegion, name, 2)
+	before := groupInstances(t, env, drRegion, name)
+	plan, err := c.PlanParams(tctx(t), "asg_cycle", env.Params(drRegion, map[string]any{"auto_scaling_group": name}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Changes) != 1 || plan.Changes[0].Kind != plugin.ChangeReplace || len(plan.Changes[0].Before.([]any)) != 2 {
+		t.Fatalf("plan = %+v", plan)
+	}
+	after := groupInstances(t, env, drRegion, name)
+	if len(after) != 2 || keys(after)[0] != keys(before)[0] || keys(after)[1] != keys(before)[1] {
+		t.Fatalf("plan changed the group: %v -> %v", before, after)
+	}
+	d, err := c.Describe(tctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := d.Action("asg_cycle"); a.Idempotent {
+		t.Fatal("asg_cycle must not claim to be idempotent")
+	}
+}
