@@ -1,0 +1,298 @@
+// Command testplugin is a runbook plugin for tests of the host, the engine
+// and the CLI: each action exercises one behaviour a real plugin can show
+// (success, progress, retryable and fatal failures, waiting, side effects,
+// crashing, logging, spawning children). Every action supports Plan.
+//
+// Start-up misbehaviour is chosen with the environment variable
+// RUNBOOK_TESTPLUGIN_STARTUP: "garbage" prints a line to stdout first
+// (breaking both `describe` and the go-plugin handshake), "hang" never
+// starts serving, "exit" exits with status 3 at once.
+//
+// Build variants with -ldflags: -X main.version=V changes the reported
+// version (and so the binary's checksum); -X main.protocolVersion=N makes
+// the plugin speak plugin protocol major version N.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/runbookhq/runbook/sdk/plugin"
+)
+
+var (
+	version         = "0.1.0"
+	protocolVersion = ""
+)
+
+// childArg makes the binary a child process that sleeps (see spawn).
+const childArg = "__testplugin_child_sleep"
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == childArg {
+		time.Sleep(time.Hour)
+		return
+	}
+	switch os.Getenv("RUNBOOK_TESTPLUGIN_STARTUP") {
+	case "garbage":
+		fmt.Println("debug: testplugin starting up")
+	case "hang":
+		if len(os.Args) == 1 {
+			time.Sleep(time.Hour)
+		}
+	case "exit":
+		fmt.Fprintln(os.Stderr, "testplugin: refusing to start (RUNBOOK_TESTPLUGIN_STARTUP=exit)")
+		os.Exit(3)
+	}
+	info := plugin.Info{Name: "testplugin", Version: version}
+	actions := []plugin.Action{noop(), echo(), fail(), sleep(), record(), crash(), logAction(), spawn(), env()}
+	if protocolVersion != "" {
+		v, err := strconv.Atoi(protocolVersion)
+		if err != nil {
+			panic(err)
+		}
+		plugin.Handshake.ProtocolVersion = uint(v)
+		if len(os.Args) > 1 && os.Args[1] == "describe" {
+			srv, err := plugin.NewServer(info, actions...)
+			if err != nil {
+				panic(err)
+			}
+			d := srv.Description()
+			d.ProtocolVersion = v
+			_ = json.NewEncoder(os.Stdout).Encode(d)
+			return
+		}
+	}
+	plugin.Serve(info, actions...)
+}
+
+type none struct{}
+
+func planAction(resource string, after any) plugin.Plan {
+	return plugin.Plan{Summary: "would " + resource, Changes: []plugin.Change{{Resource: resource, After: after, Kind: plugin.ChangeAction}}}
+}
+
+func noop() plugin.Action {
+	return plugin.NewAction("noop", func(context.Context, plugin.Request[none]) (none, error) {
+		return none{}, nil
+	}).Doc("Does nothing.").ReadOnly().
+		Plan(func(context.Context, plugin.PlanRequest[none]) (plugin.Plan, error) {
+			return plugin.Plan{Summary: "nothing to do", Changes: []plugin.Change{{Resource: "nothing", Kind: plugin.ChangeNoop}}}, nil
+		})
+}
+
+func echo() plugin.Action {
+	return plugin.NewAction("echo", func(_ context.Context, req plugin.Request[map[string]any]) (map[string]any, error) {
+		req.Progress("echoing", "keys", len(req.Params))
+		return req.Params, nil
+	}).Doc("Returns its parameters as outputs.").Idempotent().
+		Plan(func(_ context.Context, req plugin.PlanRequest[map[string]any]) (plugin.Plan, error) {
+			return planAction("echo", req.Params), nil
+		})
+}
+
+type failParams struct {
+	Mode    string `json:"mode" enum:"retryable,fatal" default:"retryable" doc:"How to fail."`
+	Times   int    `json:"times" doc:"Fail while the attempt number is at most this; 0 fails every attempt."`
+	Code    string `json:"code" default:"TestFailure" doc:"Error code."`
+	Message string `json:"message" default:"failing on request" doc:"Error message."`
+}
+
+type failOutputs struct {
+	Attempt int `json:"attempt" doc:"The attempt that succeeded."`
+}
+
+func fail() plugin.Action {
+	return plugin.NewAction("fail", func(_ context.Context, req plugin.Request[failParams]) (failOutputs, error) {
+		p := req.Params
+		if p.Times == 0 || req.Attempt <= p.Times {
+			msg := fmt.Sprintf("%s (attempt %d)", p.Message, req.Attempt)
+			if p.Mode == "fatal" {
+				return failOutputs{}, plugin.FatalCode(p.Code, "%s", msg)
+			}
+			return failOutputs{}, plugin.RetryableCode(p.Code, "%s", msg)
+		}
+		return failOutputs{Attempt: req.Attempt}, nil
+	}).Doc("Fails (retryably or fatally) for the first `times` attempts, then succeeds.").Idempotent().
+		Plan(func(_ context.Context, req plugin.PlanRequest[failParams]) (plugin.Plan, error) {
+			return planAction("fail", req.Params.Mode), nil
+		})
+}
+
+type sleepParams struct {
+	Duration time.Duration `json:"duration" required:"true" doc:"How long to sleep."`
+}
+
+type sleepOutputs struct {
+	Slept time.Duration `json:"slept"`
+	PID   int           `json:"pid"`
+}
+
+func sleep() plugin.Action {
+	return plugin.NewAction("sleep", func(ctx context.Context, req plugin.Request[sleepParams]) (sleepOutputs, error) {
+		req.Progress("sleeping", "pid", os.Getpid(), "duration", req.Params.Duration.String())
+		start := time.Now()
+		select {
+		case <-time.After(req.Params.Duration):
+		case <-ctx.Done():
+			return sleepOutputs{}, fmt.Errorf("sleep interrupted after %s: %w", time.Since(start).Round(time.Millisecond), ctx.Err())
+		}
+		return sleepOutputs{Slept: req.Params.Duration, PID: os.Getpid()}, nil
+	}).Doc("Sleeps, stopping early when cancelled. Its first progress event carries the plugin's pid.").Idempotent().
+		Plan(func(_ context.Context, req plugin.PlanRequest[sleepParams]) (plugin.Plan, error) {
+			return planAction("sleep", req.Params.Duration.String()), nil
+		})
+}
+
+type recordParams struct {
+	File string `json:"file" required:"true" doc:"File to append to."`
+	Line string `json:"line" required:"true" doc:"Line to append."`
+}
+
+type recordOutputs struct {
+	Lines int `json:"lines" doc:"Lines in the file after appending."`
+}
+
+func countLines(file string) (int, error) {
+	b, err := os.ReadFile(file)
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	return strings.Count(string(b), "\n"), err
+}
+
+func record() plugin.Action {
+	return plugin.NewAction("record", func(_ context.Context, req plugin.Request[recordParams]) (recordOutputs, error) {
+		f, err := os.OpenFile(req.Params.File, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return recordOutputs{}, err
+		}
+		if _, err := fmt.Fprintln(f, req.Params.Line); err != nil {
+			f.Close()
+			return recordOutputs{}, err
+		}
+		if err := f.Close(); err != nil {
+			return recordOutputs{}, err
+		}
+		n, err := countLines(req.Params.File)
+		return recordOutputs{Lines: n}, err
+	}).Doc("Appends a line to a file: a side effect tests can count. Not idempotent.").
+		Plan(func(_ context.Context, req plugin.PlanRequest[recordParams]) (plugin.Plan, error) {
+			n, err := countLines(req.Params.File)
+			if err != nil {
+				return plugin.Plan{}, err
+			}
+			return plugin.Plan{Summary: "append a line to " + req.Params.File, Changes: []plugin.Change{{
+				Resource: req.Params.File, Field: "lines", Before: n, After: n + 1, Kind: plugin.ChangeUpdate,
+			}}}, nil
+		})
+}
+
+type crashParams struct {
+	Mode    string        `json:"mode" enum:"exit,kill" default:"exit" doc:"exit: os.Exit(code); kill: SIGKILL itself."`
+	Code    int           `json:"code" default:"2" doc:"Exit status for mode exit."`
+	After   time.Duration `json:"after" doc:"Wait this long first."`
+	Message string        `json:"message" doc:"A line written to stderr just before crashing."`
+}
+
+func crash() plugin.Action {
+	return plugin.NewAction("crash", func(ctx context.Context, req plugin.Request[crashParams]) (none, error) {
+		req.Progress("crashing", "pid", os.Getpid())
+		select {
+		case <-time.After(req.Params.After):
+		case <-ctx.Done():
+			return none{}, ctx.Err()
+		}
+		if req.Params.Message != "" {
+			fmt.Fprintln(os.Stderr, req.Params.Message)
+		}
+		if req.Params.Mode == "kill" {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			time.Sleep(time.Minute)
+		}
+		os.Exit(req.Params.Code)
+		return none{}, nil
+	}).Doc("Ends the plugin process in the middle of the action.").
+		Plan(func(context.Context, plugin.PlanRequest[crashParams]) (plugin.Plan, error) {
+			return planAction("crash", nil), nil
+		})
+}
+
+type logParams struct {
+	Message string            `json:"message" required:"true"`
+	Level   string            `json:"level" enum:"trace,debug,info,warn,error" default:"info"`
+	Fields  map[string]string `json:"fields"`
+	// Raw writes the message to stderr as a plain line instead of hclog.
+	Raw bool `json:"raw"`
+}
+
+func logAction() plugin.Action {
+	return plugin.NewAction("log", func(_ context.Context, req plugin.Request[logParams]) (none, error) {
+		if req.Params.Raw {
+			fmt.Fprintln(os.Stderr, req.Params.Message)
+			return none{}, nil
+		}
+		var kv []any
+		for k, v := range req.Params.Fields {
+			kv = append(kv, k, v)
+		}
+		req.Log.Log(hclog.LevelFromString(req.Params.Level), req.Params.Message, kv...)
+		return none{}, nil
+	}).Doc("Writes a log line to stderr (hclog, or raw).").ReadOnly().
+		Plan(func(context.Context, plugin.PlanRequest[logParams]) (plugin.Plan, error) {
+			return planAction("log", nil), nil
+		})
+}
+
+type spawnOutputs struct {
+	PID int `json:"pid" doc:"The child's pid."`
+}
+
+func spawn() plugin.Action {
+	return plugin.NewAction("spawn", func(_ context.Context, req plugin.Request[none]) (spawnOutputs, error) {
+		self, err := os.Executable()
+		if err != nil {
+			return spawnOutputs{}, err
+		}
+		// The child keeps the plugin's stderr: the hardest case for the
+		// host, whose log reader only sees EOF once the child is gone too.
+		cmd := exec.Command(self, childArg)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			return spawnOutputs{}, err
+		}
+		go func() { _ = cmd.Wait() }()
+		return spawnOutputs{PID: cmd.Process.Pid}, nil
+	}).Doc("Starts a child process that sleeps for an hour, and returns its pid.").
+		Plan(func(context.Context, plugin.PlanRequest[none]) (plugin.Plan, error) {
+			return planAction("spawn", nil), nil
+		})
+}
+
+type envParams struct {
+	Name string `json:"name" required:"true"`
+}
+
+type envOutputs struct {
+	Value string `json:"value"`
+	Set   bool   `json:"set"`
+}
+
+func env() plugin.Action {
+	return plugin.NewAction("env", func(_ context.Context, req plugin.Request[envParams]) (envOutputs, error) {
+		v, ok := os.LookupEnv(req.Params.Name)
+		return envOutputs{Value: v, Set: ok}, nil
+	}).Doc("Returns an environment variable of the plugin process.").ReadOnly().
+		Plan(func(context.Context, plugin.PlanRequest[envParams]) (plugin.Plan, error) {
+			return planAction("env", nil), nil
+		})
+}

@@ -1,0 +1,21 @@
+//go:build !unix
+
+package pluginhost
+
+import (
+	"os"
+	"os/exec"
+)
+
+func isolate(*exec.Cmd) {}
+
+// killGroup kills only the process itself outside Unix: there are no
+// process groups to signal.
+func killGroup(pid int) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return nil
+	}
+	_ = p.Kill()
+	return nil
+}
