@@ -476,6 +476,11 @@ func auroraGlobalSwitchover() plugin.Action {
 		if g.Status != "available" {
 			return promoteOutputs{}, plugin.RetryableCode("NotAvailable", "global cluster %s is %s, not available; a switchover needs it available", g.ID, g.Status)
 		}
+		if target.Synchronization == "pending-resync" {
+			// After a failover the old writer resynchronizes before it can
+			// be promoted again; that ends by itself.
+			return promoteOutputs{}, plugin.RetryableCode("TargetResyncing", "cluster %s is still resynchronizing (pending-resync) after a failover and cannot be promoted yet", target.ARN)
+		}
 		// A switchover is issued in the current primary's region.
 		primary := p.Conn().WithRegion(writer.Region)
 		cfg, err := primary.Config(ctx)

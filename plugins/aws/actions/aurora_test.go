@@ -9,6 +9,8 @@ import (
 
 	"github.com/runbookhq/runbook/plugins/aws/awstest"
 	"github.com/runbookhq/runbook/sdk/plugin"
+	"github.com/runbookhq/runbook/sdk/plugin/plugintest"
+	"github.com/runbookhq/runbook/sim/emulator"
 )
 
 type globalDB struct {
@@ -193,5 +195,142 @@ func TestAuroraSwitchoverPlanChangesNothing(t *testing.T) {
 	plan, err = c.PlanParams(tctx(t), "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": db.ID, "target_region": primaryRegion}))
 	if err != nil || plan.Changes[0].Kind != plugin.ChangeNoop {
 		t.Fatalf("noop plan = %+v, err = %v", plan, err)
+	}
+}
+
+// lastOperation is the emulator's record of the global cluster's newest
+// completed switchover or failover.
+func lastOperation(t *testing.T, env *awstest.Env, id string) emulator.AuroraOperation {
+	t.Helper()
+	st, err := env.Emulator.Aurora(tctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(st.History) - 1; i >= 0; i-- {
+		if st.History[i].GlobalCluster == id {
+			return st.History[i]
+		}
+	}
+	t.Fatalf("no operation recorded for %s: %+v", id, st.History)
+	return emulator.AuroraOperation{}
+}
+
+func TestAuroraSwitchoverAndBack(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	db := seedGlobalDB(t, env, awstest.Name(t, "gdb"))
+	ctx := tctx(t)
+	// The step's region is only where to look the cluster up.
+	out, err := c.Apply(ctx, "aurora_global_switchover", env.Params(drRegion, map[string]any{"global_cluster": db.ID, "target_region": drRegion, "poll_interval": "100ms"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"writer_cluster_arn": db.DRARN, "writer_region": drRegion,
+		"previous_writer_cluster_arn": db.PrimaryARN, "previous_writer_region": primaryRegion, "switched": true,
+	}
+	for k, v := range want {
+		if out[k] != v {
+			t.Fatalf("%s = %v, want %v (outputs %v)", k, out[k], v, out)
+		}
+	}
+	if writerOf(t, env, db.ID) != db.DRARN {
+		t.Fatal("the emulator's writer is not the DR cluster")
+	}
+	op := lastOperation(t, env, db.ID)
+	if op.Kind != "switchover" || op.CalledInRegion != primaryRegion || op.AllowDataLoss || op.ToClusterARN != db.DRARN {
+		t.Fatalf("operation = %+v: a switchover must be issued in the current primary's region", op)
+	}
+	if msgs := progressMessages(c); !hasMessage(msgs, "global cluster switching-over") || !hasMessage(msgs, "switchover complete") {
+		t.Fatalf("progress = %v", msgs)
+	}
+
+	// The rollback: back to the previous writer, issued in the now-primary DR region.
+	back, err := c.Apply(ctx, "aurora_global_switchover", env.Params(drRegion, map[string]any{"global_cluster": db.ID, "target_cluster_arn": out["previous_writer_cluster_arn"], "poll_interval": "100ms"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back["writer_cluster_arn"] != db.PrimaryARN || writerOf(t, env, db.ID) != db.PrimaryARN {
+		t.Fatalf("switch back: outputs %v", back)
+	}
+	if op := lastOperation(t, env, db.ID); op.CalledInRegion != drRegion {
+		t.Fatalf("switch back issued in %s, want %s", op.CalledInRegion, drRegion)
+	}
+}
+
+func TestAuroraFailoverRecordsLag(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	db := seedGlobalDB(t, env, awstest.Name(t, "gdb"))
+	ctx := tctx(t)
+	if err := env.Emulator.SetReplicationLag(ctx, db.DRARN, 1234); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Apply(ctx, "aurora_global_failover", env.Params(drRegion, map[string]any{"global_cluster": db.ID, "poll_interval": "100ms"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out["writer_cluster_arn"] != db.DRARN || out["previous_writer_cluster_arn"] != db.PrimaryARN || out["switched"] != true {
+		t.Fatalf("outputs = %v", out)
+	}
+	if out["replication_lag_ms"] != 1234.0 || out["replication_lag_at"] == "" || out["replication_lag_reason"] != "" {
+		t.Fatalf("lag evidence = %v / %v / %v", out["replication_lag_ms"], out["replication_lag_at"], out["replication_lag_reason"])
+	}
+	if writerOf(t, env, db.ID) != db.DRARN {
+		t.Fatal("the emulator's writer is not the DR cluster")
+	}
+	op := lastOperation(t, env, db.ID)
+	if op.Kind != "failover" || !op.AllowDataLoss || op.CalledInRegion != drRegion {
+		t.Fatalf("operation = %+v: a failover must allow data loss and be issued in the target region", op)
+	}
+
+	// Again: the target is the writer, nothing to do.
+	again, err := c.Apply(ctx, "aurora_global_failover", env.Params(drRegion, map[string]any{"global_cluster": db.ID, "poll_interval": "100ms"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again["switched"] != false || again["replication_lag_ms"] != "unknown" || again["writer_cluster_arn"] != db.DRARN {
+		t.Fatalf("re-run outputs = %v", again)
+	}
+}
+
+// TestAuroraBusyGlobalCluster runs a switchover slow enough to be caught in
+// the middle, on an emulator of its own (its timing is the test's).
+func TestAuroraBusyGlobalCluster(t *testing.T) {
+	t.Parallel()
+	env := awstest.Start(t)
+	c := plugintest.Start(t, plugin.Info{Name: "aws"}, All()...)
+	ctx := tctx(t)
+	if err := env.Emulator.SetTiming(ctx, emulator.Timing{emulator.AuroraSwitchover: 4}); err != nil {
+		t.Fatal(err)
+	}
+	db := seedGlobalDB(t, env, "gdb")
+	// Someone else starts a switchover to the DR cluster.
+	if _, err := rds.NewFromConfig(env.Config(t, primaryRegion)).SwitchoverGlobalCluster(ctx, &rds.SwitchoverGlobalClusterInput{
+		GlobalClusterIdentifier: aws.String(db.ID), TargetDbClusterIdentifier: aws.String(db.DRARN),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A switchover elsewhere (here: back to the primary) and a failover are refused.
+	_, err := c.Apply(ctx, "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": db.ID, "target_region": primaryRegion}))
+	if pe := wantFatal(t, err, "is busy", "switchover"); pe.Code != "OperationInProgress" {
+		t.Fatalf("code = %q", pe.Code)
+	}
+	_, err = c.Apply(ctx, "aurora_global_failover", env.Params(drRegion, map[string]any{"global_cluster": db.ID}))
+	wantFatal(t, err, "is busy", "refusing to start a failover")
+	plan, err := c.PlanParams(ctx, "aurora_global_switchover", env.Params(primaryRegion, map[string]any{"global_cluster": db.ID, "target_region": primaryRegion}))
+	if err != nil || len(plan.Diagnostics) != 1 {
+		t.Fatalf("plan during a switchover = %+v, %v", plan, err)
+	}
+	// The same switchover (a resumed step) is joined and waited for.
+	out, err := c.Apply(ctx, "aurora_global_switchover", env.Params(drRegion, map[string]any{"global_cluster": db.ID, "target_region": drRegion, "poll_interval": "100ms"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out["writer_cluster_arn"] != db.DRARN || out["previous_writer_cluster_arn"] != db.PrimaryARN || writerOf(t, env, db.ID) != db.DRARN {
+		t.Fatalf("joined switchover: outputs %v", out)
+	}
+	if !hasMessage(progressMessages(c), "joining the switchover already under way") {
+		t.Fatalf("progress = %v", progressMessages(c))
 	}
 }
