@@ -16,6 +16,7 @@ func All() []plugin.Action {
 		cloudfrontOrigin(),
 		s3ReplicationCheck(),
 		asgCycle(),
+		s3BatchReplicate(),
 		iotEndpoint(),
 	}
 }
