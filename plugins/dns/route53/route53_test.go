@@ -20,21 +20,28 @@ import (
 // albZone is a load balancer's canonical hosted zone id (eu-west-3).
 const albZone = "Z3Q77PNBQS71R4"
 
+func TestMain(m *testing.M) { awstest.Main(m) }
+
 type fixture struct {
 	c    *plugintest.Client
 	env  *awstest.Env
 	r53  *r53.Client
 	zone string
+	// domain is the test's own zone name (tests share the emulator).
+	domain string
 }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	env := awstest.Start(t)
+	env := awstest.Shared(t)
 	c := plugintest.Start(t, plugin.Info{Name: "dns", Version: "test"}, Action())
-	f := &fixture{c: c, env: env, r53: r53.NewFromConfig(env.Config(t, "us-east-1"))}
-	f.zone = f.createZone(t, "myorg.com", false)
+	f := &fixture{c: c, env: env, r53: r53.NewFromConfig(env.Config(t, "us-east-1")), domain: awstest.Name(t, "myorg") + ".com"}
+	f.zone = f.createZone(t, f.domain, false)
 	return f
 }
+
+// n is a name in the test's zone: n("spacelift") = "spacelift.<domain>".
+func (f *fixture) n(label string) string { return label + "." + f.domain }
 
 func (f *fixture) createZone(t *testing.T, name string, private bool) string {
 	t.Helper()
@@ -116,22 +123,23 @@ func TestCreateThenRestoreDeletes(t *testing.T) {
 	f := setup(t)
 	ctx := plugintest.Context(t)
 	out, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{
-		"zone_id": f.zone, "name": "spacelift.myorg.com", "value": "dr-alb.eu-west-3.elb.amazonaws.com", "ttl": 30,
+		"zone_id": f.zone, "name": f.n("spacelift"), "value": "dr-alb.eu-west-3.elb.amazonaws.com", "ttl": 30,
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	prev := out["previous"].(map[string]any)
-	if prev["exists"] != false || prev["name"] != "spacelift.myorg.com" || prev["type"] != "CNAME" || prev["zone_id"] != f.zone {
+	if prev["exists"] != false || prev["name"] != f.n("spacelift") || prev["type"] != "CNAME" || prev["zone_id"] != f.zone {
 		t.Fatalf("previous = %v", prev)
 	}
 	if out["changed"] != true || out["change_id"] == "" {
 		t.Fatalf("outputs = %v", out)
 	}
-	if d := cmp.Diff([]string{"CNAME dr-alb.eu-west-3.elb.amazonaws.com ttl=30"}, f.records(t, "spacelift.myorg.com")); d != "" {
+	if d := cmp.Diff([]string{"CNAME dr-alb.eu-west-3.elb.amazonaws.com ttl=30"}, f.records(t, f.n("spacelift"))); d != "" {
 		t.Fatalf("records (-want +got):\n%s", d)
 	}
-	if msgs := progress(f.c); !hasMessage(msgs, "current record: (none)") || !hasMessage(msgs, "change submitted") {
+	// The emulator reports the change PENDING first: the action waited for INSYNC.
+	if msgs := progress(f.c); !hasMessage(msgs, "current record: (none)") || !hasMessage(msgs, "change submitted") || !hasMessage(msgs, "change insync") {
 		t.Fatalf("progress = %v", msgs)
 	}
 
@@ -140,7 +148,7 @@ func TestCreateThenRestoreDeletes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := f.records(t, "spacelift.myorg.com"); len(got) != 0 {
+	if got := f.records(t, f.n("spacelift")); len(got) != 0 {
 		t.Fatalf("after restore: %v", got)
 	}
 	if back["record"].(map[string]any)["exists"] != false {
@@ -152,18 +160,18 @@ func TestUpdateIsIdempotentAndRestorable(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	ctx := plugintest.Context(t)
-	f.put(t, types.ResourceRecordSet{Name: aws.String("worker-iot.myorg.com"), Type: types.RRTypeCname, TTL: aws.Int64(300),
+	f.put(t, types.ResourceRecordSet{Name: aws.String(f.n("worker-iot")), Type: types.RRTypeCname, TTL: aws.Int64(300),
 		ResourceRecords: []types.ResourceRecord{{Value: aws.String("abc-ats.iot.eu-west-1.amazonaws.com")}}})
-	params := f.params(map[string]any{"zone_name": "myorg.com", "name": "worker-iot.myorg.com", "value": "abc-ats.iot.eu-west-3.amazonaws.com"})
+	params := f.params(map[string]any{"zone_name": f.domain, "name": f.n("worker-iot"), "value": "abc-ats.iot.eu-west-3.amazonaws.com"})
 	out, err := f.c.Apply(ctx, "route53_record", params)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"exists": true, "zone_id": f.zone, "name": "worker-iot.myorg.com", "type": "CNAME", "ttl": 300.0, "values": []any{"abc-ats.iot.eu-west-1.amazonaws.com"}}
+	want := map[string]any{"exists": true, "zone_id": f.zone, "name": f.n("worker-iot"), "type": "CNAME", "ttl": 300.0, "values": []any{"abc-ats.iot.eu-west-1.amazonaws.com"}}
 	if d := cmp.Diff(want, out["previous"]); d != "" {
 		t.Fatalf("previous (-want +got):\n%s", d)
 	}
-	if d := cmp.Diff([]string{"CNAME abc-ats.iot.eu-west-3.amazonaws.com ttl=60"}, f.records(t, "worker-iot.myorg.com")); d != "" {
+	if d := cmp.Diff([]string{"CNAME abc-ats.iot.eu-west-3.amazonaws.com ttl=60"}, f.records(t, f.n("worker-iot"))); d != "" {
 		t.Fatalf("records (-want +got):\n%s", d)
 	}
 	again, err := f.c.Apply(ctx, "route53_record", params)
@@ -176,7 +184,7 @@ func TestUpdateIsIdempotentAndRestorable(t *testing.T) {
 	if _, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"restore": out["previous"]})); err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff([]string{"CNAME abc-ats.iot.eu-west-1.amazonaws.com ttl=300"}, f.records(t, "worker-iot.myorg.com")); d != "" {
+	if d := cmp.Diff([]string{"CNAME abc-ats.iot.eu-west-1.amazonaws.com ttl=300"}, f.records(t, f.n("worker-iot"))); d != "" {
 		t.Fatalf("after restore (-want +got):\n%s", d)
 	}
 }
@@ -185,9 +193,9 @@ func TestAliasReplacedByCNAMEAndBack(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	ctx := plugintest.Context(t)
-	f.put(t, types.ResourceRecordSet{Name: aws.String("spacelift.myorg.com"), Type: types.RRTypeA,
+	f.put(t, types.ResourceRecordSet{Name: aws.String(f.n("spacelift")), Type: types.RRTypeA,
 		AliasTarget: &types.AliasTarget{DNSName: aws.String("primary-alb.eu-west-1.elb.amazonaws.com."), HostedZoneId: aws.String("Z32O12XQLNTSW2"), EvaluateTargetHealth: true}})
-	out, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_id": "/hostedzone/" + f.zone, "name": "Spacelift.MyOrg.com.", "value": "dr.example.net"}))
+	out, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_id": "/hostedzone/" + f.zone, "name": strings.ToUpper(f.n("spacelift"))+".", "value": "dr.example.net"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,28 +203,28 @@ func TestAliasReplacedByCNAMEAndBack(t *testing.T) {
 	if prev["type"] != "A" || prev["alias"].(map[string]any)["dns_name"] != "primary-alb.eu-west-1.elb.amazonaws.com" || prev["alias"].(map[string]any)["evaluate_target_health"] != true {
 		t.Fatalf("previous = %v", prev)
 	}
-	if d := cmp.Diff([]string{"CNAME dr.example.net ttl=60"}, f.records(t, "spacelift.myorg.com")); d != "" {
+	if d := cmp.Diff([]string{"CNAME dr.example.net ttl=60"}, f.records(t, f.n("spacelift"))); d != "" {
 		t.Fatalf("records (-want +got):\n%s", d)
 	}
 	if _, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"restore": prev})); err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff([]string{"A alias primary-alb.eu-west-1.elb.amazonaws.com"}, f.records(t, "spacelift.myorg.com")); d != "" {
+	if d := cmp.Diff([]string{"A alias primary-alb.eu-west-1.elb.amazonaws.com"}, f.records(t, f.n("spacelift"))); d != "" {
 		t.Fatalf("after restore (-want +got):\n%s", d)
 	}
 
 	// An alias to the DR load balancer, then delete it.
-	if _, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_id": f.zone, "name": "spacelift.myorg.com",
+	if _, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_id": f.zone, "name": f.n("spacelift"),
 		"alias": map[string]any{"dns_name": "dr-alb.eu-west-3.elb.amazonaws.com", "hosted_zone_id": albZone}})); err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff([]string{"A alias dr-alb.eu-west-3.elb.amazonaws.com"}, f.records(t, "spacelift.myorg.com")); d != "" {
+	if d := cmp.Diff([]string{"A alias dr-alb.eu-west-3.elb.amazonaws.com"}, f.records(t, f.n("spacelift"))); d != "" {
 		t.Fatalf("alias (-want +got):\n%s", d)
 	}
-	if _, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_id": f.zone, "name": "spacelift.myorg.com", "type": "A", "delete": true})); err != nil {
+	if _, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_id": f.zone, "name": f.n("spacelift"), "type": "A", "delete": true})); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.records(t, "spacelift.myorg.com"); len(got) != 0 {
+	if got := f.records(t, f.n("spacelift")); len(got) != 0 {
 		t.Fatalf("after delete: %v", got)
 	}
 }
@@ -225,22 +233,22 @@ func TestZoneErrors(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	ctx := plugintest.Context(t)
-	_, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_id": "ZNOSUCHZONE", "name": "a.myorg.com", "value": "x"}))
+	_, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_id": "ZNOSUCHZONE", "name": f.n("a"), "value": "x"}))
 	if pe := wantFatal(t, err, "hosted zone ZNOSUCHZONE not found"); pe.Code != "NoSuchHostedZone" {
 		t.Fatalf("code = %q", pe.Code)
 	}
-	_, err = f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_name": "nosuch.org", "name": "a.nosuch.org", "value": "x"}))
-	wantFatal(t, err, "no hosted zone named nosuch.org")
+	_, err = f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_name": awstest.Name(t, "nosuch") + ".org", "name": "a.nosuch.org", "value": "x"}))
+	wantFatal(t, err, "no hosted zone named "+awstest.Name(t, "nosuch")+".org")
 	_, err = f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_id": f.zone, "name": "a.other.org", "value": "x"}))
 	wantFatal(t, err, "a.other.org is not in hosted zone")
 
-	f.createZone(t, "myorg.com", true)
-	_, err = f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_name": "myorg.com", "name": "a.myorg.com", "value": "x"}))
-	wantFatal(t, err, "2 hosted zones are named myorg.com")
-	if _, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_name": "myorg.com", "private_zone": false, "name": "a.myorg.com", "value": "x"})); err != nil {
+	f.createZone(t, f.domain, true)
+	_, err = f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_name": f.domain, "name": f.n("a"), "value": "x"}))
+	wantFatal(t, err, "2 hosted zones are named "+f.domain)
+	if _, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_name": f.domain, "private_zone": false, "name": f.n("a"), "value": "x"})); err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff([]string{"CNAME x ttl=60"}, f.records(t, "a.myorg.com")); d != "" {
+	if d := cmp.Diff([]string{"CNAME x ttl=60"}, f.records(t, f.n("a"))); d != "" {
 		t.Fatalf("public zone record (-want +got):\n%s", d)
 	}
 }
@@ -249,9 +257,9 @@ func TestPlanChangesNothing(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	ctx := plugintest.Context(t)
-	f.put(t, types.ResourceRecordSet{Name: aws.String("spacelift.myorg.com"), Type: types.RRTypeCname, TTL: aws.Int64(60),
+	f.put(t, types.ResourceRecordSet{Name: aws.String(f.n("spacelift")), Type: types.RRTypeCname, TTL: aws.Int64(60),
 		ResourceRecords: []types.ResourceRecord{{Value: aws.String("primary.example.net")}}})
-	plan, err := f.c.PlanParams(ctx, "route53_record", f.params(map[string]any{"zone_id": f.zone, "name": "spacelift.myorg.com", "value": "dr.example.net"}))
+	plan, err := f.c.PlanParams(ctx, "route53_record", f.params(map[string]any{"zone_id": f.zone, "name": f.n("spacelift"), "value": "dr.example.net"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,18 +271,18 @@ func TestPlanChangesNothing(t *testing.T) {
 	if before[0] != "primary.example.net" || after[0] != "dr.example.net" {
 		t.Fatalf("change = %+v", plan.Changes[0])
 	}
-	if d := cmp.Diff([]string{"CNAME primary.example.net ttl=60"}, f.records(t, "spacelift.myorg.com")); d != "" {
+	if d := cmp.Diff([]string{"CNAME primary.example.net ttl=60"}, f.records(t, f.n("spacelift"))); d != "" {
 		t.Fatalf("plan changed the record (-want +got):\n%s", d)
 	}
-	plan, err = f.c.PlanParams(ctx, "route53_record", f.params(map[string]any{"zone_id": f.zone, "name": "spacelift.myorg.com", "value": "primary.example.net."}))
+	plan, err = f.c.PlanParams(ctx, "route53_record", f.params(map[string]any{"zone_id": f.zone, "name": f.n("spacelift"), "value": "primary.example.net."}))
 	if err != nil || plan.Changes[0].Kind != plugin.ChangeNoop {
 		t.Fatalf("equal record: plan = %+v, err = %v", plan, err)
 	}
-	plan, err = f.c.PlanParams(ctx, "route53_record", f.params(map[string]any{"zone_id": f.zone, "name": "new.myorg.com", "value": "x.example.net"}))
+	plan, err = f.c.PlanParams(ctx, "route53_record", f.params(map[string]any{"zone_id": f.zone, "name": f.n("new"), "value": "x.example.net"}))
 	if err != nil || plan.Changes[0].Kind != plugin.ChangeCreate || plan.Changes[0].Before != nil {
 		t.Fatalf("new record: plan = %+v, err = %v", plan, err)
 	}
-	if _, err := f.c.PlanParams(ctx, "route53_record", f.params(map[string]any{"zone_id": "ZNOSUCHZONE", "name": "a.myorg.com", "value": "x"})); err == nil || !strings.Contains(err.Error(), "ZNOSUCHZONE") {
+	if _, err := f.c.PlanParams(ctx, "route53_record", f.params(map[string]any{"zone_id": "ZNOSUCHZONE", "name": f.n("a"), "value": "x"})); err == nil || !strings.Contains(err.Error(), "ZNOSUCHZONE") {
 		t.Fatalf("plan with an unknown zone: err = %v", err)
 	}
 }
