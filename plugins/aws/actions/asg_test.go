@@ -112,31 +112,30 @@ func TestASGCycleRolling(t *testing.T) {
 	}
 }
 
-func TestASGCycleAuto(t *testing.T) {
+func TestASGCycleInstanceRefresh(t *testing.T) {
 	t.Parallel()
 	c, env := start(t)
 	name := awstest.Name(t, "workers")
 	seedWorkerASG(t, env, drRegion, name, 2)
 	before := keys(groupInstances(t, env, drRegion, name))
+	// method auto uses instance refresh where the API offers it (AWS, and the emulator).
 	out, err := c.Apply(tctx(t), "asg_cycle", env.Params(drRegion, map[string]any{"auto_scaling_group": name, "min_healthy_percentage": 50, "poll_interval": "100ms"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The emulator may or may not offer instance refresh; either way every
-	// instance must have been replaced.
-	switch out["method"] {
-	case "instance_refresh":
-		if out["instance_refresh_id"] == "" || !hasMessage(progressMessages(c), "instance refresh Successful") {
-			t.Fatalf("outputs = %v, progress = %v", out, progressMessages(c))
-		}
-	case "rolling":
-		if !hasMessage(progressMessages(c), "instance refresh is not available here") {
-			t.Fatalf("progress = %v", progressMessages(c))
-		}
-	default:
-		t.Fatalf("method = %v", out["method"])
+	if out["method"] != "instance_refresh" || out["instance_refresh_id"] == "" || !hasMessage(progressMessages(c), "instance refresh Successful") {
+		t.Fatalf("outputs = %v, progress = %v", out, progressMessages(c))
 	}
 	checkCycled(t, env, name, before, strs(out["new_instance_ids"]))
+
+	// A refresh someone else started is not cycled over.
+	if _, err := autoscaling.NewFromConfig(env.Config(t, drRegion)).StartInstanceRefresh(context.Background(), &autoscaling.StartInstanceRefreshInput{AutoScalingGroupName: aws.String(name)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Apply(tctx(t), "asg_cycle", env.Params(drRegion, map[string]any{"auto_scaling_group": name, "method": "instance_refresh"}))
+	if pe := wantFatal(t, err, "already has an instance refresh in progress"); pe.Code != "InstanceRefreshInProgress" {
+		t.Fatalf("code = %q", pe.Code)
+	}
 }
 
 func TestASGCycleErrorsAndPlan(t *testing.T) {

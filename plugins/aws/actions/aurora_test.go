@@ -301,7 +301,7 @@ func TestAuroraBusyGlobalCluster(t *testing.T) {
 	env := awstest.Start(t)
 	c := plugintest.Start(t, plugin.Info{Name: "aws"}, All()...)
 	ctx := tctx(t)
-	if err := env.Emulator.SetTiming(ctx, emulator.Timing{emulator.AuroraSwitchover: 4}); err != nil {
+	if err := env.Emulator.SetTiming(ctx, emulator.Timing{emulator.AuroraSwitchover: 3}); err != nil {
 		t.Fatal(err)
 	}
 	db := seedGlobalDB(t, env, "gdb")

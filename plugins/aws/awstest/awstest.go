@@ -76,6 +76,7 @@ var FastTiming = emulator.Timing{
 	emulator.ECSStabilize:       0.6,
 	emulator.Route53InSync:      0.4,
 	emulator.ASGInstanceRefresh: 0.8,
+	emulator.ASGInstanceWarmup:  0.3,
 	emulator.CloudFrontDeploy:   0.4,
 	emulator.S3BatchJob:         0.6,
 }
