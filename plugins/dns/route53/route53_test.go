@@ -195,7 +195,7 @@ func TestAliasReplacedByCNAMEAndBack(t *testing.T) {
 	ctx := plugintest.Context(t)
 	f.put(t, types.ResourceRecordSet{Name: aws.String(f.n("spacelift")), Type: types.RRTypeA,
 		AliasTarget: &types.AliasTarget{DNSName: aws.String("primary-alb.eu-west-1.elb.amazonaws.com."), HostedZoneId: aws.String("Z32O12XQLNTSW2"), EvaluateTargetHealth: true}})
-	out, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_id": "/hostedzone/" + f.zone, "name": strings.ToUpper(f.n("spacelift"))+".", "value": "dr.example.net"}))
+	out, err := f.c.Apply(ctx, "route53_record", f.params(map[string]any{"zone_id": "/hostedzone/" + f.zone, "name": strings.ToUpper(f.n("spacelift")) + ".", "value": "dr.example.net"}))
 	if err != nil {
 		t.Fatal(err)
 	}
