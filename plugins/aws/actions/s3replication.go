@@ -119,7 +119,9 @@ func s3ReplicationCheck() plugin.Action {
 					r.Problems = append(r.Problems, fmt.Sprintf("no %s bucket given (%s.%s is empty)", kind, side, field))
 					continue
 				}
-				if err := inspectBucket(ctx, clientFor, []string{p.Region, p.ReplicaRegion}, r); err != nil {
+				// GetBucketLocation answers from the bucket's own region and from
+				// us-east-1; try the pair's regions first.
+				if err := inspectBucket(ctx, clientFor, uniq(p.Region, p.ReplicaRegion, "us-east-1"), r); err != nil {
 					return s3ReplicationCheckOutputs{}, err
 				}
 			}
@@ -254,4 +256,16 @@ func inspectBucket(ctx context.Context, clientFor func(string) (*s3.Client, erro
 func isRetryable(err error) bool {
 	pe, ok := err.(*plugin.Error)
 	return ok && pe.Retryable
+}
+
+func uniq(vs ...string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range vs {
+		if v != "" && !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }
