@@ -69,9 +69,9 @@ func TestARNHelpers(t *testing.T) {
 		t.Fatal("a bare name must be an error")
 	}
 	for in, want := range map[string]string{
-		"arn:aws:rds:eu-west-3:1:cluster:spacelift-dr":         "spacelift-dr",
-		"arn:aws:ecs:eu-west-3:1:service/spacelift/server":     "server",
-		"spacelift-server":                                     "spacelift-server",
+		"arn:aws:rds:eu-west-3:1:cluster:spacelift-dr":     "spacelift-dr",
+		"arn:aws:ecs:eu-west-3:1:service/spacelift/server": "server",
+		"spacelift-server": "spacelift-server",
 		"arn:aws:autoscaling:eu-west-1:1:autoScalingGroup:x:y": "y",
 	} {
 		if got := ResourceName(in); got != want {
