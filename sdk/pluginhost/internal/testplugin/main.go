@@ -213,7 +213,9 @@ func crash() plugin.Action {
 			return none{}, ctx.Err()
 		}
 		if req.Params.Message != "" {
-			fmt.Fprintln(os.Stderr, req.Params.Message)
+			// File descriptor 2 itself, where a Go panic goes (go-plugin
+			// replaces os.Stderr with a pipe forwarded over gRPC).
+			_, _ = syscall.Write(2, []byte(req.Params.Message+"\n"))
 		}
 		if req.Params.Mode == "kill" {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -231,7 +233,8 @@ type logParams struct {
 	Message string            `json:"message" required:"true"`
 	Level   string            `json:"level" enum:"trace,debug,info,warn,error" default:"info"`
 	Fields  map[string]string `json:"fields"`
-	// Raw writes the message to stderr as a plain line instead of hclog.
+	// Raw writes the message to os.Stderr as a plain line instead of
+	// through hclog (go-plugin forwards it to the host over gRPC).
 	Raw bool `json:"raw"`
 }
 
