@@ -266,6 +266,11 @@ func TestAuroraFailoverRecordsLag(t *testing.T) {
 	if err := env.Emulator.SetReplicationLag(ctx, db.DRARN, 1234); err != nil {
 		t.Fatal(err)
 	}
+	// Issued anywhere but the target region, it is refused before any change.
+	_, err := c.Apply(ctx, "aurora_global_failover", env.Params(primaryRegion, map[string]any{"global_cluster": db.ID, "target_cluster_arn": db.DRARN}))
+	if pe := wantFatal(t, err, "issued in the target region"); pe.Code != "WrongRegion" || writerOf(t, env, db.ID) != db.PrimaryARN {
+		t.Fatalf("err = %+v", pe)
+	}
 	out, err := c.Apply(ctx, "aurora_global_failover", env.Params(drRegion, map[string]any{"global_cluster": db.ID, "poll_interval": "100ms"}))
 	if err != nil {
 		t.Fatal(err)

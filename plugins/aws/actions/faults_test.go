@@ -1,7 +1,12 @@
 package actions
 
 import (
+	"context"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 
 	"github.com/runbookhq/runbook/plugins/aws/awstest"
 	"github.com/runbookhq/runbook/sim/faultproxy"
@@ -100,5 +105,60 @@ func TestThrottlingIsRetryable(t *testing.T) {
 	}
 	if n := p.Count("ecs", "UpdateService"); n != 0 {
 		t.Fatalf("UpdateService reached the emulator %d times", n)
+	}
+}
+
+// A change that lands between the action's read and its write makes the
+// write PreconditionFailed; the action reads again and re-applies on top,
+// so the other change is not lost.
+func TestCloudFrontOriginConcurrentChange(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	id := seedDistribution(t, env)
+	p := proxy(t, env)
+	// Hold the action's first write long enough for another writer to go first.
+	if _, err := p.AddRule(faultproxy.Rule{Service: "cloudfront", Operation: "UpdateDistribution", Latency: faultproxy.Duration(time.Second), Limit: 1}); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		out map[string]any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := c.Apply(tctx(t), "cloudfront_origin", map[string]any{"endpoint_url": p.URL, "distribution_id": id, "origin_domain": "dr-alb.eu-west-3.elb.amazonaws.com", "poll_interval": "100ms"})
+		done <- result{out, err}
+	}()
+	for p.CountWhere(faultproxy.Filter{Service: "cloudfront", Operation: "GetDistributionConfig"}).Forwarded == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cf := cloudfront.NewFromConfig(env.Config(t, "us-east-1"))
+	cur, err := cf.GetDistributionConfig(context.Background(), &cloudfront.GetDistributionConfigInput{Id: aws.String(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.DistributionConfig.Comment = aws.String("changed concurrently")
+	if _, err := cf.UpdateDistribution(context.Background(), &cloudfront.UpdateDistributionInput{Id: aws.String(id), IfMatch: cur.ETag, DistributionConfig: cur.DistributionConfig}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.out["changed"] != true || !hasMessage(progressMessages(c), "distribution changed concurrently") {
+		t.Fatalf("outputs = %v, progress = %v", r.out, progressMessages(c))
+	}
+	end, err := cf.GetDistributionConfig(context.Background(), &cloudfront.GetDistributionConfigInput{Id: aws.String(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(end.DistributionConfig.Comment) != "changed concurrently" {
+		t.Fatalf("the concurrent change was lost: comment %q", aws.ToString(end.DistributionConfig.Comment))
+	}
+	if got := originDomains(t, env, id)["server"]; got != "dr-alb.eu-west-3.elb.amazonaws.com" {
+		t.Fatalf("origin = %q", got)
+	}
+	if n := p.Count("cloudfront", "UpdateDistribution"); n != 2 {
+		t.Fatalf("UpdateDistribution reached the emulator %d times, want 2 (one refused, one applied)", n)
 	}
 }
