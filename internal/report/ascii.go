@@ -114,7 +114,7 @@ func (v *view) asciiGantt(b *strings.Builder) {
 
 func (v *view) asciiStatus(n *node) string {
 	s := n.step
-	out := stepGlyph(s.Status) + " " + stepStatusText(s.Status)
+	out := stepGlyph(s.Status) + " " + stepStatusLabel(s)
 	if n.took() {
 		out += " " + fmtDur(n.end.Sub(n.start))
 	}

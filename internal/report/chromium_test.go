@@ -138,7 +138,7 @@ func hasClass(a map[string]string, c string) bool {
 func TestChromiumDrawsTheChart(t *testing.T) {
 	t.Parallel()
 	bin := findChromium(t)
-	for name, f := range map[string]func() *Run{"planned_failover": plannedFailover, "failed_rollback": failedRollback, "paused_nested": pausedNested} {
+	for name, f := range map[string]func() *Run{"planned_failover": plannedFailover, "failed_rollback": failedRollback, "paused_nested": pausedNested, "unplanned_resumed": unplannedResumed} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			run := f()
@@ -259,7 +259,7 @@ func TestChromiumScreenshot(t *testing.T) {
 			dir := t.TempDir()
 			file := writeReport(t, dir, "report.html", c.run)
 			shot := filepath.Join(dir, "shot.png")
-			runChromium(t, bin, file, "--window-size=1280,1000", "--screenshot="+shot)
+			runChromium(t, bin, file, "--window-size=1280,1100", "--screenshot="+shot)
 			img := decodePNG(t, shot)
 			stats := pixelStats(img)
 			if stats.distinct < 64 {

@@ -94,7 +94,7 @@ func plannedFailover() *Run {
 // A plugin error quotes a secret, which the report must not print.
 func failedRollback() *Run {
 	r := &Run{
-		ID:          "20250311T224501Z-c2d9",
+		ID:          "20250304T031207Z-c2d9",
 		Runbook:     "spacelift-failover",
 		RunbookHash: "sha256:9c1e4b2f7a0d83e65b4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f",
 		Status:      RunRollbackFailed,
@@ -161,6 +161,53 @@ func pausedNested() *Run {
 	return r
 }
 
+// unplannedResumed: an unplanned failover whose process was killed while
+// the DR services were starting, resumed 24 minutes later; the old
+// primary does not answer, and stopping its services fails under
+// continue_on_error without failing the run.
+func unplannedResumed() *Run {
+	timeout := "ecs UpdateService spacelift-server (eu-west-1): RequestError: dial tcp 10.0.0.12:443: i/o timeout"
+	r := &Run{
+		ID:          "20250304T031207Z-5e01",
+		Runbook:     "spacelift-failover",
+		RunbookHash: "sha256:9c1e4b2f7a0d83e65b4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f",
+		Status:      RunSucceeded,
+		Started:     at(0),
+		Finished:    at(2036.1),
+		Inputs:      []Input{{Name: "mode", Value: "unplanned"}, {Name: "dr_region", Value: "eu-west-3"}},
+		Steps: []Step{
+			{ID: "aurora_status", Uses: "aws.aurora_global_status", Status: StepSucceeded, Started: at(0.1), Finished: at(2.0),
+				Attempts: []Attempt{{N: 1, Started: at(0.1), Finished: at(2.0)}}, Outputs: map[string]any{"replication_lag_ms": 2400.0}},
+			{ID: "db", Uses: "aws.aurora_global_failover", Status: StepSucceeded, Started: at(2.1), Finished: at(98.0),
+				Attempts: []Attempt{{N: 1, Started: at(2.1), Finished: at(98.0)}}},
+			{ID: "services_dr", Uses: "aws.ecs_services", Status: StepSucceeded, Started: at(98.1), Finished: at(1770.5),
+				Attempts: []Attempt{
+					{N: 1, Started: at(98.1), Finished: at(160.4), Error: "interrupted: the runbook process was killed", Retryable: true},
+					{N: 2, Started: at(1612.0), Finished: at(1770.5)},
+				}},
+			{ID: "switch", Parallel: true, Status: StepSucceeded, Started: at(1770.6), Finished: at(1975.0)},
+			{ID: "dns_server", Uses: "dns.route53_record", Group: "switch", Status: StepSucceeded, Started: at(1770.7), Finished: at(1829.0)},
+			{ID: "dns_iot", Uses: "dns.route53_record", Group: "switch", Status: StepSucceeded, Started: at(1770.7), Finished: at(1832.0)},
+			{ID: "workers", Uses: "aws.asg_cycle", Group: "switch", Status: StepSucceeded, Started: at(1770.7), Finished: at(1975.0)},
+			{ID: "stop_primary", Uses: "aws.ecs_services", Status: StepFailed, Continued: true, Started: at(1975.1), Finished: at(2035.1),
+				Attempts: []Attempt{
+					{N: 1, Started: at(1975.1), Finished: at(1995.1), Error: timeout, Retryable: true},
+					{N: 2, Started: at(1997.2), Finished: at(2017.2), Error: timeout, Retryable: true},
+					{N: 3, Started: at(2019.3), Finished: at(2035.1), Error: timeout, Retryable: true},
+				},
+				Error: timeout},
+			{ID: "notify", Uses: "notify.cookie_invalidation_notice", Status: StepSucceeded, Started: at(2035.2), Finished: at(2036.0)},
+		},
+		Milestones: []Milestone{
+			{Name: "database writable", At: at(98.0), Step: "db"},
+			{Name: "traffic switched", At: at(1829.0), Step: "dns_server"},
+		},
+		Resumes: []time.Time{at(1610.0)},
+	}
+	r.Events = eventsFor(r, Event{At: at(1610.0), Type: "run_resumed", Message: "by bob"})
+	return r
+}
+
 // eventsFor derives journal events from a run's steps, as the engine would
 // have written them, plus extra ones, in time order.
 func eventsFor(r *Run, extra ...Event) []Event {
@@ -211,7 +258,8 @@ func eventsFor(r *Run, extra ...Event) []Event {
 }
 
 var fixtures = map[string]func() *Run{
-	"planned_failover": plannedFailover,
-	"failed_rollback":  failedRollback,
-	"paused_nested":    pausedNested,
+	"planned_failover":  plannedFailover,
+	"failed_rollback":   failedRollback,
+	"paused_nested":     pausedNested,
+	"unplanned_resumed": unplannedResumed,
 }

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"html"
+	"sort"
 	"strings"
 	"time"
 )
@@ -45,7 +46,12 @@ func (v *view) ganttSVG() string {
 	}
 	width := func(a, z time.Time) float64 { return max(x(z)-x(a), gMinBar) }
 
-	labels, lanes := placeMilestones(v.milestones(), x)
+	marks := v.milestones()
+	for _, t := range v.resumes() {
+		marks = append(marks, milestone{Milestone: Milestone{Name: "resumed", At: t}, since: v.offset(t), resume: true})
+	}
+	sort.SliceStable(marks, func(i, j int) bool { return marks[i].At.Before(marks[j].At) })
+	labels, lanes := placeMilestones(marks, x)
 	top := 10.0
 	if lanes > 0 {
 		top = 8 + float64(lanes)*gLaneH + 4
@@ -84,7 +90,11 @@ func (v *view) ganttSVG() string {
 	for _, l := range labels {
 		m := l.m
 		ly := 8 + float64(l.lane)*gLaneH + 10
-		fmt.Fprintf(&b, `<g class="milestone"><title>%s reached at %s (%s)</title>`, esc(m.Name), esc(fmtOffset(m.since)), esc(fmtTime(m.At)))
+		if m.resume {
+			fmt.Fprintf(&b, `<g class="milestone resume"><title>run resumed at %s (%s)</title>`, esc(fmtOffset(m.since)), esc(fmtTime(m.At)))
+		} else {
+			fmt.Fprintf(&b, `<g class="milestone"><title>%s reached at %s (%s)</title>`, esc(m.Name), esc(fmtOffset(m.since)), esc(fmtTime(m.At)))
+		}
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, l.x, ly+1, l.x, bottom)
 		fmt.Fprintf(&b, `<path class="milestone-mark" d="M%.1f %.1fl4 4-4 4-4-4z"/>`, l.x, ly-8)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s">%s</text></g>`+"\n", l.textX, ly, l.anchor, esc(l.text))
@@ -197,6 +207,9 @@ func (v *view) ganttRow(b *strings.Builder, n *node, y float64, x func(time.Time
 			continue
 		}
 		end, what := a.GrantedAt, "approved by "+v.red.text(a.By)
+		if a.Denied {
+			what = "denied by " + v.red.text(a.By)
+		}
 		if end.IsZero() {
 			end, what = v.t.horizon, "still waiting"
 		}
@@ -316,9 +329,9 @@ func (v *view) statusLine(n *node) string {
 	case s.Status == StepPending:
 		parts = append(parts, "not started")
 	case n.took():
-		parts = append(parts, stepStatusText(s.Status)+" "+fmtDur(n.end.Sub(n.start)))
+		parts = append(parts, stepStatusLabel(s)+" "+fmtDur(n.end.Sub(n.start)))
 	default:
-		parts = append(parts, stepStatusText(s.Status))
+		parts = append(parts, stepStatusLabel(s))
 	}
 	if k := len(s.Attempts); k > 1 {
 		parts = append(parts, fmt.Sprintf("%d attempts", k))
@@ -328,7 +341,11 @@ func (v *view) statusLine(n *node) string {
 	}
 	for _, a := range v.run.Approvals {
 		if a.Step == s.ID && !a.GrantedAt.IsZero() && a.By != "" {
-			parts = append(parts, "by "+v.red.text(a.By))
+			verb := "by "
+			if a.Denied {
+				verb = "denied by "
+			}
+			parts = append(parts, verb+v.red.text(a.By))
 		}
 	}
 	return strings.Join(parts, ", ")
@@ -365,6 +382,7 @@ func (v *view) ganttLegend(b *strings.Builder, y float64) {
 		{`<rect class="bar step-skipped" x="9" width="6" height="12"/>`, "skipped"},
 		{`<rect class="attempt attempt-ok" width="24" height="12"/><rect class="outline critical" width="24" height="12"/><rect class="critical-mark" y="14" width="24" height="2.5"/>`, "critical path"},
 		{`<line class="milestone-line" x1="12" y1="-2" x2="12" y2="16"/>`, "milestone"},
+		{`<line class="resume-line" x1="12" y1="-2" x2="12" y2="16"/>`, "run resumed"},
 	}
 	const perRow = 6
 	const colW = gW / perRow
@@ -451,6 +469,7 @@ const ganttStyle = `<style>
 .gantt .rollback-open{stroke:#1d5f86}
 .gantt .milestone line,.gantt .milestone-line{stroke:#000;stroke-width:1.2;stroke-dasharray:5 3}
 .gantt .milestone-mark{fill:#000}
+.gantt .resume line,.gantt .resume-line{stroke:#555;stroke-width:1.2;stroke-dasharray:1 3}.gantt .resume .milestone-mark{fill:#fff;stroke:#000}
 .gantt .milestone text{font-size:11.5px;font-weight:600;paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
 .gantt .icon-ok{fill:#0072B2}.gantt .icon-mark{fill:none;stroke:#fff;stroke-width:1.8}
 .gantt .icon-failed{stroke:#D55E00;stroke-width:2.6;fill:none}

@@ -30,6 +30,7 @@ type htmlPage struct {
 	Error                            string
 	Started, Finished, Duration      string
 	Ended                            bool
+	Resumes                          []string
 	StepCounts                       string
 	Milestones                       []htmlMilestone
 	TotalLabel, TotalValue, TotalAt  string
@@ -90,6 +91,9 @@ func (v *view) htmlData() *htmlPage {
 		p.Finished = "not recorded (last record " + fmtTime(v.t.horizon) + ")"
 		p.Duration = "at least " + fmtDur(v.duration())
 	}
+	for _, t := range v.resumes() {
+		p.Resumes = append(p.Resumes, fmtTime(t)+" ("+fmtOffset(v.offset(t))+")")
+	}
 	for _, m := range v.milestones() {
 		p.Milestones = append(p.Milestones, htmlMilestone{Name: m.Name, After: fmtDur(m.since), At: fmtClock(m.At), Step: m.Step})
 	}
@@ -115,7 +119,7 @@ func (v *view) htmlData() *htmlPage {
 	for _, n := range v.t.rows {
 		s := n.step
 		hs := htmlStep{ID: s.ID, Name: v.red.text(s.Name), Uses: s.Uses, StatusClass: statusClass(s.Status),
-			Glyph: stepGlyph(s.Status), Status: stepStatusText(s.Status), Depth: n.depth,
+			Glyph: stepGlyph(s.Status), Status: stepStatusLabel(s), Depth: n.depth,
 			Critical: v.path.Has(s.ID), Group: n.isGroup()}
 		if hs.Group {
 			hs.Uses = "parallel"
@@ -142,12 +146,10 @@ func (v *view) htmlData() *htmlPage {
 	}
 
 	for _, a := range r.Approvals {
-		ha := htmlApproval{Step: a.Step, By: v.red.text(a.By), Message: oneLine(v.red.text(a.Message)), Granted: "pending",
+		ha := htmlApproval{Step: a.Step, By: v.red.text(a.By), Message: oneLine(v.red.text(a.Message)), Granted: v.approvalAnswer(a),
 			Requested: fmtClock(a.RequestedAt) + " (" + fmtOffset(v.offset(a.RequestedAt)) + ")"}
 		end := a.GrantedAt
-		if !end.IsZero() {
-			ha.Granted = fmtClock(a.GrantedAt) + " (" + fmtOffset(v.offset(a.GrantedAt)) + ")"
-		} else {
+		if end.IsZero() {
 			end = v.t.horizon
 		}
 		if !a.RequestedAt.IsZero() {
@@ -279,6 +281,9 @@ footer{margin-top:2.5rem;color:var(--muted);font-size:.85rem}
 <dt>Started</dt><dd>{{.Started}}</dd>
 <dt>Finished</dt><dd>{{.Finished}}</dd>
 <dt>Duration</dt><dd>{{.Duration}}</dd>
+{{- range .Resumes}}
+<dt>Resumed</dt><dd>{{.}}</dd>
+{{- end}}
 <dt>Steps</dt><dd>{{.StepCounts}}</dd>
 </dl>
 </header>
@@ -314,7 +319,7 @@ footer{margin-top:2.5rem;color:var(--muted);font-size:.85rem}
 {{- if .Path}}
 <ol class="path">
 {{- range .Path}}
-<li>{{if .Rollback}}rollback of {{end}}{{.Within}}<code>{{.Step}}</code> {{.Duration}}</li>
+<li>{{if .Rollback}}rollback of {{end}}{{if .Within}}{{.Within}} › {{end}}<code>{{.Step}}</code> {{.Duration}}</li>
 {{- end}}
 </ol>
 <p>{{.PathSummary}}</p>
@@ -345,7 +350,7 @@ footer{margin-top:2.5rem;color:var(--muted);font-size:.85rem}
 <section id="approvals">
 <h2>Approvals</h2>
 <table>
-<thead><tr><th>Step</th><th>Requested</th><th>Granted</th><th>Waited</th><th>By</th><th>Message</th></tr></thead>
+<thead><tr><th>Step</th><th>Requested</th><th>Answer</th><th>Waited</th><th>By</th><th>Message</th></tr></thead>
 <tbody>
 {{- range .Approvals}}
 <tr><td><code>{{.Step}}</code></td><td class="num">{{.Requested}}</td><td class="num">{{.Granted}}</td><td class="num">{{.Waited}}</td><td>{{.By}}</td><td>{{.Message}}</td></tr>

@@ -44,6 +44,9 @@ func (v *view) markdown(b *strings.Builder) {
 		fmt.Fprintf(b, "| Finished | not recorded (last record %s) |\n", fmtTime(v.t.horizon))
 		fmt.Fprintf(b, "| Duration | at least %s |\n", fmtDur(v.duration()))
 	}
+	for _, t := range v.resumes() {
+		fmt.Fprintf(b, "| Resumed | %s (%s) |\n", fmtTime(t), fmtOffset(v.offset(t)))
+	}
 	fmt.Fprintf(b, "| Steps | %s |\n", v.stepCounts())
 	b.WriteString("\n")
 
@@ -151,7 +154,10 @@ func (v *view) mdCriticalPath(b *strings.Builder) {
 	}
 	var parts []string
 	for _, s := range segs {
-		label := mdText(v.within(s.Step)) + mdCode(s.Step)
+		label := mdCode(s.Step)
+		if w := v.within(s.Step); w != "" {
+			label = mdText(w) + " › " + label
+		}
 		if s.Rollback {
 			label = "rollback of " + label
 		}
@@ -184,7 +190,7 @@ func (v *view) mdTimeline(b *strings.Builder) {
 		if !n.isGroup() {
 			uses = mdCode(s.Uses)
 		}
-		status := stepGlyph(s.Status) + " " + stepStatusText(s.Status)
+		status := stepGlyph(s.Status) + " " + stepStatusLabel(s)
 		if s.Status == StepSkipped && s.SkipReason != "" {
 			status += " (" + mdText(oneLine(v.red.text(s.SkipReason))) + ")"
 		}
@@ -215,13 +221,11 @@ func (v *view) mdApprovals(b *strings.Builder) {
 		return
 	}
 	b.WriteString("## Approvals\n\n")
-	b.WriteString("| Step | Requested | Granted | Waited | By | Message |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| Step | Requested | Answer | Waited | By | Message |\n|---|---|---|---|---|---|\n")
 	for _, a := range v.run.Approvals {
-		granted, waited, by := "pending", "", mdText(v.red.text(a.By))
+		granted, waited, by := v.approvalAnswer(a), "", mdText(v.red.text(a.By))
 		end := a.GrantedAt
-		if !a.GrantedAt.IsZero() {
-			granted = fmtClock(a.GrantedAt) + " (" + fmtOffset(v.offset(a.GrantedAt)) + ")"
-		} else {
+		if end.IsZero() {
 			end = v.t.horizon
 		}
 		if !a.RequestedAt.IsZero() {

@@ -36,7 +36,9 @@ type Run struct {
 	Steps      []Step
 	Approvals  []Approval
 	Milestones []Milestone
-	Outputs    []Output
+	// Resumes are the times the run was resumed (runbook resume).
+	Resumes []time.Time
+	Outputs []Output
 	// Events are the raw journal records, for the appendix. Optional.
 	Events []Event
 }
@@ -58,6 +60,9 @@ const (
 	// RunPaused: the run stopped to wait for an approval (resumable).
 	RunPaused      RunStatus = "paused"
 	RunInterrupted RunStatus = "interrupted"
+	// RunIncomplete: the journal ends without a terminal record and no
+	// process holds the run's lock (the process most likely crashed).
+	RunIncomplete RunStatus = "incomplete"
 )
 
 // Input is a run input as recorded (secrets already redacted by the engine).
@@ -99,6 +104,8 @@ type Step struct {
 	Outputs  map[string]any
 	// Error is the step's final error, if it failed.
 	Error string
+	// Continued: the step failed under continue_on_error and the run went on.
+	Continued bool
 	// SkipReason says why a skipped step was skipped (e.g. its `if`).
 	SkipReason string
 	// Rollback is set once the step's compensation has started.
@@ -148,9 +155,11 @@ type Approval struct {
 	// Message is what the operator was asked.
 	Message     string
 	RequestedAt time.Time
-	// GrantedAt is zero while the approval is pending.
+	// GrantedAt is when it was answered; zero while it is pending.
 	GrantedAt time.Time
-	// By is who approved: a user name, or how it was pre-approved
+	// GrantedAt is also set, as the time of the answer, when Denied.
+	Denied bool
+	// By is who answered: a user name, or how it was pre-approved
 	// (e.g. "--approve db", "--auto-approve").
 	By string
 }

@@ -194,6 +194,7 @@ func timeBounds(r *Run) (origin, horizon time.Time) {
 	for _, e := range r.Events {
 		see(e.At)
 	}
+	see(r.Resumes...)
 	origin, horizon = r.Started, r.Finished
 	if origin.IsZero() {
 		origin = lo

@@ -42,6 +42,8 @@ func (v *view) stepName(id string) string {
 type milestone struct {
 	Milestone
 	since time.Duration
+	// resume: a marker of the run's resumption, drawn like a milestone.
+	resume bool
 }
 
 func (v *view) milestones() []milestone {
@@ -137,7 +139,9 @@ func runStatusText(s RunStatus) string {
 	case RunInterrupted:
 		return "INTERRUPTED"
 	case RunRunning:
-		return "RUNNING OR INCOMPLETE"
+		return "RUNNING"
+	case RunIncomplete:
+		return "INCOMPLETE (NO FINAL RECORD)"
 	case "":
 		return "UNKNOWN"
 	}
@@ -209,7 +213,7 @@ func statusClass(s StepStatus) string {
 	return "unknown"
 }
 
-// within names the groups around a step, outermost first: "switch › ".
+// within names the groups around a step, outermost first: "outer › inner".
 func (v *view) within(id string) string {
 	n := v.t.byID[id]
 	if n == nil {
@@ -219,8 +223,34 @@ func (v *view) within(id string) string {
 	for p := n.parent; p != nil; p = p.parent {
 		parts = append([]string{p.step.ID}, parts...)
 	}
-	if len(parts) == 0 {
-		return ""
+	return strings.Join(parts, " › ")
+}
+
+// stepStatusLabel is a step's status in words, with what qualifies it.
+func stepStatusLabel(s *Step) string {
+	out := stepStatusText(s.Status)
+	if s.Status == StepFailed && s.Continued {
+		out += " (continued)"
 	}
-	return strings.Join(parts, " › ") + " › "
+	return out
+}
+
+// approvalAnswer describes the answer to an approval: "approved 03:12:48
+// (+41.1s)", "denied ...", or "pending".
+func (v *view) approvalAnswer(a Approval) string {
+	if a.GrantedAt.IsZero() {
+		return "pending"
+	}
+	verb := "✓ approved"
+	if a.Denied {
+		verb = "✗ denied"
+	}
+	return verb + " " + fmtClock(a.GrantedAt) + " (" + fmtOffset(v.offset(a.GrantedAt)) + ")"
+}
+
+// resumes are the run's resume times in order.
+func (v *view) resumes() []time.Time {
+	out := append([]time.Time(nil), v.run.Resumes...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Before(out[j]) })
+	return out
 }
