@@ -303,7 +303,7 @@ func TestFmtDur(t *testing.T) {
 
 func TestApprovalAnswers(t *testing.T) {
 	r := &Run{ID: "r", Runbook: "rb", Status: RunFailed, Started: t0, Finished: at(30),
-		Steps: []Step{{ID: "go", Uses: "core.approve", Status: StepFailed, Started: at(1), Finished: at(20), Error: "approval denied by carol"}},
+		Steps:     []Step{{ID: "go", Uses: "core.approve", Status: StepFailed, Started: at(1), Finished: at(20), Error: "approval denied by carol"}},
 		Approvals: []Approval{{Step: "go", RequestedAt: at(1), GrantedAt: at(20), Denied: true, By: "carol"}}}
 	md, page := render(t, "denied", r)
 	if !strings.Contains(md, "| `go` | 03:12:08 (+1s) | ✗ denied 03:12:27 (+20s) | 19s | carol |") {
