@@ -136,8 +136,8 @@ func failedRollback() *Run {
 	return r
 }
 
-// pausedNested: a run paused at an approval, with nested parallel groups,
-// a child still running when the journal ends, no recorded finish, no
+// pausedNested: a run paused at an approval, with nested parallel groups
+// (one child skipped), an approval step still waiting when the journal ends, no recorded finish, no
 // milestones, and names full of markup characters.
 func pausedNested() *Run {
 	r := &Run{
@@ -152,6 +152,7 @@ func pausedNested() *Run {
 			{ID: "eu_west_1", Uses: "aws.aurora_global_status", Group: "regions", Status: StepSucceeded, Started: at(0.2), Finished: at(3.0)},
 			{ID: "eu_west_3", Uses: "aws.aurora_global_status", Group: "regions", Status: StepSucceeded, Started: at(0.2), Finished: at(6.5)},
 			{ID: "buckets", Uses: "aws.s3_replication_check", Group: "checks", Status: StepSucceeded, Started: at(0.2), Finished: at(5.0)},
+			{ID: "cloudfront", Uses: "aws.cloudfront_origin", Group: "checks", Status: StepSkipped, Started: at(0.2), SkipReason: "if: inputs.use_cloudfront was false"},
 			{ID: "go", Name: "<script>alert(1)</script>", Uses: "core.approve", Status: StepWaiting, Started: at(6.6)},
 			{ID: "db", Uses: "aws.aurora_global_switchover", Status: StepPending},
 		},
