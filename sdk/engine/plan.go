@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/runbookhq/runbook/sdk/expr"
+	"github.com/runbookhq/runbook/sdk/runbook"
+	"github.com/runbookhq/runbook/sdk/spec"
+)
+
+// PlanDecision is whether a step would run.
+type PlanDecision string
+
+const (
+	// PlanRun: the step would run (no `if`, or its `if` holds now).
+	PlanRun PlanDecision = "run"
+	// PlanSkip: its `if` (or its group's) is false with the known inputs.
+	PlanSkip PlanDecision = "skip"
+	// PlanConditional: its `if` reads steps that have not run, so whether
+	// it runs is known only at run time ("would run if ...").
+	PlanConditional PlanDecision = "conditional"
+)
+
+// PlanResult is what a run would do, step by step, in document order (a
+// group before its children). Plan never invokes an action.
+type PlanResult struct {
+	RunID string
+	Steps []PlanStep
+}
+
+// HasErrors reports whether any step could not be planned.
+func (p *PlanResult) HasErrors() bool {
+	for _, s := range p.Steps {
+		if s.Err != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// PlanStep is one step of a plan.
+type PlanStep struct {
+	ID    string
+	Name  string
+	Group string
+	// Uses is the action; empty for a group.
+	Uses     string
+	IsGroup  bool
+	Decision PlanDecision
+	// Condition is the `if` that makes the step skipped or conditional
+	// (its own or its group's).
+	Condition string
+	// SkipReason explains a PlanSkip.
+	SkipReason string
+	// Params are the rendered `with` (secrets redacted); values that depend
+	// on earlier steps' outputs are null and listed in Unknown as JSON
+	// pointers.
+	Params  map[string]any
+	Unknown []string
+	// Plan is the action's answer (or, for a core built-in, the engine's
+	// description of what it would do). Nil when not planned.
+	Plan *spec.Plan
+	// NoPlanSupport: the action does not implement Plan; what it would
+	// change is not known in advance.
+	NoPlanSupport bool
+	// Rollback is the rollback action, if any.
+	Rollback string
+	// Err is why the step could not be planned (redacted).
+	Err string
+}
+
+// Plan walks the steps without running any: it evaluates `if` where its
+// inputs are known, renders `with` (values that depend on steps not run
+// are unknown), and asks actions that support it what they would change.
+func (e *Engine) Plan(ctx context.Context) (*PlanResult, error) {
+	if !e.used.CompareAndSwap(false, true) {
+		return nil, errors.New("engine: an Engine runs once; create another")
+	}
+	inputs, err := e.resolveInputs(e.opts.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	e.inputs = inputs
+	e.runID = e.opts.RunID
+	if e.runID == "" {
+		e.runID = NewRunID(time.Now())
+	}
+	e.started = time.Now().UTC()
+	res := &PlanResult{RunID: e.runID}
+	if err := e.planSteps(ctx, e.rb.Steps, "", PlanRun, "", "", res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (e *Engine) planScope() map[string]any {
+	sc := &expr.Scope{Inputs: e.inputs, Steps: map[string]expr.StepValues{}, RunID: e.runID, RunMode: "plan", RunStarted: e.started}
+	return sc.Map()
+}
+
+// unknownInPlan: in a plan no step has run, so anything read from steps is
+// unknown.
+func unknownInPlan(r expr.Refs) bool { return len(r.Steps) > 0 || r.Outputs }
+
+func (e *Engine) planSteps(ctx context.Context, steps []*runbook.Step, group string, inherited PlanDecision, cond, reason string, res *PlanResult) error {
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ps := PlanStep{ID: s.ID, Name: s.Name, Group: group, Uses: s.Uses, IsGroup: s.IsGroup(), Decision: inherited, Condition: cond, SkipReason: reason}
+		if s.Rollback != nil {
+			ps.Rollback = s.Rollback.Uses
+		}
+		if inherited != PlanSkip && s.If != nil {
+			switch {
+			case unknownInPlan(s.If.Refs()):
+				ps.Decision, ps.Condition = PlanConditional, s.If.Source()
+			default:
+				ok, err := s.If.EvalBool(e.planScope())
+				switch {
+				case err != nil:
+					ps.Err = e.red.string("if: " + err.Error())
+				case !ok:
+					ps.Decision, ps.Condition, ps.SkipReason = PlanSkip, s.If.Source(), "if: "+s.If.Source()+" is false"
+				}
+			}
+		}
+		if s.IsGroup() {
+			res.Steps = append(res.Steps, ps)
+			childReason := ps.SkipReason
+			if ps.Decision == PlanSkip {
+				childReason = "group " + s.ID + " is skipped"
+			}
+			if err := e.planSteps(ctx, s.Parallel, s.ID, ps.Decision, ps.Condition, childReason, res); err != nil {
+				return err
+			}
+			continue
+		}
+		if ps.Decision != PlanSkip && ps.Err == "" {
+			e.planAction(ctx, s, &ps)
+		}
+		res.Steps = append(res.Steps, ps)
+	}
+	return nil
+}
+
+func (e *Engine) planAction(ctx context.Context, s *runbook.Step, ps *PlanStep) {
+	out, unknown, err := s.With.RenderPartial(e.planScope(), unknownInPlan)
+	if err != nil {
+		ps.Err = e.red.string("with: " + err.Error())
+		return
+	}
+	params := map[string]any{}
+	if out != nil {
+		m, ok := out.(map[string]any)
+		if !ok {
+			ps.Err = "with: not a mapping"
+			return
+		}
+		params = m
+	}
+	if s.Spec != nil {
+		e.red.addAt(s.Spec.Params, params)
+	}
+	ps.Params, ps.Unknown = e.red.mapValue(params), unknown
+	if s.Plugin == CorePlugin {
+		ps.Plan = e.planCore(s, params, unknown)
+		return
+	}
+	if s.Spec == nil || !s.Spec.SupportsPlan {
+		ps.NoPlanSupport = true
+		return
+	}
+	p, err := e.opts.Invoker.Plan(ctx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: s.ID, Params: params, Unknown: unknown})
+	if err != nil {
+		ps.Err = e.red.string(err.Error())
+		return
+	}
+	ps.Plan = e.redactPlan(p)
+}
+
+func (e *Engine) redactPlan(p *spec.Plan) *spec.Plan {
+	if p == nil {
+		return nil
+	}
+	out := &spec.Plan{Summary: e.red.string(p.Summary)}
+	for _, c := range p.Changes {
+		c.Resource, c.Field = e.red.string(c.Resource), e.red.string(c.Field)
+		c.Before, c.After = e.red.value(c.Before), e.red.value(c.After)
+		out.Changes = append(out.Changes, c)
+	}
+	for _, d := range p.Diagnostics {
+		d.Summary, d.Detail = e.red.string(d.Summary), e.red.string(d.Detail)
+		out.Diagnostics = append(out.Diagnostics, d)
+	}
+	return out
+}
+
+// planCore describes what a built-in would do.
+func (e *Engine) planCore(s *runbook.Step, params map[string]any, unknown []string) *spec.Plan {
+	isUnknown := func(key string) bool {
+		for _, u := range unknown {
+			if u == "/"+key {
+				return true
+			}
+		}
+		return false
+	}
+	text := func(key string) string {
+		if isUnknown(key) {
+			return "(known at run time)"
+		}
+		v, _ := params[key].(string)
+		return e.red.string(v)
+	}
+	p := &spec.Plan{}
+	switch s.Action {
+	case "approve":
+		p.Summary = "would ask for approval: " + text("message")
+	case "sleep":
+		p.Summary = "would wait " + text("duration")
+	case "log":
+		p.Summary = "would log: " + text("message")
+	case "assert":
+		switch that, ok := params["that"].(bool); {
+		case isUnknown("that"):
+			p.Summary = "would check an assertion known at run time"
+		case !ok:
+			p.Diagnostics = []spec.Diagnostic{spec.Errorf("/that", "not a boolean")}
+		case that:
+			p.Summary = "assertion holds"
+		default:
+			p.Summary = "assertion would fail: " + text("message")
+			p.Diagnostics = []spec.Diagnostic{{Severity: spec.SeverityWarning, Summary: "assertion would fail: " + text("message"), Path: "/that"}}
+		}
+	default:
+		p.Summary = fmt.Sprintf("unknown built-in core.%s", s.Action)
+	}
+	return p
+}
