@@ -723,3 +723,36 @@ func TestRedactorValues(t *testing.T) {
 		t.Errorf("no secrets: %q", got)
 	}
 }
+
+func TestHostRunsTheHelloExample(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	copyBinary(t, bin.hello, filepath.Join(dir, "bin"), "runbook-plugin-hello")
+	h, err := Start(context.Background(), Config{Dir: dir, Plugins: []*runbook.PluginRef{ref("hello", "")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx := context.Background()
+	d, _ := h.Description("hello")
+	if a, ok := d.Action("greet"); !ok || !a.ReadOnly || !a.SupportsPlan || a.Doc == "" {
+		t.Errorf("greet = %+v", a)
+	}
+	var progress []spec.Progress
+	out, err := h.Invoke(ctx, call("hello", "greet", map[string]any{"name": "ops"}), func(p spec.Progress) { progress = append(progress, p) })
+	if err != nil || out["greeting"] != "Hello, ops!" || len(progress) != 1 {
+		t.Errorf("greet: %v, %v, progress %+v", out, err, progress)
+	}
+	c := call("hello", "greet", map[string]any{"name": "ops", "fail_times": 1})
+	if _, err := h.Invoke(ctx, c, nil); specError(t, err).Code != "Shy" || !specError(t, err).Retryable {
+		t.Errorf("first attempt: %v", err)
+	}
+	c.Attempt = 2
+	if _, err := h.Invoke(ctx, c, nil); err != nil {
+		t.Errorf("second attempt: %v", err)
+	}
+	plan, err := h.Plan(ctx, engine.PlanCall{Plugin: "hello", Action: "greet", Params: map[string]any{"name": "ops"}})
+	if err != nil || plan.Summary != "greet ops" {
+		t.Errorf("plan: %+v, %v", plan, err)
+	}
+}

@@ -19,8 +19,9 @@ import (
 var bin struct {
 	dir string
 	// plugin is internal/testplugin; other is the same with another
-	// version string (so another checksum); v2 speaks protocol version 2.
-	plugin, other, v2 string
+	// version string (so another checksum); v2 speaks protocol version 2;
+	// hello is examples/plugins/hello.
+	plugin, other, v2, hello string
 }
 
 func TestMain(m *testing.M) {
@@ -38,14 +39,15 @@ func runTests(m *testing.M) int {
 	bin.plugin = filepath.Join(dir, "runbook-plugin-test")
 	bin.other = filepath.Join(dir, "runbook-plugin-test-other")
 	bin.v2 = filepath.Join(dir, "runbook-plugin-test-v2")
+	bin.hello = filepath.Join(dir, "runbook-plugin-hello")
 	const pkg = "github.com/runbookhq/runbook/sdk/pluginhost/internal/testplugin"
 	builds := []struct {
-		out     string
-		ldflags string
+		out, pkg, ldflags string
 	}{
-		{bin.plugin, ""},
-		{bin.other, "-X main.version=0.2.0"},
-		{bin.v2, "-X main.protocolVersion=2"},
+		{bin.plugin, pkg, ""},
+		{bin.other, pkg, "-X main.version=0.2.0"},
+		{bin.v2, pkg, "-X main.protocolVersion=2"},
+		{bin.hello, "github.com/runbookhq/runbook/examples/plugins/hello", ""},
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(builds))
@@ -53,7 +55,7 @@ func runTests(m *testing.M) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command("go", "build", "-o", b.out, "-ldflags", b.ldflags, pkg)
+			cmd := exec.Command("go", "build", "-o", b.out, "-ldflags", b.ldflags, b.pkg)
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Run(); err != nil {
