@@ -129,6 +129,9 @@ func (v *view) htmlData() *htmlPage {
 		}
 		if rb := s.Rollback; rb != nil {
 			hs.Status += ", " + rollbackStatusText(rb.Status)
+			if rb.Status == StepFailed {
+				hs.StatusClass = "rollback-failed"
+			}
 		}
 		if k := len(s.Attempts); k > 0 {
 			hs.Attempts = fmt.Sprint(k)
@@ -241,7 +244,8 @@ const pageHTML = `<!DOCTYPE html>
 *{box-sizing:border-box}
 body{margin:0 auto;padding:1.5rem 2rem 3rem;max-width:1260px;color:var(--ink);background:#fff;font:15px/1.45 system-ui,-apple-system,"Segoe UI","DejaVu Sans","Liberation Sans",Arial,sans-serif}
 h1{font-size:1.55rem;margin:0 0 .4rem}h2{font-size:1.2rem;margin:2rem 0 .6rem;padding-bottom:.2rem;border-bottom:1px solid var(--rule)}
-code{font:.9em/1.3 ui-monospace,"DejaVu Sans Mono","Liberation Mono",Menlo,Consolas,monospace;overflow-wrap:anywhere}
+code{font:.9em/1.3 ui-monospace,"DejaVu Sans Mono","Liberation Mono",Menlo,Consolas,monospace;overflow-wrap:break-word}
+td.value code,td.value{overflow-wrap:anywhere}
 .badge{display:inline-block;margin:.2rem 0 .6rem;padding:.25rem .7rem;border:2px solid;border-radius:4px;font-weight:700;letter-spacing:.02em}
 .badge .glyph{font-size:1.1em;margin-right:.3em}
 .badge.succeeded{color:#00507d;border-color:var(--ok);background:#e6f1f8}
@@ -368,7 +372,7 @@ footer{margin-top:2.5rem;color:var(--muted);font-size:.85rem}
 <thead><tr><th>Step</th><th>Attempt</th><th>At</th><th>After</th><th>Error</th><th>Outcome</th></tr></thead>
 <tbody>
 {{- range .Failures}}
-<tr><td><code>{{.Step}}</code></td><td class="num">{{.Attempt}}</td><td class="num">{{.At}}</td><td class="num">{{.After}}</td><td>{{.Error}}</td><td>{{.Outcome}}</td></tr>
+<tr><td><code>{{.Step}}</code></td><td class="num">{{.Attempt}}</td><td class="num">{{.At}}</td><td class="num">{{.After}}</td><td class="value">{{.Error}}</td><td>{{.Outcome}}</td></tr>
 {{- end}}
 </tbody>
 </table>
@@ -405,7 +409,7 @@ footer{margin-top:2.5rem;color:var(--muted);font-size:.85rem}
 <thead><tr><th>Name</th><th>Value</th></tr></thead>
 <tbody>
 {{- range .Inputs}}
-<tr><td><code>{{.Name}}</code></td><td>{{if .Secret}}<span class="secret">{{.Value}} (secret)</span>{{else}}<code>{{.Value}}</code>{{end}}</td></tr>
+<tr><td><code>{{.Name}}</code></td><td class="value">{{if .Secret}}<span class="secret">{{.Value}} (secret)</span>{{else}}<code>{{.Value}}</code>{{end}}</td></tr>
 {{- end}}
 </tbody>
 </table>
@@ -421,7 +425,7 @@ footer{margin-top:2.5rem;color:var(--muted);font-size:.85rem}
 <thead><tr><th>Name</th><th>Value</th></tr></thead>
 <tbody>
 {{- range .Outputs}}
-<tr><td><code>{{.Name}}</code></td><td>{{if .Secret}}<span class="secret">{{.Value}} (secret)</span>{{else}}<code>{{.Value}}</code>{{end}}</td></tr>
+<tr><td><code>{{.Name}}</code></td><td class="value">{{if .Secret}}<span class="secret">{{.Value}} (secret)</span>{{else}}<code>{{.Value}}</code>{{end}}</td></tr>
 {{- end}}
 </tbody>
 </table>
@@ -436,7 +440,7 @@ footer{margin-top:2.5rem;color:var(--muted);font-size:.85rem}
 <tbody>
 {{- range .StepOutputs}}{{$step := .Step}}
 {{- range .Outputs}}
-<tr><td><code>{{$step}}</code></td><td><code>{{.Name}}</code></td><td><code>{{.Value}}</code></td></tr>
+<tr><td><code>{{$step}}</code></td><td><code>{{.Name}}</code></td><td class="value"><code>{{.Value}}</code></td></tr>
 {{- end}}
 {{- end}}
 </tbody>
@@ -451,7 +455,7 @@ footer{margin-top:2.5rem;color:var(--muted);font-size:.85rem}
 <thead><tr><th>Time (UTC)</th><th>Offset</th><th>Event</th><th>Step</th><th>Attempt</th><th>Message</th></tr></thead>
 <tbody>
 {{- range .Events}}
-<tr><td class="num">{{.Time}}</td><td class="num">{{.Offset}}</td><td>{{.Type}}</td><td>{{if .Step}}<code>{{.Step}}</code>{{end}}</td><td class="num">{{.Attempt}}</td><td>{{.Message}}</td></tr>
+<tr><td class="num">{{.Time}}</td><td class="num">{{.Offset}}</td><td>{{.Type}}</td><td>{{if .Step}}<code>{{.Step}}</code>{{end}}</td><td class="num">{{.Attempt}}</td><td class="value">{{.Message}}</td></tr>
 {{- end}}
 </tbody>
 </table>

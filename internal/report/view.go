@@ -31,13 +31,6 @@ func (v *view) offset(t time.Time) time.Duration { return t.Sub(v.t.origin) }
 // ended reports whether the run has a recorded end.
 func (v *view) ended() bool { return !v.run.Finished.IsZero() }
 
-func (v *view) stepName(id string) string {
-	if n := v.t.byID[id]; n != nil && n.step.Name != "" {
-		return v.red.text(n.step.Name)
-	}
-	return ""
-}
-
 // milestone is a Milestone with its distance from the run's start.
 type milestone struct {
 	Milestone
