@@ -427,7 +427,9 @@ func TestParallelGroupWithOneFailingChild(t *testing.T) {
 			slowCtxErr.Store(fmt.Sprint(ctx.Err()))
 			return map[string]any{"previous": c.StepID}, nil
 		},
-		"x.fail": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) { return nil, fatalErr("child broke") },
+		"x.fail": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) {
+			return nil, fatalErr("child broke")
+		},
 	})
 	rb := build(t, rbOpts{},
 		def{id: "g", parallel: []def{
@@ -463,7 +465,9 @@ func TestParallelGroupWithOneFailingChild(t *testing.T) {
 
 func TestNoChildStartsAfterASiblingFailed(t *testing.T) {
 	inv := newInvoker(map[string]action{
-		"x.fail": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) { return nil, fatalErr("broke") },
+		"x.fail": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) {
+			return nil, fatalErr("broke")
+		},
 	})
 	rb := build(t, rbOpts{onFailure: runbook.OnFailureStop},
 		def{id: "g", maxPar: 1, parallel: []def{{id: "c1", uses: "x.ok"}, {id: "c2", uses: "x.fail"}, {id: "c3", uses: "x.ok"}}})
@@ -628,7 +632,9 @@ func TestRequiredInputs(t *testing.T) {
 	}
 }
 
-func containsStr(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0) }
+func containsStr(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
+}
 
 func indexOf(s, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {

@@ -219,7 +219,11 @@ func (e *Engine) skip(st *stepState, reason string) {
 	ev.Message, ev.Time = reason, now
 	_ = e.emit(ev)
 	for _, c := range st.step.Parallel {
-		if cst := e.state(c.ID); cst.status == StepPending {
+		cst := e.state(c.ID)
+		e.mu.Lock()
+		pending := cst.status == StepPending
+		e.mu.Unlock()
+		if pending {
 			e.skip(cst, "group "+st.step.ID+" was skipped")
 		}
 	}
@@ -771,7 +775,7 @@ func (e *Engine) rollbackAll(ctx context.Context) (oc outcome, ran bool, failure
 	for _, st := range stack {
 		rb := st.step.Rollback
 		e.mu.Lock()
-		status, choice := st.rb.status, st.rb.choice
+		status, choice, prevErr, outputs := st.rb.status, st.rb.choice, st.rb.err, st.outputs
 		e.mu.Unlock()
 		switch status {
 		case StepSucceeded, StepSkipped:
@@ -779,7 +783,7 @@ func (e *Engine) rollbackAll(ctx context.Context) (oc outcome, ran bool, failure
 			continue
 		case StepFailed:
 			ran = true
-			failures = append(failures, st.rb.err)
+			failures = append(failures, prevErr)
 			continue
 		}
 		if ctx.Err() != nil {
@@ -807,7 +811,7 @@ func (e *Engine) rollbackAll(ctx context.Context) (oc outcome, ran bool, failure
 		}
 		x := execSpec{st: st, rollback: true, uses: rb.Uses, plugin: rb.Plugin, action: rb.Action, spec: rb.Spec,
 			timeout: rb.Timeout, retry: rb.Retry}
-		params, serr := e.renderWith(rb.With, rb.Spec, st.outputs, st, true)
+		params, serr := e.renderWith(rb.With, rb.Spec, outputs, st, true)
 		var res attemptResult
 		switch {
 		case serr != nil:

@@ -13,14 +13,19 @@ type Call struct {
 	Action string
 	RunID  string
 	StepID string
-	// Attempt counts from 1 across retries and resumes of the step.
+	// Attempt counts from 1 across retries and resumes of the step (a
+	// rollback has its own count).
 	Attempt int
-	// IdempotencyKey is stable for one step of one run (run id + step id;
-	// rollbacks add a suffix).
+	// IdempotencyKey is stable for one step of one run, across attempts and
+	// resumes: "<run id>/<step id>", and "<run id>/<step id>/rollback" for
+	// the step's rollback.
 	IdempotencyKey string
 	Rollback       bool
-	Params         map[string]any
-	// Deadline of this attempt; zero if none.
+	// Params are the rendered `with`, with real (unredacted) values. The
+	// map is the Invoker's to keep: each attempt gets a fresh copy.
+	Params map[string]any
+	// Deadline of this attempt; zero if none. The ctx given to Invoke
+	// carries the same deadline.
 	Deadline time.Time
 }
 
@@ -34,13 +39,19 @@ type PlanCall struct {
 
 // Invoker runs plugin actions. The engine depends only on this interface:
 // pluginhost implements it over go-plugin, and embedders or tests can
-// implement it in-process.
+// implement it in-process. Invoke and Plan are called concurrently for the
+// children of a parallel group.
+//
+// Invoke must return promptly once ctx is done (the attempt timed out, or
+// the run was interrupted) and make sure the action sees the cancellation.
+// progress may be called any number of times before Invoke returns.
 //
 // Errors: a *spec.Error is the action's own failure (Retryable says whether
-// another attempt may help). Any other error is a transport failure; the
-// engine treats it as retryable, except when it wraps a *spec.Error (a
-// plugin process that died mid-action is reported as a fatal *spec.Error
-// with code "PluginExited").
+// another attempt may help). Any other error is a transport failure. The
+// engine retries transport failures, and attempts that ran out of time,
+// only for actions declared idempotent: for the others it cannot know
+// whether the failed attempt took effect. A plugin process that died
+// mid-action is reported as a fatal *spec.Error with code "PluginExited".
 type Invoker interface {
 	Invoke(ctx context.Context, call Call, progress func(spec.Progress)) (map[string]any, error)
 	Plan(ctx context.Context, call PlanCall) (*spec.Plan, error)

@@ -694,7 +694,9 @@ func TestPlanCallsPlanNeverInvoke(t *testing.T) {
 
 func TestPlanRecordsPluginErrors(t *testing.T) {
 	inv := newInvoker(nil)
-	inv.plan = func(context.Context, PlanCall) (*spec.Plan, error) { return nil, errors.New("describe failed: AccessDenied") }
+	inv.plan = func(context.Context, PlanCall) (*spec.Plan, error) {
+		return nil, errors.New("describe failed: AccessDenied")
+	}
 	rb := build(t, rbOpts{}, def{id: "a", uses: "x.a", spec: spec.ActionSpec{SupportsPlan: true}}, def{id: "b", uses: "x.b", spec: spec.ActionSpec{SupportsPlan: true}})
 	e, _ := New(Options{Runbook: rb, Invoker: inv})
 	p, err := e.Plan(context.Background())
