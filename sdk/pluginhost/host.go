@@ -252,12 +252,13 @@ func (p *hosted) start(cfg Config, ref *runbook.PluginRef) (warning string, err 
 	ctx, cancel := context.WithTimeout(h.ctx, h.startTimeout)
 	defer cancel()
 	d, err := in.rpc.Describe(ctx)
-	if err == nil && d.ProtocolVersion != plugin.ProtocolVersion {
-		err = &ProtocolVersionError{Plugin: p.name, Path: r.Path, Got: d.ProtocolVersion, Want: plugin.ProtocolVersion}
-	}
 	if err != nil {
 		in.kill()
 		return "", fmt.Errorf("plugin %s (%s): describe: %s", p.name, r.Path, h.red.string(err.Error()))
+	}
+	if d.ProtocolVersion != plugin.ProtocolVersion {
+		in.kill()
+		return "", &ProtocolVersionError{Plugin: p.name, Path: r.Path, Got: d.ProtocolVersion, Want: plugin.ProtocolVersion}
 	}
 	p.desc = d
 	p.cur.Store(in)
