@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -280,6 +281,23 @@ func TestUntilTimeoutFailsTheStep(t *testing.T) {
 	expectStatus(t, res, StatusFailed)
 	if res.Failure.Code != "UntilTimeout" || len(inv.callsOf("a", false)) < 2 {
 		t.Fatalf("failure %+v after %d polls", res.Failure, len(inv.callsOf("a", false)))
+	}
+}
+
+func TestUntilTimeoutBoundsRetries(t *testing.T) {
+	inv := newInvoker(map[string]action{"x.status": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) {
+		return nil, retryableErr("endpoint not ready")
+	}})
+	rb := build(t, rbOpts{onFailure: runbook.OnFailureStop},
+		def{id: "a", uses: "x.status", until: `outputs.ready`, interval: time.Millisecond, untilFor: 30 * time.Millisecond,
+			retry: runbook.Retry{Attempts: 100, Delay: 10 * time.Millisecond}})
+	res := mustRun(t, Options{Runbook: rb, Invoker: inv})
+	expectStatus(t, res, StatusFailed)
+	if res.Failure.Code != "UntilTimeout" || !strings.Contains(res.Failure.Message, "endpoint not ready") {
+		t.Fatalf("failure %+v", res.Failure)
+	}
+	if n := len(inv.callsOf("a", false)); n >= 100 {
+		t.Fatalf("%d attempts: retries were not bounded by until.timeout", n)
 	}
 }
 
@@ -587,7 +605,7 @@ func TestJournalFailureStopsTheRun(t *testing.T) {
 	if len(inv.callsOf("b", false)) != 0 {
 		t.Fatal("an action ran after its start could not be journaled")
 	}
-	if res.Err == nil || !containsStr(res.Err.Error(), "disk full") {
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "disk full") {
 		t.Fatalf("err %v", res.Err)
 	}
 	if len(inv.rollbackOrder()) != 0 {
@@ -627,20 +645,7 @@ func TestEngineRunsOnce(t *testing.T) {
 func TestRequiredInputs(t *testing.T) {
 	rb := build(t, rbOpts{inputs: []*runbook.Input{{Name: "target", Type: runbook.TypeString, Required: true}}}, def{id: "a", uses: "core.log"})
 	e, _ := New(Options{Runbook: rb})
-	if _, err := e.Run(context.Background()); err == nil || !containsStr(err.Error(), "target") {
+	if _, err := e.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "target") {
 		t.Fatalf("missing required input: %v", err)
 	}
-}
-
-func containsStr(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }

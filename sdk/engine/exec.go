@@ -590,7 +590,11 @@ func (e *Engine) attempts(ctx context.Context, x execSpec) attemptResult {
 		if retry {
 			delay = backoff(x.retry, failures)
 			if !untilDeadline.IsZero() && time.Now().Add(delay).After(untilDeadline) {
+				// The retry would start after the polling deadline.
 				retry = false
+				cause := serr.Message
+				serr = e.untilTimeout(x, n)
+				serr.Message += "; last error: " + cause
 			}
 		}
 		if serr.Retryable && !retry && failures >= maxFailures && maxFailures > 1 {
