@@ -143,11 +143,7 @@ func New(opts Options) (*Engine, error) {
 		}
 	}
 	e.red.add(opts.Secrets...)
-	for _, in := range e.rb.Inputs {
-		if in.Secret {
-			e.red.addValue(opts.Inputs[in.Name])
-		}
-	}
+	e.redactSecretInputs(opts.Inputs)
 	e.version = opts.EngineVersion
 	if e.version == "" {
 		e.version = moduleVersion()
@@ -161,7 +157,18 @@ func New(opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// resolveInputs applies defaults and checks required inputs.
+// redactSecretInputs adds the values of inputs declared secret to the
+// redactor.
+func (e *Engine) redactSecretInputs(values map[string]any) {
+	for _, in := range e.rb.Inputs {
+		if in.Secret {
+			e.red.addValue(values[in.Name])
+		}
+	}
+}
+
+// resolveInputs applies defaults and checks required inputs; the result is
+// the run's inputs.
 func (e *Engine) resolveInputs(given map[string]any) (map[string]any, error) {
 	out := make(map[string]any, len(given))
 	for k, v := range given {
@@ -184,6 +191,7 @@ func (e *Engine) resolveInputs(given map[string]any) (map[string]any, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("missing required input(s): %s", strings.Join(missing, ", "))
 	}
+	e.redactSecretInputs(out)
 	return out, nil
 }
 

@@ -561,14 +561,16 @@ func TestSecretsNeverAppear(t *testing.T) {
 			return nil, retryableErr("auth failed for token %s", c.Params["token"])
 		},
 	})
+	const defaultSecret = "default-secret-q9w8"
 	rb := build(t, rbOpts{
-		inputs:    []*runbook.Input{{Name: "token", Type: runbook.TypeString, Secret: true}},
+		inputs: []*runbook.Input{{Name: "token", Type: runbook.TypeString, Secret: true},
+			{Name: "fallback", Type: runbook.TypeString, Secret: true, Default: defaultSecret, HasDefault: true}},
 		outputs:   map[string]string{"echoed": "${{ steps.a.outputs.echo }}", "secret_out": "${{ steps.a.outputs.own }}"},
 		secretOut: []string{"secret_out"},
 	},
 		def{id: "a", uses: "x.leaky", secretKey: "api_key", with: map[string]any{"token": "${{ inputs.token }}", "api_key": literalSecret},
 			rollback: &rbDef{uses: "x.leaky", with: map[string]any{"token": "${{ inputs.token }}"}}},
-		def{id: "log", uses: "core.log", with: map[string]any{"message": "token is ${{ inputs.token }}"}},
+		def{id: "log", uses: "core.log", with: map[string]any{"message": "token is ${{ inputs.token }}, fallback ${{ inputs.fallback }}"}},
 		def{id: "b", uses: "x.fail", with: map[string]any{"token": "${{ inputs.token }}"}, retry: runbook.Retry{Attempts: 2}},
 	)
 	store := journal.NewFileStore(t.TempDir())
@@ -590,7 +592,7 @@ func TestSecretsNeverAppear(t *testing.T) {
 		}
 	}
 	for where, text := range texts {
-		for _, secret := range []string{inputSecret, optionSecret, literalSecret} {
+		for _, secret := range []string{inputSecret, optionSecret, literalSecret, defaultSecret} {
 			if strings.Contains(text, secret) {
 				t.Errorf("%s contains secret %q", where, secret)
 			}
