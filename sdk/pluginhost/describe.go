@@ -71,7 +71,7 @@ func describe(ctx context.Context, r *Resolved, extraEnv []string) (*spec.Descri
 	err := cmd.Run()
 	if cmd.Process != nil {
 		// Nothing the plugin started may outlive `describe`.
-		_ = killGroup(cmd.Process.Pid)
+		killGroupAndWait(cmd.Process.Pid, time.Second)
 	}
 	if ctx.Err() == context.DeadlineExceeded {
 		return nil, fmt.Errorf("plugin %s: `%s describe` did not finish within %s", r.Name, r.Path, timeout.Round(time.Millisecond))

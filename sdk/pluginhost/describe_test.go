@@ -104,7 +104,7 @@ func TestDescribeTimeoutKillsThePluginAndItsChildren(t *testing.T) {
 	pidFile := filepath.Join(dir, "child.pid")
 	// The script starts a child that holds stdout, records its pid, and hangs.
 	script := writeScript(t, dir, "hang", "sleep 300 &\necho $! > "+pidFile+"\nsleep 300\n")
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	_, err := Describe(ctx, resolved(t, "slow", script))
 	if err == nil || !strings.Contains(err.Error(), "did not finish within") {

@@ -449,11 +449,7 @@ func (in *instance) kill() {
 	_ = killGroup(in.pid)
 	<-done
 	in.stop()
-	// SIGKILL is delivered asynchronously: wait until the group is gone.
-	deadline := time.Now().Add(killGrace)
-	for in.pid > 0 && groupAlive(in.pid) && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Millisecond)
-	}
+	killGroupAndWait(in.pid, killGrace)
 }
 
 // instance returns the plugin's running process, starting a new one if the
