@@ -61,6 +61,8 @@ const (
 	RollbackStarted   = "rollback_started"
 	RollbackSucceeded = "rollback_succeeded"
 	RollbackFailed    = "rollback_failed"
+	// RollbackSkipped: the operator skipped an unfinished rollback on resume.
+	RollbackSkipped = "rollback_skipped"
 )
 
 // Run statuses as recorded in RunFinished (and as List reports them).
