@@ -9,11 +9,21 @@
 package pyplugin_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -30,8 +40,11 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/runbookhq/runbook/sdk/plugin"
 	"github.com/runbookhq/runbook/sdk/plugin/plugintest"
@@ -237,14 +250,22 @@ func TestDescribeMatchesGoSchemas(t *testing.T) {
 func TestValidate(t *testing.T) {
 	s := startHost(t, hostOptions{})
 	ctx := plugintest.Context(t)
+	d, err := s.client.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	greet, _ := d.Action("greet")
 	cases := map[string]struct {
 		params  map[string]any
 		unknown []string
 		want    []plugin.Diagnostic
+		// schemaOnly: every diagnostic comes from the schema, so the host's
+		// own check (sdk/schema) must report exactly the same.
+		schemaOnly bool
 	}{
-		"valid": {params: map[string]any{"name": "ops", "wait": "1m30s", "file": "/tmp/x"}},
+		"valid": {params: map[string]any{"name": "ops", "wait": "1m30s", "file": "/tmp/x"}, schemaOnly: true},
 		"unknown at run time": {
-			params: map[string]any{"name": nil, "file": nil}, unknown: []string{"/name", "/file"},
+			params: map[string]any{"name": nil, "file": nil}, unknown: []string{"/name", "/file"}, schemaOnly: true,
 		},
 		"semantic check": {
 			params: map[string]any{"name": "Nobody"},
@@ -254,7 +275,7 @@ func TestValidate(t *testing.T) {
 			params: map[string]any{"name": "ops", "file": "greeting.txt"},
 			want:   []plugin.Diagnostic{{Severity: plugin.SeverityError, Path: "/file", Summary: "file must be an absolute path, not 'greeting.txt'"}},
 		},
-		"schema problems, as the host words them": {
+		"schema problems": {
 			params: map[string]any{"nmae": "ops", "mood": "angry", "wait": "soon"},
 			want: []plugin.Diagnostic{
 				{Severity: plugin.SeverityError, Path: "", Summary: `missing required property "name"`},
@@ -262,10 +283,12 @@ func TestValidate(t *testing.T) {
 				{Severity: plugin.SeverityError, Path: "/nmae", Summary: `unknown property "nmae" (did you mean "name"?)`},
 				{Severity: plugin.SeverityError, Path: "/wait", Summary: `"soon" is not a duration (use Go syntax such as 90s, 15m or 1h30m)`},
 			},
+			schemaOnly: true,
 		},
 		"wrong type": {
-			params: map[string]any{"name": 3},
-			want:   []plugin.Diagnostic{{Severity: plugin.SeverityError, Path: "/name", Summary: "must be a string, not an integer"}},
+			params:     map[string]any{"name": 3, "fail": true},
+			want:       []plugin.Diagnostic{{Severity: plugin.SeverityError, Path: "/fail", Summary: "must be a string, not a boolean"}, {Severity: plugin.SeverityError, Path: "/name", Summary: "must be a string, not an integer"}},
+			schemaOnly: true,
 		},
 	}
 	for name, tc := range cases {
@@ -277,25 +300,19 @@ func TestValidate(t *testing.T) {
 			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("diagnostics (-want +got):\n%s", diff)
 			}
-			// The host's own check of the same params agrees on the schema part.
-			d, _ := s.client.Describe(ctx)
-			a, _ := d.Action("greet")
-			var hostPaths []string
-			for _, p := range schema.Validate(a.Params, jsonRoundTrip(t, tc.params), unknownSet(tc.unknown)) {
-				hostPaths = append(hostPaths, p.Path+" "+p.Message)
+			if !tc.schemaOnly {
+				return
 			}
-			var pluginPaths []string
-			for _, dg := range got {
-				if name == "schema problems, as the host words them" || name == "wrong type" {
-					pluginPaths = append(pluginPaths, dg.Path+" "+dg.Summary)
-				}
+			var host []plugin.Diagnostic
+			for _, p := range schema.Validate(greet.Params, jsonRoundTrip(t, tc.params), unknownSet(tc.unknown)) {
+				host = append(host, plugin.Errorf(p.Path, "%s", p.Message))
 			}
-			if diff := cmp.Diff(hostPaths, pluginPaths, cmpopts.EquateEmpty(), cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
-				t.Errorf("plugin and host schema checks disagree (-host +plugin):\n%s", diff)
+			if diff := cmp.Diff(host, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("the plugin's check and the host's disagree (-host +plugin):\n%s", diff)
 			}
 		})
 	}
-	_, err := s.client.Validate(ctx, "wave", map[string]any{}, nil)
+	_, err = s.client.Validate(ctx, "wave", map[string]any{}, nil)
 	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), `no action 'wave'`) {
 		t.Fatalf("unknown action: err = %v", err)
 	}
@@ -500,14 +517,10 @@ func TestKillShutsDownAndLeavesNoProcess(t *testing.T) {
 	if _, err := os.Stat(filepath.Dir(sock)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket directory left behind (stat: %v)", err)
 	}
-	// Kill first calls GRPCController.Shutdown and waits for the process to
-	// exit; only when that fails does it force-kill and warn.
-	log := s.logs.String()
-	if strings.Contains(log, "plugin failed to exit gracefully") {
+	// Kill calls GRPCController.Shutdown first (TestShutdownExitsCleanly
+	// checks the exit that follows, without go-plugin's 2 s limit).
+	if log := s.logs.String(); !strings.Contains(log, `"reason":"shutdown requested by the host"`) {
 		t.Errorf("the plugin did not stop on Shutdown; host log:\n%s", log)
-	}
-	if !strings.Contains(log, "shutdown requested by the host") {
-		t.Errorf("the plugin did not log the Shutdown call; host log:\n%s", log)
 	}
 }
 
@@ -704,4 +717,155 @@ json.dump(out, sys.stdout)
 			t.Errorf("format %d: Go %q, Python %q", n, want, got.Format[i])
 		}
 	}
+}
+
+// handPlugin is the plugin started by hand, the host's part played by the
+// test from the handshake line on.
+type handPlugin struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	// parts is the handshake line, split.
+	parts []string
+	roots *x509.CertPool
+}
+
+func startByHand(t *testing.T, hostPEM []byte) *handPlugin {
+	t.Helper()
+	path := launcher(t)
+	cmd := exec.Command(path)
+	cmd.Env = append(withoutCookie(os.Environ()),
+		plugin.Handshake.MagicCookieKey+"="+plugin.Handshake.MagicCookieValue,
+		"PLUGIN_PROTOCOL_VERSIONS=1",
+		"RUNBOOK_PLUGIN_LOG_LEVEL=debug",
+		"PLUGIN_CLIENT_CERT="+string(hostPEM))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &handPlugin{cmd: cmd, stderr: &syncBuffer{}}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the handshake line: %v; stderr:\n%s", err, p.stderr.String())
+	}
+	p.parts = strings.Split(strings.TrimSpace(line), "|")
+	if len(p.parts) != 6 || p.parts[0] != "1" || p.parts[1] != "1" || p.parts[2] != "unix" || p.parts[4] != "grpc" {
+		t.Fatalf("handshake line %q", line)
+	}
+	der, err := base64.RawStdEncoding.DecodeString(p.parts[5])
+	if err != nil {
+		t.Fatalf("server certificate is not unpadded standard base64: %v", err)
+	}
+	serverCert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.roots = x509.NewCertPool()
+	p.roots.AddCert(serverCert)
+	return p
+}
+
+func (p *handPlugin) dial(t *testing.T, certs []tls.Certificate) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+p.parts[3], grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		Certificates: certs, RootCAs: p.roots, ServerName: "localhost", MinVersion: tls.VersionTLS12,
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// TestMutualTLS: the plugin presents a certificate for "localhost" carried
+// in the handshake line (DER, unpadded base64), and serves only the client
+// whose certificate it was given in PLUGIN_CLIENT_CERT.
+func TestMutualTLS(t *testing.T) {
+	hostCert, hostPEM := clientCert(t)
+	otherCert, _ := clientCert(t)
+	p := startByHand(t, hostPEM)
+	describe := func(certs []tls.Certificate) error {
+		ctx, cancel := context.WithTimeout(plugintest.Context(t), 10*time.Second)
+		defer cancel()
+		_, err := plugin.NewClient(p.dial(t, certs)).Describe(ctx)
+		return err
+	}
+	if err := describe([]tls.Certificate{hostCert}); err != nil {
+		t.Fatalf("the host's own certificate is refused: %v\nstderr:\n%s", err, p.stderr.String())
+	}
+	if err := describe([]tls.Certificate{otherCert}); err == nil {
+		t.Fatal("a client with another certificate was served")
+	}
+	if err := describe(nil); err == nil {
+		t.Fatal("a client without a certificate was served")
+	}
+}
+
+// TestShutdownExitsCleanly calls go-plugin's GRPCController.Shutdown as the
+// host's Close does, and waits for the plugin to exit on its own.
+func TestShutdownExitsCleanly(t *testing.T) {
+	hostCert, hostPEM := clientCert(t)
+	p := startByHand(t, hostPEM)
+	conn := p.dial(t, []tls.Certificate{hostCert})
+	// plugin.Empty is an empty message: on the wire the same as
+	// google.protobuf.Empty, so the well-known type stands in for it.
+	err := conn.Invoke(plugintest.Context(t), "/plugin.GRPCController/Shutdown", &emptypb.Empty{}, &emptypb.Empty{})
+	if err != nil && status.Code(err) != codes.Unavailable {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("plugin exited with %v after Shutdown; stderr:\n%s", err, p.stderr.String())
+		}
+	case <-plugintest.Context(t).Done():
+		t.Fatalf("plugin still running after Shutdown; stderr:\n%s", p.stderr.String())
+	}
+	if _, err := os.Stat(filepath.Dir(p.parts[3])); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket directory left behind (stat: %v)", err)
+	}
+}
+
+// clientCert makes a certificate as go-plugin's AutoMTLS does (ECDSA P-521,
+// self-signed, CA, client and server auth, for localhost).
+func clientCert(t *testing.T) (tls.Certificate, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P521(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "localhost", Organization: []string{"runbook test"}},
+		DNSNames:              []string{"localhost"},
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageKeyAgreement | x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, certPEM
 }

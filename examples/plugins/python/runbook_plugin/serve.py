@@ -64,7 +64,13 @@ NETWORK_ENV = "RUNBOOK_PLUGIN_NETWORK"
 
 def serve(info, actions, argv=None):
     """Runs the plugin; the whole of a plugin's main. Does not return."""
-    sys.exit(main(info, actions, sys.argv[1:] if argv is None else argv))
+    code = main(info, actions, sys.argv[1:] if argv is None else argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything was stopped and cleaned up explicitly; an action thread
+    # still sleeping must not hold the process (the host force-kills a
+    # plugin that has not exited 2 seconds after Shutdown).
+    os._exit(code)
 
 
 def main(info, actions, argv, stdout=None, stderr=None):
@@ -111,11 +117,14 @@ class Server:
         self.log = log
         self.stopping = threading.Event()
         self.why = ""
+        self.grace = 0.0
         self._cleanup = []
 
-    def stop(self, why):
+    def stop(self, why, grace=0.0):
+        """Ends serving; grace is how long in-flight calls may still finish."""
         if not self.stopping.is_set():
             self.why = why
+            self.grace = grace
             self.stopping.set()
 
     def run(self, stdout):
@@ -190,12 +199,11 @@ class Server:
 
         self.stopping.wait()
         self.log.debug("plugin stopping", reason=self.why)
-        # Stop taking connections, let in-flight calls send their outcome
-        # for a moment (the host has usually closed its side already), then
-        # drop what is left.
+        # After Shutdown the host wants nothing more (go-plugin's Go servers
+        # stop at once too); on SIGTERM, in-flight calls get a moment.
+        server.stop(grace=self.grace or None).wait(5)
         if front:
             front.stop()
-        server.stop(grace=1.0).wait(5)
         return 0
 
     def _listen(self):
@@ -234,7 +242,7 @@ class Server:
         # it stops its plugins itself.
         try:
             signal.signal(signal.SIGINT, lambda *_: self.log.debug("ignoring an interrupt; the host stops this plugin"))
-            signal.signal(signal.SIGTERM, lambda *_: self.stop("terminated"))
+            signal.signal(signal.SIGTERM, lambda *_: self.stop("terminated", grace=1.0))
         except ValueError:
             pass  # not the main thread (embedded use)
 

@@ -190,7 +190,16 @@ class PluginService(pb_grpc.PluginServicer):
         worker = threading.Thread(target=run, name="apply-" + a.name, daemon=True)
         worker.start()
         while True:
-            kind, ev = events.get()
+            try:
+                kind, ev = events.get(timeout=0.5)
+            except queue.Empty:
+                if not context.is_active():
+                    # The host is gone and the action ignores cancellation:
+                    # give the RPC worker back; the action thread is a
+                    # daemon and ends with it or with the process.
+                    log.warn("apply abandoned: the call ended but the action is still running")
+                    return
+                continue
             yield ev
             if kind == "done":
                 return
