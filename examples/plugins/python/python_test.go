@@ -3,7 +3,7 @@
 // only, AutoMTLS, the runbook.plugin.v1 client. It proves that the plugin
 // protocol does not depend on Go.
 //
-// The tests need python3 (3.9+) and the package registry for the first
+// The tests need python3 (3.10+) and the package registry for the first
 // setup.sh run; without python3 they skip, unless
 // CI_REQUIRE_PYTHON_PLUGIN=1, where they fail.
 package pyplugin_test

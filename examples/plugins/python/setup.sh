@@ -20,7 +20,12 @@ goplugin_proto=$here/proto
 say() { printf 'setup.sh: %s\n' "$*" >&2; }
 
 if ! command -v "$python" >/dev/null 2>&1; then
-	say "$python not found: install Python 3.9 or later (or set PYTHON)"
+	say "$python not found: install Python 3.10 or later (or set PYTHON)"
+	exit 3
+fi
+# The pinned grpcio, grpcio-tools and protobuf need Python 3.10.
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+	say "$python is $("$python" -c 'import platform; print(platform.python_version())'): the plugin needs Python 3.10 or later (set PYTHON)"
 	exit 3
 fi
 
