@@ -160,7 +160,9 @@ class PluginService(pb_grpc.PluginServicer):
         def progress(message, fields):
             p = pb.Progress(message=str(message), time_unix_ms=int(time.time() * 1000))
             if fields:
-                p.fields = _json(fields)
+                # Progress is for people: a value that is not JSON (a path,
+                # an exception) is shown as its text rather than failing.
+                p.fields = _json(fields, lenient=True)
             events.put(("progress", pb.ApplyEvent(progress=p)))
 
         req = act.ApplyRequest(
@@ -231,8 +233,9 @@ def _decode(a, raw_bytes, unknown):
     return schema.with_defaults(a.params, raw, unknown), []
 
 
-def _json(v):
-    return json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()
+def _json(v, lenient=False):
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False,
+                      default=str if lenient else None).encode()
 
 
 def _diag_pb(d):
