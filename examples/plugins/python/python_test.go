@@ -131,6 +131,8 @@ type session struct {
 type hostOptions struct {
 	env              []string
 	minPort, maxPort uint
+	// noMTLS starts the plugin as a go-plugin host without AutoMTLS would.
+	noMTLS bool
 }
 
 // startHost launches the plugin exactly as a host does and dispenses the
@@ -146,7 +148,7 @@ func startHost(t *testing.T, opts hostOptions) *session {
 		Plugins:          plugin.PluginSet(),
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		AutoMTLS:         !opts.noMTLS,
 		MinPort:          opts.minPort,
 		MaxPort:          opts.maxPort,
 		StartTimeout:     30 * time.Second,
@@ -542,6 +544,20 @@ func TestTCPWithinThePortRange(t *testing.T) {
 	out, err := s.client.Apply(plugintest.Context(t), plugin.ApplyCall{Action: "greet", Attempt: 1, Params: map[string]any{"name": "tcp"}}, nil)
 	if err != nil || out["greeting"] != "hello, tcp" {
 		t.Fatalf("apply over TCP: %v, %v", out, err)
+	}
+}
+
+// TestWithoutAutoMTLS: like go-plugin's Go servers, the plugin serves in
+// the clear to a host that did not ask for AutoMTLS (runbook always does),
+// and says so in its log.
+func TestWithoutAutoMTLS(t *testing.T) {
+	s := startHost(t, hostOptions{noMTLS: true})
+	out, err := s.client.Apply(plugintest.Context(t), plugin.ApplyCall{Action: "greet", Attempt: 1, Params: map[string]any{"name": "clear"}}, nil)
+	if err != nil || out["greeting"] != "hello, clear" {
+		t.Fatalf("apply without TLS: %v, %v", out, err)
+	}
+	if !strings.Contains(s.logs.String(), "serving without TLS") {
+		t.Fatalf("no warning about serving without TLS; host log:\n%s", s.logs.String())
 	}
 }
 

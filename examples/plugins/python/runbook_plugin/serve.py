@@ -134,6 +134,7 @@ class Server:
             self._run_cleanup()
 
     def _run(self, stdout):
+        self._install_signals()
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
             # grpcio sets SO_REUSEPORT by default, which would let two
@@ -150,6 +151,7 @@ class Server:
         client_pem = os.environ.get("PLUGIN_CLIENT_CERT", "")
         try:
             listener, network, address = self._listen()
+            self._cleanup.append(listener.close)
             if client_pem:
                 # gRPC listens on a private socket; the TLS front owns the
                 # address the host dials and relays decrypted bytes to it.
@@ -193,7 +195,6 @@ class Server:
         # stray prints (ours or a library's) to stderr, where they are logs.
         _stdout_to_stderr(stdout)
 
-        self._install_signals()
         self._watch_parent()
         self.log.debug("plugin serving", network=network, address=address)
 
