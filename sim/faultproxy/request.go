@@ -20,12 +20,12 @@ type Call struct {
 type protocol int
 
 const (
-	protoREST   protocol = iota // rest-xml (route53, cloudfront, s3control)
-	protoQuery                  // Action=... (rds, autoscaling, sts, cloudwatch query)
-	protoEC2                    // EC2's variant of query
-	protoJSON                   // X-Amz-Target (ecs, cloudwatch json)
-	protoRESTJSON               // rest-json (iot)
-	protoS3                     // S3's own error shape
+	protoREST     protocol = iota // rest-xml (route53, cloudfront, s3control)
+	protoQuery                    // Action=... (rds, autoscaling, sts, cloudwatch query)
+	protoEC2                      // EC2's variant of query
+	protoJSON                     // X-Amz-Target (ecs, cloudwatch json)
+	protoRESTJSON                 // rest-json (iot)
+	protoS3                       // S3's own error shape
 )
 
 // maxFormBody bounds how much of a form-encoded body is read to find Action=.
