@@ -37,6 +37,9 @@ func TestThroughPluginhost(t *testing.T) {
 	const secret = "s3cr3t-person"
 	h, err := pluginhost.Start(ctx, pluginhost.Config{
 		Plugins: refs, Dir: dir, Lock: lock, Secrets: []string{secret},
+		// Sockets under the test's directory: the plugin this test kills
+		// cannot remove its own.
+		Env:    []string{"PLUGIN_UNIX_SOCKET_DIR=" + t.TempDir()},
 		Logger: hclog.New(&hclog.LoggerOptions{Output: logs, JSONFormat: true, Level: hclog.Debug}),
 	})
 	if err != nil {

@@ -155,7 +155,8 @@ class Server:
             if client_pem:
                 # gRPC listens on a private socket; the TLS front owns the
                 # address the host dials and relays decrypted bytes to it.
-                private = tempfile.mkdtemp(prefix="plugin-grpc-")
+                private = tempfile.mkdtemp(prefix="plugin-grpc-",
+                                           dir=os.environ.get("PLUGIN_UNIX_SOCKET_DIR") or None)
                 self._cleanup.append(lambda: _rmtree(private))
                 backend = os.path.join(private, "grpc.sock")
                 if not server.add_secure_port("unix:" + backend, grpc.local_server_credentials(
