@@ -32,6 +32,8 @@ const (
 	// EnvExternal, set to 1 with AWS_ENDPOINT_URL, makes Start use that endpoint
 	// instead of starting an emulator.
 	EnvExternal = "RUNBOOK_SIM_EXTERNAL"
+	// EnvRoot overrides the repository root (where sim/emulator/serve.py and .venv are).
+	EnvRoot = "RUNBOOK_SIM_ROOT"
 	// EnvEndpoint is the standard AWS SDK endpoint override.
 	EnvEndpoint = "AWS_ENDPOINT_URL"
 )
@@ -194,6 +196,12 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	return e, nil
 }
 
+// Connect returns the emulator already listening at url (a `simctl up` emulator, a
+// LocalStack) without starting anything; HasControl says whether it serves /_sim/.
+func Connect(ctx context.Context, url string) (*Emulator, error) {
+	return connectExternal(ctx, &http.Client{Timeout: 10 * time.Second}, url, Options{})
+}
+
 func connectExternal(ctx context.Context, client *http.Client, ep string, opts Options) (*Emulator, error) {
 	e := &Emulator{URL: strings.TrimRight(ep, "/"), external: true, control: true, client: client, done: make(chan struct{})}
 	close(e.done)
@@ -259,19 +267,33 @@ func locate(opts Options) (python, serve string, err error) {
 	return python, serve, nil
 }
 
-// RepoRoot walks up from the working directory to the directory holding go.mod.
+// RepoRoot is RUNBOOK_SIM_ROOT if set, else the nearest directory holding go.mod
+// above the working directory, else above the running executable.
 func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
+	if root := os.Getenv(EnvRoot); root != "" {
+		return root, nil
 	}
+	if dir, err := os.Getwd(); err == nil {
+		if root, err := findGoMod(dir); err == nil {
+			return root, nil
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		if root, err := findGoMod(filepath.Dir(exe)); err == nil {
+			return root, nil
+		}
+	}
+	return "", fmt.Errorf("emulator: no go.mod above the working directory or the executable; set %s", EnvRoot)
+}
+
+func findGoMod(dir string) (string, error) {
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("emulator: no go.mod above the working directory")
+			return "", errors.New("no go.mod")
 		}
 		dir = parent
 	}
