@@ -1,0 +1,250 @@
+package runbook
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Options configure Load and Parse.
+type Options struct {
+	// Catalog is called once, after the `plugins:` section is decoded, with
+	// the plugins the runbook declares, so that the host describes only
+	// those. Nil means the plugins are unknown: everything else is
+	// validated and every use of a plugin action is reported as an error
+	// (for tests; real callers pass a catalog).
+	Catalog func(plugins []*PluginRef) Catalog
+}
+
+// Load reads and validates the runbook at path. It returns a *Runbook only
+// if no diagnostic is an error; warnings may accompany it.
+func Load(path string, opts Options) (*Runbook, Diagnostics) {
+	src, err := readCapped(path, MaxSourceBytes)
+	if err != nil {
+		return nil, Diagnostics{{Pos: Pos{File: path}, Severity: Error, Message: err.Error()}}
+	}
+	return Parse(path, src, opts)
+}
+
+// readCapped reads a file of at most limit bytes.
+func readCapped(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, friendlyFileError(err)
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, friendlyFileError(err)
+	}
+	if int64(len(src)) > limit {
+		return nil, fmt.Errorf("file is larger than %d MiB; refusing it", limit>>20)
+	}
+	return src, nil
+}
+
+func friendlyFileError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("cannot read: %v", pe.Err)
+	}
+	return err
+}
+
+// Parse validates a runbook from its source; path is used in diagnostics
+// and kept as Runbook.Path.
+func Parse(path string, src []byte, opts Options) (*Runbook, Diagnostics) {
+	d := &decoder{source: newSource(path, src)}
+	root := d.parseYAML()
+	if root == nil {
+		d.diags.Sort()
+		return nil, d.diags
+	}
+	l := newLoader(d, opts)
+	rb := l.load(root)
+	d.diags.Sort()
+	if d.diags.HasErrors() {
+		return nil, d.diags
+	}
+	sum := sha256.Sum256(src)
+	rb.Path, rb.Source, rb.Hash = path, src, hex.EncodeToString(sum[:])
+	return rb, d.diags
+}
+
+// parseYAML parses the single YAML document of the source into a node tree,
+// after cheap checks that bound the parser's memory.
+func (d *decoder) parseYAML() *yaml.Node {
+	top := Pos{File: d.file, Line: 1, Col: 1}
+	if len(d.src) > MaxSourceBytes {
+		d.add(Pos{File: d.file}, Error, "file is larger than %d MiB; refusing it", MaxSourceBytes>>20)
+		return nil
+	}
+	if !utf8.Valid(d.src) {
+		d.add(d.posAt(invalidUTF8(d.src)), Error, "the file is not valid UTF-8")
+		return nil
+	}
+	if n := len(d.lines) + bytes.Count(d.src, []byte(",")); n > MaxLines {
+		d.add(top, Error, "the file has more than %d lines and list items; refusing it", MaxLines)
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(d.src))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if err == io.EOF {
+			d.add(top, Error, "the file is empty: a runbook starts with `version: 1`")
+		} else {
+			d.syntaxError(err)
+		}
+		return nil
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == io.EOF:
+	case err != nil:
+		d.syntaxError(err)
+		return nil
+	default:
+		p := d.pos(&next)
+		if len(next.Content) > 0 {
+			p = d.pos(next.Content[0])
+		}
+		if sep := d.documentSeparator(p.Line); sep > 0 {
+			p = Pos{File: d.file, Line: sep, Col: 1}
+		}
+		d.add(p, Error, "a runbook file holds one YAML document; this is a second one (remove the ---)")
+		return nil
+	}
+	if !d.checkTree(&doc) {
+		return nil
+	}
+	root := deref(&doc)
+	if root.Kind == yaml.DocumentNode {
+		if len(root.Content) == 0 {
+			d.add(top, Error, "the file is empty: a runbook starts with `version: 1`")
+			return nil
+		}
+		root = deref(root.Content[0])
+	}
+	if root.Kind != yaml.MappingNode {
+		if isNull(root) {
+			d.add(top, Error, "the file is empty: a runbook starts with `version: 1`")
+		} else {
+			d.errorf(root, "a runbook is a mapping (version, name, inputs, steps...), not %s", describeNode(root))
+		}
+		return nil
+	}
+	return root
+}
+
+// documentSeparator finds the --- line that starts the document whose
+// content begins at line.
+func (d *decoder) documentSeparator(line int) int {
+	for l := line; l >= 1; l-- {
+		if strings.HasPrefix(d.line(l), "---") {
+			return l
+		}
+	}
+	return 0
+}
+
+func invalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return 0
+}
+
+var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError reports a yaml.v3 parse error. yaml.v3 gives only a line, and
+// for parser errors the line where the enclosing construct starts (counted
+// from 0); the line that holds the problem is found by parsing ever longer
+// prefixes of the file until the same error appears.
+func (d *decoder) syntaxError(err error) {
+	msg := err.Error()
+	line := 0
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	if m := regexp.MustCompile(`^unknown anchor '(.*)' referenced$`).FindStringSubmatch(msg); m != nil {
+		if i := bytes.Index(d.src, []byte("*"+m[1])); i >= 0 {
+			d.add(d.posAt(i), Error, "YAML: unknown anchor %q (define it with &%s before using *%s)", m[1], m[1], m[1])
+			return
+		}
+	}
+	line = d.problemLine(err.Error(), max(line, 1))
+	text := d.line(line)
+	col := len(text) - len(strings.TrimLeft(text, " \t")) + 1
+	hint := ""
+	if i := strings.Index(text, "${{"); i >= 0 && strings.ContainsAny(text[:i], "{[") && !quoted(text, i) {
+		col = utf8.RuneCountInString(text[:i]) + 1
+		hint = ` (inside { } or [ ], a value containing ${{ }} must be quoted: "${{ ... }}")`
+	}
+	d.add(Pos{File: d.file, Line: line, Col: col}, Error, "YAML syntax error: %s%s", msg, hint)
+}
+
+// quoted reports whether position i of a line is inside quotes.
+func quoted(text string, i int) bool {
+	var q byte
+	for j := 0; j < i; j++ {
+		switch c := text[j]; {
+		case q == 0 && (c == '"' || c == '\''):
+			q = c
+		case q == '"' && c == '\\':
+			j++
+		case c == q:
+			q = 0
+		}
+	}
+	return q != 0
+}
+
+// problemLine returns the first line L >= from such that the file's first
+// L lines fail to parse with the same error, or from when none does.
+func (d *decoder) problemLine(full string, from int) int {
+	fails := func(l int) bool {
+		end := len(d.src)
+		if l < len(d.lines) {
+			end = d.lines[l]
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(d.src[:end]))
+		for {
+			var n yaml.Node
+			err := dec.Decode(&n)
+			if err == nil {
+				continue
+			}
+			return err != io.EOF && err.Error() == full
+		}
+	}
+	lo, hi := from, len(d.lines)
+	if lo > hi || !fails(hi) {
+		return from
+	}
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
