@@ -338,21 +338,25 @@ func (e *Engine) runGroup(ctx context.Context, st *stepState) outcome {
 		outcomes = map[string]outcome{}
 	)
 	stopped := func() bool { mu.Lock(); defer mu.Unlock(); return stop }
+	// On resume: a child that failed before the run stopped is not run
+	// again, and (as when it failed) no pending child starts; children that
+	// were already running are run again (if safe) so that they finish and
+	// can be compensated, as they would have without the interruption.
+	e.mu.Lock()
+	for _, c := range g.Parallel {
+		if cst := e.state(c.ID); cst.status == StepFailed && !cst.continued {
+			stop = true
+		}
+	}
+	e.mu.Unlock()
 children:
 	for _, c := range g.Parallel {
 		cst := e.state(c.ID)
 		e.mu.Lock()
-		done := cst.done()
-		failedBefore := cst.status == StepFailed
+		skip := cst.done() || cst.status == StepFailed
+		started := cst.status != StepPending
 		e.mu.Unlock()
-		if failedBefore && !done {
-			// It failed before a crash: it is not run again, and (as when
-			// it failed) no further child starts.
-			mu.Lock()
-			stop = true
-			mu.Unlock()
-		}
-		if done || failedBefore {
+		if skip {
 			continue
 		}
 		select {
@@ -360,9 +364,13 @@ children:
 		case <-ctx.Done():
 			break children
 		}
-		if stopped() || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			<-sem
 			break
+		}
+		if !started && stopped() {
+			<-sem
+			continue
 		}
 		wg.Add(1)
 		go func() {

@@ -709,3 +709,110 @@ func TestPlanRecordsPluginErrors(t *testing.T) {
 		t.Fatalf("plan %+v", p.Steps)
 	}
 }
+
+// groupRunbook: a, then group g (c1, c2, c3 with max_parallel 2), then z.
+func groupRunbook(t *testing.T) *runbook.Runbook {
+	undo := &rbDef{uses: "x.undo"}
+	return build(t, rbOpts{},
+		def{id: "a", uses: "x.do", rollback: undo},
+		def{id: "g", maxPar: 2, parallel: []def{
+			{id: "c1", uses: "x.c1", spec: spec.ActionSpec{Idempotent: true}, rollback: undo},
+			{id: "c2", uses: "x.c2", spec: spec.ActionSpec{Idempotent: true}, rollback: undo},
+			{id: "c3", uses: "x.do", rollback: undo},
+		}},
+		def{id: "z", uses: "x.do"},
+	)
+}
+
+func TestResumeInsideAParallelGroup(t *testing.T) {
+	store := journal.NewFileStore(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c2Running := make(chan struct{})
+	inv := newInvoker(map[string]action{
+		"x.do": ok(nil),
+		"x.c1": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) {
+			<-c2Running
+			return map[string]any{"done": true}, nil
+		},
+		"x.c2": func(actx context.Context, c Call, _ func(spec.Progress)) (map[string]any, error) {
+			if c.Attempt == 1 {
+				close(c2Running)
+				<-actx.Done() // interrupted once its sibling c1 has completed
+				return nil, actx.Err()
+			}
+			return nil, nil
+		},
+	})
+	res := runJournaled(t, ctx, store, "r1", Options{Runbook: groupRunbook(t), Invoker: inv, OnEvent: func(ev Event) {
+		if ev.Type == journal.StepSucceeded && ev.Step == "c1" {
+			cancel()
+		}
+	}})
+	expectStatus(t, res, StatusInterrupted)
+	if len(inv.callsOf("c3", false)) != 0 {
+		t.Fatal("c3 started after the interruption")
+	}
+	res, err := resumeJournaled(t, store, "r1", Options{Runbook: groupRunbook(t), Invoker: inv}, ResumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, res, StatusSucceeded)
+	for id, want := range map[string]int{"a": 1, "c1": 1, "c2": 2, "c3": 1, "z": 1} {
+		if got := len(inv.callsOf(id, false)); got != want {
+			t.Errorf("%s ran %d times, want %d", id, got, want)
+		}
+	}
+	j := openJournal(t, store, "r1")
+	if countType(j, journal.StepStarted, "g") != 1 || countType(j, journal.StepSucceeded, "g") != 1 {
+		t.Fatal("the group was started twice or never finished")
+	}
+}
+
+func TestResumeAfterAChildFailedCompletesRunningSiblingsAndRollsBack(t *testing.T) {
+	store := journal.NewFileStore(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c2Running := make(chan struct{})
+	inv := newInvoker(map[string]action{
+		"x.do": ok(nil),
+		"x.c1": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) {
+			<-c2Running
+			return nil, fatalErr("c1 broke")
+		},
+		"x.c2": func(actx context.Context, c Call, _ func(spec.Progress)) (map[string]any, error) {
+			if c.Attempt == 1 {
+				close(c2Running)
+				<-actx.Done() // still running when the run is interrupted
+				return nil, actx.Err()
+			}
+			return map[string]any{"v": 1.0}, nil
+		},
+	})
+	res := runJournaled(t, ctx, store, "r1", Options{Runbook: groupRunbook(t), Invoker: inv, OnEvent: func(ev Event) {
+		if ev.Type == journal.StepFailed && ev.Step == "c1" {
+			cancel()
+		}
+	}})
+	expectStatus(t, res, StatusInterrupted)
+	res, err := resumeJournaled(t, store, "r1", Options{Runbook: groupRunbook(t), Invoker: inv}, ResumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, res, StatusFailed)
+	if got := len(inv.callsOf("c1", false)); got != 1 {
+		t.Fatalf("the failed child ran %d times", got)
+	}
+	if got := len(inv.callsOf("c2", false)); got != 2 {
+		t.Fatalf("the interrupted child ran %d times, want 2 (finish, then be compensated)", got)
+	}
+	if len(inv.callsOf("c3", false)) != 0 || len(inv.callsOf("z", false)) != 0 {
+		t.Fatal("a pending child or a later step started after a failure")
+	}
+	if diff := cmp.Diff([]string{"c2", "a"}, inv.rollbackOrder()); diff != "" {
+		t.Fatalf("rollbacks (-want +got):\n%s", diff)
+	}
+	if res.Failure == nil || res.Failure.Step != "g" {
+		t.Fatalf("failure %+v", res.Failure)
+	}
+}
