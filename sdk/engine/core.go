@@ -82,15 +82,16 @@ func (e *Engine) runApproval(ctx context.Context, x execSpec) attemptResult {
 		return fail("InvalidParams", "timeout: "+err.Error(), 0)
 	}
 	e.mu.Lock()
-	by, via := st.approvedBy, st.approvedVia
+	prior := st.approval
 	if x.rollback {
-		by, via = st.rb.approvedBy, st.rb.approvedVia
+		prior = st.rb.approval
 	}
 	e.mu.Unlock()
-	if by != "" {
+	if prior.by != "" {
 		// Granted before the run stopped: the answer stands.
-		return attemptResult{oc: outcomeOK, outputs: map[string]any{"approved_by": by, "approved_via": via}}
+		return attemptResult{oc: outcomeOK, outputs: prior.outputs()}
 	}
+	var by, via string
 	n := e.nextAttempt(x)
 	req := e.attemptEvent(journal.ApprovalRequested, x, n)
 	req.Message = msg
@@ -141,19 +142,30 @@ func (e *Engine) runApproval(ctx context.Context, x execSpec) attemptResult {
 	default:
 		return attemptResult{oc: outcomePaused}
 	}
+	granted := approval{by: by, via: via, at: time.Now().UTC()}
 	e.mu.Lock()
 	if x.rollback {
-		st.rb.approvedBy, st.rb.approvedVia = by, via
+		st.rb.approval = granted
 	} else {
-		st.approvedBy, st.approvedVia = by, via
+		st.approval = granted
 	}
 	e.mu.Unlock()
 	ev := e.attemptEvent(journal.ApprovalGranted, x, n)
-	ev.By, ev.Via = by, via
+	ev.By, ev.Via, ev.Time = by, via, granted.at
 	if err := e.emit(ev); err != nil {
 		return attemptResult{oc: outcomeInterrupted}
 	}
-	return attemptResult{oc: outcomeOK, outputs: map[string]any{"approved_by": by, "approved_via": via}}
+	return attemptResult{oc: outcomeOK, outputs: granted.outputs()}
+}
+
+// approval is a granted approval: the outputs of core.approve.
+type approval struct {
+	by, via string
+	at      time.Time
+}
+
+func (a approval) outputs() map[string]any {
+	return map[string]any{"approved_by": a.by, "approved_via": a.via, "approved_at": a.at.Format(time.RFC3339Nano)}
 }
 
 // runCore runs the built-ins other than approve, as attempts: they obey the

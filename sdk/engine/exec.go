@@ -70,20 +70,20 @@ type stepState struct {
 	// rollback order is the reverse of it.
 	completedSeq int64
 	choice       resumeChoice
-	// approvedBy/Via: an approval granted before the run stopped.
-	approvedBy, approvedVia string
-	rb                      rollbackState
+	// approval granted (possibly before the run stopped).
+	approval approval
+	rb       rollbackState
 }
 
 type rollbackState struct {
-	status                  StepStatus // "" until started
-	attempts                int
-	last                    lastAttempt
-	started, finished       time.Time
-	outputs                 map[string]any
-	err                     *StepError
-	choice                  resumeChoice
-	approvedBy, approvedVia string
+	status            StepStatus // "" until started
+	attempts          int
+	last              lastAttempt
+	started, finished time.Time
+	outputs           map[string]any
+	err               *StepError
+	choice            resumeChoice
+	approval          approval
 }
 
 func (e *Engine) state(id string) *stepState { return e.states[id] }

@@ -283,10 +283,11 @@ func (e *Engine) replay(records []journal.Record) []string {
 				st.attempts = max(st.attempts, r.Attempt)
 			}
 		case journal.ApprovalGranted:
+			a := approval{by: r.By, via: r.Via, at: r.Time}
 			if r.Rollback {
-				st.rb.approvedBy, st.rb.approvedVia = r.By, r.Via
+				st.rb.approval = a
 			} else {
-				st.approvedBy, st.approvedVia = r.By, r.Via
+				st.approval = a
 			}
 		case journal.StepSucceeded:
 			st.status, st.outputs, st.finished, st.err = StepSucceeded, r.Outputs, r.Time, nil

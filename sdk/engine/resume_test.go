@@ -130,6 +130,9 @@ func TestApprovalPausesThenResumesWhenApproved(t *testing.T) {
 	if len(g) != 1 || g[0].By != "alice" || g[0].Via != "pre-approved" || g[0].Attempt != 3 {
 		t.Fatalf("approval_granted: %+v", g)
 	}
+	if c := stepStatus(t, res, "confirm"); c.Outputs["approved_by"] != "alice" || c.Outputs["approved_via"] != "pre-approved" || c.Outputs["approved_at"] == "" {
+		t.Fatalf("approve outputs %v", c.Outputs)
+	}
 	if db := stepStatus(t, res, "db"); db.Status != StepSucceeded || db.Outputs["region"] != "eu-west-3" {
 		t.Fatalf("db from the journal: %+v", db)
 	}
@@ -814,5 +817,34 @@ func TestResumeAfterAChildFailedCompletesRunningSiblingsAndRollsBack(t *testing.
 	}
 	if res.Failure == nil || res.Failure.Step != "g" {
 		t.Fatalf("failure %+v", res.Failure)
+	}
+}
+
+func TestApprovalGrantedBeforeACrashStands(t *testing.T) {
+	store := journal.NewFileStore(t.TempDir())
+	res := runJournaled(t, context.Background(), store, "r1", Options{Runbook: approvalRunbook(t), Invoker: newInvoker(nil),
+		Approvals: Approvals{AutoApprove: true, By: "carol"}})
+	expectStatus(t, res, StatusSucceeded)
+	// Crash right after approval_granted was synced.
+	data, err := os.ReadFile(store.Path("r1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(data, []byte(`"type":"approval_granted"`))
+	end := i + bytes.IndexByte(data[i:], '\n') + 1
+	if err := os.WriteFile(store.Path("r1"), data[:end], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv := newInvoker(nil)
+	res, err = resumeJournaled(t, store, "r1", Options{Runbook: approvalRunbook(t), Invoker: inv}, ResumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, res, StatusSucceeded) // not paused: nobody is asked again
+	if c := stepStatus(t, res, "confirm"); c.Outputs["approved_by"] != "carol" || c.Outputs["approved_via"] != "auto-approve" {
+		t.Fatalf("approve outputs %v", c.Outputs)
+	}
+	if len(inv.callsOf("db", false)) != 0 || len(inv.callsOf("dns", false)) != 1 {
+		t.Fatal("wrong steps ran on resume")
 	}
 }
