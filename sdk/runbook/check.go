@@ -173,10 +173,27 @@ func (l *loader) exprError(n *yaml.Node, start int, src string, err error, ctx *
 }
 
 func exprMessage(msg string) string {
-	if strings.HasPrefix(msg, "expected bool, but got ") {
-		return "must be a boolean expression (true or false), but this is " + strings.TrimPrefix(msg, "expected bool, but got ")
+	if t, ok := strings.CutPrefix(msg, "expected bool, but got "); ok {
+		return "must be a boolean expression (true or false); this one gives " + goTypeName(t)
 	}
 	return msg
+}
+
+// goTypeName names a Go type as expr-lang prints it in the runbook's terms.
+func goTypeName(t string) string {
+	switch {
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return "a number"
+	case strings.HasPrefix(t, "map["):
+		return "a mapping"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case t == "<nil>" || t == "nil":
+		return "nil"
+	}
+	return "a value of type " + t
 }
 
 // lineColOffset converts a 1-based line and column (in characters) inside

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -81,38 +83,56 @@ func Parse(path string, src []byte, opts Options) (*Runbook, Diagnostics) {
 	return rb, d.diags
 }
 
-// parseYAML parses the single YAML document of the source into a node tree,
-// after cheap checks that bound the parser's memory.
+// parseYAML parses the runbook's YAML document: a mapping.
 func (d *decoder) parseYAML() *yaml.Node {
+	root, ok := d.parseDocument()
+	if !ok {
+		return nil
+	}
+	if root == nil || isNull(root) {
+		d.add(Pos{File: d.file, Line: 1, Col: 1}, Error, "the file is empty: a runbook starts with `version: 1`")
+		return nil
+	}
+	if root.Kind != yaml.MappingNode {
+		d.errorf(root, "a runbook is a mapping (version, name, inputs, steps...), not %s", describeNode(root))
+		return nil
+	}
+	return root
+}
+
+// parseDocument parses the single YAML (or JSON) document of the source,
+// after cheap checks that bound the parser's memory, and bounds its
+// nesting and alias expansion. It returns the document's content (nil for
+// an empty document); ok is false after a problem was reported.
+func (d *decoder) parseDocument() (*yaml.Node, bool) {
 	top := Pos{File: d.file, Line: 1, Col: 1}
 	if len(d.src) > MaxSourceBytes {
 		d.add(Pos{File: d.file}, Error, "file is larger than %d MiB; refusing it", MaxSourceBytes>>20)
-		return nil
+		return nil, false
 	}
 	if !utf8.Valid(d.src) {
 		d.add(d.posAt(invalidUTF8(d.src)), Error, "the file is not valid UTF-8")
-		return nil
+		return nil, false
 	}
 	if n := len(d.lines) + bytes.Count(d.src, []byte(",")); n > MaxLines {
 		d.add(top, Error, "the file has more than %d lines and list items; refusing it", MaxLines)
-		return nil
+		return nil, false
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(d.src))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if err == io.EOF {
-			d.add(top, Error, "the file is empty: a runbook starts with `version: 1`")
-		} else {
-			d.syntaxError(err)
+			return nil, true
 		}
-		return nil
+		d.syntaxError(err)
+		return nil, false
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == io.EOF:
 	case err != nil:
 		d.syntaxError(err)
-		return nil
+		return nil, false
 	default:
 		p := d.pos(&next)
 		if len(next.Content) > 0 {
@@ -121,29 +141,20 @@ func (d *decoder) parseYAML() *yaml.Node {
 		if sep := d.documentSeparator(p.Line); sep > 0 {
 			p = Pos{File: d.file, Line: sep, Col: 1}
 		}
-		d.add(p, Error, "a runbook file holds one YAML document; this is a second one (remove the ---)")
-		return nil
+		d.add(p, Error, "the file holds more than one YAML document (remove the ---)")
+		return nil, false
 	}
 	if !d.checkTree(&doc) {
-		return nil
+		return nil, false
 	}
 	root := deref(&doc)
 	if root.Kind == yaml.DocumentNode {
 		if len(root.Content) == 0 {
-			d.add(top, Error, "the file is empty: a runbook starts with `version: 1`")
-			return nil
+			return nil, true
 		}
 		root = deref(root.Content[0])
 	}
-	if root.Kind != yaml.MappingNode {
-		if isNull(root) {
-			d.add(top, Error, "the file is empty: a runbook starts with `version: 1`")
-		} else {
-			d.errorf(root, "a runbook is a mapping (version, name, inputs, steps...), not %s", describeNode(root))
-		}
-		return nil
-	}
-	return root
+	return root, true
 }
 
 // documentSeparator finds the --- line that starts the document whose
@@ -175,6 +186,9 @@ var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // from 0); the line that holds the problem is found by parsing ever longer
 // prefixes of the file until the same error appears.
 func (d *decoder) syntaxError(err error) {
+	if d.jsonSyntaxError() {
+		return
+	}
 	msg := err.Error()
 	line := 0
 	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
@@ -192,12 +206,37 @@ func (d *decoder) syntaxError(err error) {
 	line = d.problemLine(err.Error(), max(line, 1))
 	text := d.line(line)
 	col := len(text) - len(strings.TrimLeft(text, " \t")) + 1
+	if i := strings.IndexByte(text, '\t'); i >= 0 && strings.Contains(msg, "tab character") {
+		col = i + 1
+	}
 	hint := ""
 	if i := strings.Index(text, "${{"); i >= 0 && strings.ContainsAny(text[:i], "{[") && !quoted(text, i) {
 		col = utf8.RuneCountInString(text[:i]) + 1
 		hint = ` (inside { } or [ ], a value containing ${{ }} must be quoted: "${{ ... }}")`
 	}
 	d.add(Pos{File: d.file, Line: line, Col: col}, Error, "YAML syntax error: %s%s", msg, hint)
+}
+
+// jsonSyntaxError reports the exact position of a syntax error in a file
+// that is meant to be JSON (a .json name, or text starting with { or [),
+// which encoding/json gives as an offset where yaml.v3 gives only a line.
+func (d *decoder) jsonSyntaxError() bool {
+	trimmed := bytes.TrimLeft(d.src, " \t\r\n")
+	if !strings.EqualFold(filepath.Ext(d.file), ".json") && (len(trimmed) == 0 || trimmed[0] != '{' && trimmed[0] != '[') {
+		return false
+	}
+	var v any
+	err := json.Unmarshal(d.src, &v)
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return false
+	}
+	off := int(se.Offset)
+	if off > 0 {
+		off-- // Offset counts the byte that broke the syntax
+	}
+	d.add(d.posAt(off), Error, "JSON syntax error: %s", strings.TrimPrefix(se.Error(), "json: "))
+	return true
 }
 
 // quoted reports whether position i of a line is inside quotes.
