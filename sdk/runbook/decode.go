@@ -214,6 +214,9 @@ func (l *loader) inputs(n *yaml.Node) {
 }
 
 func typeHint(s string) string {
+	if sug := schema.Suggest(s, []string{"string", "number", "bool", "list", "map"}); sug != "" {
+		return fmt.Sprintf("; did you mean %q?", sug)
+	}
 	switch strings.ToLower(s) {
 	case "int", "integer", "float", "double", "decimal":
 		return `; did you mean "number"?`
