@@ -50,8 +50,8 @@ func ResolveInputs(rb *Runbook, src InputSources) (map[string]any, Diagnostics) 
 		r.cliVar(arg)
 	}
 	for _, in := range rb.Inputs {
-		if _, ok := r.values[in.Name]; ok {
-			continue
+		if _, ok := r.values[in.Name]; ok || r.set[in.Name] {
+			continue // set, or given with a value already reported
 		}
 		if in.Required {
 			r.add(in.Pos, Error, "input %s is required: give it with --var %s=..., in a --var-file, or in %s%s", in.Name, in.Name, EnvPrefix, in.Name)
@@ -69,7 +69,7 @@ func ResolveInputs(rb *Runbook, src InputSources) (map[string]any, Diagnostics) 
 type resolver struct {
 	rb     *Runbook
 	values map[string]any
-	set    map[string]bool
+	set    map[string]bool // inputs some source gave (validly or not)
 	diags  Diagnostics
 }
 
@@ -118,6 +118,7 @@ func (r *resolver) varFile(path string) {
 		if in == nil {
 			continue
 		}
+		r.set[in.Name] = true
 		if v, ok := r.fromNode(d, in, e.V); ok {
 			r.values[in.Name] = v
 		}
@@ -154,6 +155,7 @@ func (r *resolver) env(environ []string) {
 	for _, name := range sortedKeys(byInput) {
 		ev := byInput[name]
 		in := r.rb.Input(name)
+		r.set[name] = true
 		if v, ok := r.fromText(in, ev.value, Pos{File: ev.key}); ok {
 			r.values[name] = v
 		}
@@ -171,6 +173,7 @@ func (r *resolver) cliVar(arg string) {
 	if in == nil {
 		return
 	}
+	r.set[name] = true
 	switch {
 	case strings.HasPrefix(value, "@@"):
 		value = value[1:]

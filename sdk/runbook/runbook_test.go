@@ -104,7 +104,7 @@ func TestLoadModel(t *testing.T) {
 		{ID: "dns_server", Uses: "dns.route53_record", Plugin: "dns", Action: "route53_record", Timeout: 10 * time.Minute, Retry: def, HasSpec: true},
 		{ID: "dns_log", Uses: "core.log", Plugin: "core", Action: "log", Timeout: 10 * time.Minute, Retry: def, HasSpec: true},
 		{ID: "scale", Uses: "aws.ecs_service_scale", Plugin: "aws", Action: "ecs_service_scale", Timeout: 10 * time.Minute, Retry: def,
-			Until: `outputs.running_count == outputs.previous_desired_count || steps.dns_server.status == "succeeded"`,
+			Until:         `outputs.running_count == outputs.previous_desired_count || steps.dns_server.status == "succeeded"`,
 			UntilInterval: 10 * time.Second, UntilFor: 20 * time.Minute, HasSpec: true},
 		{ID: "check", Uses: "core.assert", Plugin: "core", Action: "assert", Timeout: 10 * time.Minute, Retry: def, HasSpec: true},
 		{ID: "notify", Uses: "notify.slack", Plugin: "notify", Action: "slack", Timeout: 10 * time.Minute, Retry: def,
@@ -209,40 +209,40 @@ func TestParseDiagnostics(t *testing.T) {
 		want []string
 	}{
 		"step ids are unique across groups": {
-			src: head + "steps:\n  - id: a\n    parallel:\n      - { id: b, uses: core.log, with: { message: x } }\n  - { id: b, uses: core.log, with: { message: y } }\n",
+			src:  head + "steps:\n  - id: a\n    parallel:\n      - { id: b, uses: core.log, with: { message: x } }\n  - { id: b, uses: core.log, with: { message: y } }\n",
 			want: []string{`rb.yaml:7:11: duplicate step id "b" (first at line 6)`},
 		},
 		"a rollback sees its own step": {
-			src: head + "steps:\n  - id: a\n    uses: core.log\n    with: { message: x }\n    rollback:\n      uses: core.log\n      with: { message: \"${{ steps.a.status }} ${{ steps.b.status }}\" }\n  - { id: b, uses: core.log, with: { message: y } }\n",
+			src:  head + "steps:\n  - id: a\n    uses: core.log\n    with: { message: x }\n    rollback:\n      uses: core.log\n      with: { message: \"${{ steps.a.status }} ${{ steps.b.status }}\" }\n  - { id: b, uses: core.log, with: { message: y } }\n",
 			want: []string{`rb.yaml:9:57: rollback.with.message: steps.b runs after this step`},
 		},
 		"a parallel child sees the steps before its group": {
 			src: head + "steps:\n  - { id: a, uses: core.log, with: { message: x } }\n  - id: g\n    parallel:\n      - { id: b, uses: core.log, if: steps.a.status == \"succeeded\", with: { message: y } }\n  - { id: c, uses: core.log, if: steps.b.status == \"succeeded\" && steps.g.status == \"succeeded\", with: { message: z } }\n",
 		},
 		"nested groups": {
-			src: head + "steps:\n  - id: g\n    parallel:\n      - id: h\n        parallel:\n          - { id: a, uses: core.log, with: { message: x } }\n      - { id: b, uses: core.log, if: steps.a.status == \"ok\", with: { message: y } }\n",
+			src:  head + "steps:\n  - id: g\n    parallel:\n      - id: h\n        parallel:\n          - { id: a, uses: core.log, with: { message: x } }\n      - { id: b, uses: core.log, if: steps.a.status == \"ok\", with: { message: y } }\n",
 			want: []string{`rb.yaml:9:44: if: steps.a runs in parallel with this step (both are in group g): it may not have finished`},
 		},
 		"if accepts a YAML boolean and an exact ${{ }}": {
 			src: head + "inputs:\n  on: { type: bool, default: true }\nsteps:\n  - { id: a, uses: core.log, if: false, with: { message: x } }\n  - { id: b, uses: core.log, if: \"${{ inputs.on }}\", with: { message: x } }\n",
 		},
 		"outputs in until are typed by the action": {
-			src: head + "plugins:\n  aws: { command: x }\nsteps:\n  - id: s\n    uses: aws.ecs_service_scale\n    with: { cluster: c, service: s, desired_count: 1 }\n    until: outputs.running_count == \"3\"\n",
+			src:  head + "plugins:\n  aws: { command: x }\nsteps:\n  - id: s\n    uses: aws.ecs_service_scale\n    with: { cluster: c, service: s, desired_count: 1 }\n    until: outputs.running_count == \"3\"\n",
 			want: []string{`rb.yaml:9:34: until: invalid operation: == (mismatched types float64 and string)`},
 		},
 		"until on core.approve": {
-			src: head + "steps:\n  - id: a\n    uses: core.approve\n    with: { message: \"ok?\" }\n    until: outputs.approved_by != \"\"\n",
+			src:  head + "steps:\n  - id: a\n    uses: core.approve\n    with: { message: \"ok?\" }\n    until: outputs.approved_by != \"\"\n",
 			want: []string{`rb.yaml:7:5: step a: until cannot be used with core.approve`},
 		},
 		"secret step outputs make a secret runbook output": {
 			src: head + "plugins:\n  aws: { command: x }\nsteps:\n  - { id: tok, uses: aws.get_token }\noutputs:\n  token: ${{ steps.tok.outputs.token }}\n  expiry: ${{ steps.tok.outputs.expiry }}\n  all: ${{ steps.tok.outputs }}\n",
 		},
 		"a with key cannot be a template": {
-			src: head + "steps:\n  - { id: a, uses: core.log, with: { message: x, \"${{ inputs.k }}\": y } }\n",
+			src:  head + "steps:\n  - { id: a, uses: core.log, with: { message: x, \"${{ inputs.k }}\": y } }\n",
 			want: []string{`rb.yaml:4:50: with: keys cannot use ${{ }}`},
 		},
 		"merge keys and anchors": {
-			src: head + "x-common: &common { message: shared, level: warn }\nsteps:\n  - id: a\n    uses: core.log\n    with: { <<: *common, level: error }\n  - { id: b, uses: core.log, with: *common }\n",
+			src:  head + "x-common: &common { message: shared, level: warn }\nsteps:\n  - id: a\n    uses: core.log\n    with: { <<: *common, level: error }\n  - { id: b, uses: core.log, with: *common }\n",
 			want: []string{`rb.yaml:3:1: unknown key "x-common" in the runbook (valid keys: version, name, description, inputs, plugins, defaults, on_failure, steps, outputs)`},
 		},
 		"template literal escape": {
@@ -257,15 +257,15 @@ func TestParseDiagnostics(t *testing.T) {
 			},
 		},
 		"zero timeout": {
-			src: head + "steps:\n  - { id: a, uses: core.log, timeout: 0s, with: { message: x } }\n",
+			src:  head + "steps:\n  - { id: a, uses: core.log, timeout: 0s, with: { message: x } }\n",
 			want: []string{`rb.yaml:4:39: step a: timeout must be greater than zero`},
 		},
 		"name must be a string": {
-			src: "version: 1\nname: 12\nsteps:\n  - { id: a, uses: core.log, with: { message: x } }\n",
+			src:  "version: 1\nname: 12\nsteps:\n  - { id: a, uses: core.log, with: { message: x } }\n",
 			want: []string{`rb.yaml:2:7: name must be a string, not an integer (12) (quote it: "12")`},
 		},
 		"steps must be a list": {
-			src: head + "steps: { a: 1 }\n",
+			src:  head + "steps: { a: 1 }\n",
 			want: []string{`rb.yaml:3:8: steps must be a list of steps (each starting with - id: ...), not a mapping`},
 		},
 		"missing steps": {
@@ -273,7 +273,7 @@ func TestParseDiagnostics(t *testing.T) {
 			want: []string{`rb.yaml:1:1: steps is missing: a runbook needs at least one step`},
 		},
 		"exact template of a list for a list param": {
-			src: head + "inputs:\n  vals: { type: list, default: [a] }\n  n: { type: number, default: 1 }\nplugins:\n  dns: { command: x }\nsteps:\n  - id: r\n    uses: dns.route53_record\n    with: { zone: z, name: n, values: \"${{ inputs.vals }}\", ttl: \"${{ inputs.n * 60 }}\", type: \"${{ inputs.vals }}\" }\n",
+			src:  head + "inputs:\n  vals: { type: list, default: [a] }\n  n: { type: number, default: 1 }\nplugins:\n  dns: { command: x }\nsteps:\n  - id: r\n    uses: dns.route53_record\n    with: { zone: z, name: n, values: \"${{ inputs.vals }}\", ttl: \"${{ inputs.n * 60 }}\", type: \"${{ inputs.vals }}\" }\n",
 			want: []string{`rb.yaml:11:97: with.type: must be a string, but ${{ inputs.vals }} is a list`},
 		},
 	}
