@@ -195,3 +195,12 @@ func TestDuplicateActionRejected(t *testing.T) {
 		t.Fatal("want error for a duplicate action")
 	}
 }
+
+func TestNilParamsAreAnEmptyObject(t *testing.T) {
+	c := plugintest.Start(t, plugin.Info{Name: "x"}, plugin.NewAction("noop", func(context.Context, plugin.Request[struct{}]) (struct{}, error) {
+		return struct{}{}, nil
+	}))
+	if _, err := c.Apply(plugintest.Context(t), "noop", nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -46,8 +46,13 @@ var (
 
 // marshalObject encodes v as JSON, with nil as an empty object.
 func marshalObject(v any) ([]byte, error) {
-	if v == nil {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if string(b) == "null" {
+		// A nil map or pointer is no parameters, not a null object.
 		return []byte("{}"), nil
 	}
-	return json.Marshal(v)
+	return b, nil
 }

@@ -36,8 +36,10 @@ func Start(t testing.TB, info plugin.Info, actions ...plugin.Action) *Client {
 	srv.SetLogger(hclog.New(&hclog.LoggerOptions{Name: info.Name, Output: testWriter{t}, Level: hclog.Debug}))
 	gc, gs := goplugin.TestPluginGRPCConn(t, false, goplugin.PluginSet{plugin.PluginName: &plugin.GRPCPlugin{Impl: srv}})
 	t.Cleanup(func() {
-		_ = gc.Close()
+		// Stop the server first: closing the client first races with
+		// go-plugin's own server shutdown (seen with -race).
 		gs.Stop()
+		_ = gc.Close()
 	})
 	raw, err := gc.Dispense(plugin.PluginName)
 	if err != nil {
