@@ -27,6 +27,10 @@ type InputSources struct {
 	// Env is the environment, as os.Environ returns it; only
 	// RUNBOOK_VAR_<name> variables are read.
 	Env []string
+	// Partial returns only the values given (no defaults, no zero values,
+	// no "required" check): what `runbook resume` passes on, since a
+	// resumed run keeps the inputs it was started with.
+	Partial bool
 }
 
 // ResolveInputs computes the value of every declared input. Values have the
@@ -38,7 +42,7 @@ type InputSources struct {
 func ResolveInputs(rb *Runbook, src InputSources) (map[string]any, Diagnostics) {
 	r := &resolver{rb: rb, values: map[string]any{}, set: map[string]bool{}}
 	for _, in := range rb.Inputs {
-		if in.HasDefault {
+		if in.HasDefault && !src.Partial {
 			r.values[in.Name] = deepCopy(in.Default)
 		}
 	}
@@ -50,7 +54,7 @@ func ResolveInputs(rb *Runbook, src InputSources) (map[string]any, Diagnostics) 
 		r.cliVar(arg)
 	}
 	for _, in := range rb.Inputs {
-		if _, ok := r.values[in.Name]; ok || r.set[in.Name] {
+		if _, ok := r.values[in.Name]; ok || r.set[in.Name] || src.Partial {
 			continue // set, or given with a value already reported
 		}
 		if in.Required {
