@@ -129,6 +129,9 @@ type Step struct {
 	Rollback        *Rollback
 
 	Parallel []*Step
+	// Milestone names the moment this step succeeds ("database writable"):
+	// reports and summaries measure it from the start of the run (RTO).
+	Milestone string
 	// MaxParallel bounds concurrent children of a parallel group (0: all).
 	MaxParallel int
 }
