@@ -30,6 +30,47 @@ type exprCtx struct {
 	// secret is set when an expression reads a secret input or a secret
 	// output of a step.
 	secret bool
+	// env is the environment the last template was compiled against.
+	env types.Map
+}
+
+// stepRefs are the steps an expression reads. Compiling against only those
+// (not every step before it) keeps validation linear in the runbook's size;
+// whole is set when the expression uses `steps` other than as steps.<id>,
+// which needs them all.
+type stepRefs struct {
+	ids   map[string]bool
+	whole bool
+}
+
+func (r *stepRefs) add(o stepRefs) {
+	if r.ids == nil {
+		r.ids = map[string]bool{}
+	}
+	for id := range o.ids {
+		r.ids[id] = true
+	}
+	r.whole = r.whole || o.whole
+}
+
+// compileEnv is the environment for an expression reading refs.
+func (l *loader) compileEnv(refs stepRefs) types.Map {
+	if refs.whole {
+		return l.env
+	}
+	env := make(types.Map, len(l.env))
+	for k, v := range l.env {
+		env[k] = v
+	}
+	all := l.stepsEnv()
+	steps := make(types.Map, len(refs.ids))
+	for id := range refs.ids {
+		if t, ok := all[id]; ok {
+			steps[id] = t
+		}
+	}
+	env["steps"] = steps
+	return env
 }
 
 // stepEntry is the expression type of steps.<id> for a step whose outputs
@@ -149,10 +190,11 @@ func (l *loader) condition(n *yaml.Node, ctx *exprCtx) *expr.Program {
 		l.errorf(n, "%s is empty", ctx.what)
 		return nil
 	}
-	if !l.checkRefs(src, n, start, ctx) {
+	refs, ok := l.checkRefs(src, n, start, ctx)
+	if !ok {
 		return nil
 	}
-	p, err := expr.Compile(src, l.env, expr.Bool)
+	p, err := expr.Compile(src, l.compileEnv(refs), expr.Bool)
 	if err != nil {
 		l.exprError(n, start, src, err, ctx)
 		return nil
@@ -228,13 +270,16 @@ func runeOffset(src string, runes int) int {
 // than the compiler can: unknown inputs and steps with suggestions, steps
 // that have not run yet at this point, output names a step does not
 // declare, `outputs` where there is none. It reports false if it found a
-// problem (the compile would only repeat it less clearly).
-func (l *loader) checkRefs(src string, n *yaml.Node, start int, ctx *exprCtx) bool {
+// problem (the compile would only repeat it less clearly), and the steps
+// the expression reads.
+func (l *loader) checkRefs(src string, n *yaml.Node, start int, ctx *exprCtx) (stepRefs, bool) {
+	refs := stepRefs{ids: map[string]bool{}}
 	tree, err := parser.Parse(src)
 	if err != nil {
-		return true // the compiler reports syntax errors with their position
+		return refs, true // the compiler reports syntax errors with their position
 	}
 	ok := true
+	stepsIdents, stepsMembers := 0, 0
 	report := func(node ast.Node, format string, args ...any) {
 		off := runeOffset(src, node.Location().From)
 		l.add(l.valuePos(n, start+off), Error, "%s: %s", ctx.what, fmt.Sprintf(format, args...))
@@ -245,6 +290,9 @@ func (l *loader) checkRefs(src string, n *yaml.Node, start int, ctx *exprCtx) bo
 	ast.Find(tree.Node, func(node ast.Node) bool {
 		switch x := node.(type) {
 		case *ast.IdentifierNode:
+			if x.Value == "steps" {
+				stepsIdents++
+			}
 			if x.Value == "outputs" && !ctx.outputs {
 				report(x, "outputs (the current step's outputs) can only be read in until and in a rollback; use steps.<id>.outputs.<name>")
 			}
@@ -261,6 +309,8 @@ func (l *loader) checkRefs(src string, n *yaml.Node, start int, ctx *exprCtx) bo
 			case "steps":
 				switch len(props) {
 				case 1:
+					stepsMembers++
+					refs.ids[props[0].(*ast.StringNode).Value] = true
 					l.checkStepRef(props[0], ctx, report)
 				case 2:
 					if p := props[1].(*ast.StringNode); p.Value == "outputs" {
@@ -289,7 +339,8 @@ func (l *loader) checkRefs(src string, n *yaml.Node, start int, ctx *exprCtx) bo
 			ctx.secret = true
 		}
 	}
-	return ok
+	refs.whole = stepsIdents > stepsMembers
+	return refs, ok
 }
 
 // chain flattens a member chain a.b.c into its identifier and the string
@@ -437,15 +488,20 @@ func (l *loader) template(n *yaml.Node, ctx *exprCtx) (*expr.Template, bool) {
 		return nil, false
 	}
 	ok := true
+	var refs stepRefs
 	for _, seg := range segs {
-		if seg.IsExpr && !l.checkRefs(seg.Expr, n, seg.Offset, ctx) {
-			ok = false
+		if !seg.IsExpr {
+			continue
 		}
+		r, sok := l.checkRefs(seg.Expr, n, seg.Offset, ctx)
+		ok = ok && sok
+		refs.add(r)
 	}
 	if !ok {
 		return nil, false
 	}
-	t, errs := expr.CompileTemplate(n.Value, l.env)
+	ctx.env = l.compileEnv(refs)
+	t, errs := expr.CompileTemplate(n.Value, ctx.env)
 	for _, e := range errs {
 		l.add(l.valuePos(n, e.Offset), Error, "%s: %s", ctx.what, exprMessage(e.Msg))
 	}
@@ -454,8 +510,8 @@ func (l *loader) template(n *yaml.Node, ctx *exprCtx) (*expr.Template, bool) {
 
 // staticType is the type an expression is known to produce at validation,
 // or nil when it is only known at run time.
-func (l *loader) staticType(src string) reflect.Type {
-	p, err := exprlang.Compile(src, exprlang.Env(l.env))
+func (l *loader) staticType(src string, env types.Map) reflect.Type {
+	p, err := exprlang.Compile(src, exprlang.Env(env))
 	if err != nil || p.Node() == nil {
 		return nil
 	}

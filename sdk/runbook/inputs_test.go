@@ -68,7 +68,7 @@ func TestResolveInputs(t *testing.T) {
 			want: with("primary", map[string]any{"a": float64(1)}, "regions", []any{"a", "b"}),
 		},
 		"coercion from text": {
-			src: InputSources{Vars: []string{"primary={}", "count=2.5", "enabled=yes", "mode=unplanned", "version=2"}},
+			src:  InputSources{Vars: []string{"primary={}", "count=2.5", "enabled=yes", "mode=unplanned", "version=2"}},
 			want: with("primary", map[string]any{}, "count", 2.5, "enabled", true, "mode", "unplanned", "version", "2"),
 		},
 		"bool spellings": {
