@@ -27,6 +27,7 @@ import (
 )
 
 func TestSeedBuildsTheInstallation(t *testing.T) {
+	t.Parallel()
 	e := emulator.StartForTest(t, emulator.Options{TimingPreset: emulator.PresetCI})
 	ctx := context.Background()
 	topo, err := topology.Seed(ctx, topology.Options{EndpointURL: e.URL, Wait: true})
