@@ -109,7 +109,9 @@ func TestUnplannedFailoverWithThePrimaryBlackholed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := route53.NewResourceRecordSetsChangedWaiter(r53, func(o *route53.ResourceRecordSetsChangedWaiterOptions) { o.MinDelay, o.MaxDelay = 200*time.Millisecond, time.Second }).
+	if err := route53.NewResourceRecordSetsChangedWaiter(r53, func(o *route53.ResourceRecordSetsChangedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 200*time.Millisecond, time.Second
+	}).
 		Wait(ctx, &route53.GetChangeInput{Id: ch.ChangeInfo.Id}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
