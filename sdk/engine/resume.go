@@ -182,6 +182,11 @@ func (e *Engine) resumeInputs(recorded []journal.Input, force bool) (map[string]
 		given, ok := e.opts.Inputs[in.Name]
 		if in.Secret {
 			if !ok {
+				// Not journaled: given again, or its declared default.
+				if decl := e.rb.Input(in.Name); decl != nil && decl.HasDefault {
+					out[in.Name] = decl.Default
+					continue
+				}
 				missing = append(missing, in.Name)
 				continue
 			}

@@ -133,7 +133,11 @@ func recoverInto(err *error, plugin, action string) {
 func errorToProto(ctx context.Context, err error) *pb.Error {
 	var e *Error
 	if errors.As(err, &e) {
-		return &pb.Error{Message: e.Error(), Retryable: e.Retryable, Code: e.Code, Diagnostics: diagsToProto(e.Diagnostics)}
+		msg := e.Message
+		if msg == "" {
+			msg = e.Error()
+		}
+		return &pb.Error{Message: msg, Retryable: e.Retryable, Code: e.Code, Diagnostics: diagsToProto(e.Diagnostics)}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded {
 		return &pb.Error{Message: err.Error(), Retryable: true, Code: "Timeout"}

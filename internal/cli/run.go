@@ -1,0 +1,394 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runbookhq/runbook/internal/ui"
+	"github.com/runbookhq/runbook/sdk/engine"
+	"github.com/runbookhq/runbook/sdk/journal"
+	"github.com/runbookhq/runbook/sdk/runbook"
+)
+
+func init() { commands = append(commands, newRunCmd, newResumeCmd) }
+
+type runOptions struct {
+	inputs      inputFlags
+	common      commonFlags
+	autoApprove bool
+	approve     []string
+	runID       string
+}
+
+func newRunCmd(io *IOStreams) *cobra.Command {
+	opts := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Run a runbook",
+		Long: `Run a runbook: validate it, start its plugins, then run its steps, journaling
+every event so the run can be resumed after an interruption or a crash.
+
+Approvals (core.approve) are asked on the terminal; with --auto-approve or
+--approve STEP they are given in advance; otherwise the run pauses (exit 3)
+and 'runbook resume RUN --approve STEP' continues it.`,
+		Args: exactArgs(1, "one runbook file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRun(cmd.Context(), io, args[0], opts)
+		},
+	}
+	opts.inputs.register(cmd)
+	opts.common.register(cmd, true)
+	cmd.Flags().BoolVar(&opts.autoApprove, "auto-approve", false, "approve every core.approve step without asking")
+	cmd.Flags().StringArrayVar(&opts.approve, "approve", nil, "approve this core.approve step in advance (repeatable)")
+	cmd.Flags().StringVar(&opts.runID, "run-id", "", "use this run id instead of a generated one")
+	return cmd
+}
+
+func runRun(ctx context.Context, io *IOStreams, path string, opts *runOptions) error {
+	if err := opts.common.check(); err != nil {
+		return err
+	}
+	if opts.runID != "" {
+		if err := journal.ValidRunID(opts.runID); err != nil {
+			return usageError("--run-id: %v", err)
+		}
+	}
+	l, err := load(ctx, io, path)
+	if err != nil {
+		return err
+	}
+	if err := checkApproveIDs(l.rb, opts.approve); err != nil {
+		return err
+	}
+	inputs, err := resolveInputs(io, l.rb, &opts.inputs)
+	if err != nil {
+		return err
+	}
+	recordAbsPath(l.rb)
+	runID := opts.runID
+	if runID == "" {
+		runID = engine.NewRunID(time.Now())
+	}
+	store, err := opts.common.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	secrets := l.rb.SecretValues(inputs)
+	return execute(ctx, io, execution{
+		l: l, store: store, runID: runID, common: &opts.common, secrets: secrets,
+		command: "run " + path,
+		approvals: engine.Approvals{AutoApprove: opts.autoApprove, Approved: setOf(opts.approve)},
+		start: func(w journal.Writer) (journal.Writer, error) {
+			return store.Create(ctx, runID)
+		},
+		engineOpts: engine.Options{Inputs: inputs},
+	})
+}
+
+type resumeOptions struct {
+	inputs      inputFlags
+	common      commonFlags
+	autoApprove bool
+	approve     []string
+	retry, skip []string
+	force       bool
+	rollback    bool
+	runbookPath string
+}
+
+func newResumeCmd(io *IOStreams) *cobra.Command {
+	opts := &resumeOptions{}
+	cmd := &cobra.Command{
+		Use:   "resume RUN",
+		Short: "Continue a run that paused, was interrupted or crashed",
+		Long: `Continue a run from its journal. Steps that finished keep their recorded
+outputs and are not run again. A step that was cut off mid-action is run again
+only if its action is idempotent; otherwise choose with --retry-step or
+--skip-step. Secret inputs are not journaled: give them again with --var.
+A runbook that changed since the run started is refused unless --force.`,
+		Args: exactArgs(1, "one run id (see 'runbook runs')"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runResume(cmd.Context(), io, args[0], opts)
+		},
+	}
+	opts.inputs.register(cmd)
+	opts.common.register(cmd, true)
+	f := cmd.Flags()
+	f.BoolVar(&opts.autoApprove, "auto-approve", false, "approve every core.approve step without asking")
+	f.StringArrayVar(&opts.approve, "approve", nil, "approve this core.approve step (repeatable)")
+	f.StringArrayVar(&opts.retry, "retry-step", nil, "run this interrupted non-idempotent step again (repeatable)")
+	f.StringArrayVar(&opts.skip, "skip-step", nil, "treat this interrupted non-idempotent step as skipped (repeatable)")
+	f.BoolVar(&opts.force, "force", false, "resume even though the runbook changed since the run started")
+	f.BoolVar(&opts.rollback, "rollback", false, "roll back the completed steps instead of continuing")
+	f.StringVar(&opts.runbookPath, "runbook", "", "the runbook file, if it moved since the run started")
+	return cmd
+}
+
+func runResume(ctx context.Context, io *IOStreams, runID string, opts *resumeOptions) error {
+	if err := opts.common.check(); err != nil {
+		return err
+	}
+	store, err := opts.common.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	j, err := store.Open(ctx, runID)
+	if err != nil {
+		if errors.Is(err, journal.ErrNotFound) {
+			return usageError("no run %s in %s (see 'runbook runs')", runID, store.Location())
+		}
+		return &ExitError{Code: ExitFailed, Err: err}
+	}
+	if j.TornTail > 0 {
+		fmt.Fprintf(io.ErrOut, "note: the journal's last record was cut off by a crash and is ignored\n")
+	}
+	start := j.Start()
+	if start.Run == nil {
+		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("run %s: journal has no run_started record", runID)}
+	}
+	path := opts.runbookPath
+	if path == "" {
+		path = start.Run.RunbookPath
+	}
+	if path == "" {
+		return usageError("run %s does not record its runbook's path: give it with --runbook FILE", runID)
+	}
+	l, err := load(ctx, io, path)
+	if err != nil {
+		return err
+	}
+	src := opts.inputs.sources()
+	src.Partial = true
+	inputs, diags := runbook.ResolveInputs(l.rb, src)
+	if len(diags) > 0 {
+		printDiagnostics(io.ErrOut, diags)
+	}
+	if diags.HasErrors() {
+		return silent(ExitUsage)
+	}
+	recordAbsPath(l.rb)
+	secrets := l.rb.SecretValues(inputs)
+	return execute(ctx, io, execution{
+		l: l, store: store, runID: runID, common: &opts.common, secrets: secrets,
+		command:   "resume " + runID,
+		approvals: engine.Approvals{AutoApprove: opts.autoApprove, Approved: setOf(opts.approve)},
+		start: func(journal.Writer) (journal.Writer, error) {
+			return store.Reopen(ctx, runID)
+		},
+		engineOpts: engine.Options{Inputs: inputs},
+		resume: &engine.ResumeOptions{
+			Journal: j, Force: opts.force, RetrySteps: opts.retry, SkipSteps: opts.skip,
+			Approved: setOf(opts.approve), AutoApprove: opts.autoApprove, Rollback: opts.rollback,
+		},
+	})
+}
+
+// execution is what run and resume share: lock, journal, plugins, engine,
+// rendering, summary, exit code.
+type execution struct {
+	l          *loaded
+	store      journal.Store
+	runID      string
+	common     *commonFlags
+	secrets    []string
+	command    string
+	approvals  engine.Approvals
+	start      func(journal.Writer) (journal.Writer, error)
+	engineOpts engine.Options
+	resume     *engine.ResumeOptions
+}
+
+func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
+	lock, err := x.store.Lock(ctx, journal.CurrentHolder(x.runID, x.command))
+	if err != nil {
+		var le *journal.LockedError
+		if errors.As(err, &le) {
+			return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%w\nnothing was run; if no run is in progress, remove the lock with 'runbook unlock --state %s'", err, x.common.stateDir())}
+		}
+		return &ExitError{Code: ExitFailed, Err: err}
+	}
+	defer func() {
+		if rerr := lock.Release(); rerr != nil && err == nil {
+			err = &ExitError{Code: ExitFailed, Err: fmt.Errorf("releasing the lock: %w", rerr)}
+		}
+	}()
+
+	// Plugins outlive the signal context: when the operator interrupts,
+	// the engine cancels the running attempt through the plugin and
+	// journals the interruption; the plugins are killed after that.
+	host, err := startHost(context.WithoutCancel(ctx), io, x.l, x.common, x.secrets)
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+
+	w, err := x.start(nil)
+	if err != nil {
+		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("opening the journal: %w", err)}
+	}
+	defer w.Close()
+
+	r := newRenderer(io, x.common, x.l.rb)
+	approvals := x.approvals
+	if io.InTTY && io.TTY && x.common.output != "json" {
+		approvals.Approver = &promptApprover{io: io, renderer: r}
+	}
+	opts := x.engineOpts
+	opts.Runbook = x.l.rb
+	opts.Invoker = host
+	opts.Journal = w
+	opts.RunID = x.runID
+	opts.Approvals = approvals
+	opts.OnEvent = r.Event
+	opts.Secrets = x.secrets
+	opts.EngineVersion = Version
+	eng, err := engine.New(opts)
+	if err != nil {
+		r.Close()
+		return &ExitError{Code: ExitFailed, Err: err}
+	}
+	var res *engine.Result
+	if x.resume != nil {
+		res, err = eng.Resume(ctx, *x.resume)
+	} else {
+		res, err = eng.Run(ctx)
+	}
+	r.Close()
+	if err != nil {
+		var blocked *engine.ResumeBlockedError
+		var changed *engine.RunbookChangedError
+		switch {
+		case errors.As(err, &blocked), errors.As(err, &changed), errors.Is(err, engine.ErrRunFinished):
+			return usageError("%v", err)
+		}
+		if res == nil {
+			return &ExitError{Code: ExitFailed, Err: err}
+		}
+	}
+	if x.common.output != "json" {
+		ui.Summary(io.Out, res, milestones(x.l.rb, res), secretOutputs(x.l.rb))
+	}
+	if code := res.ExitCode(); code != ExitOK {
+		return silent(code)
+	}
+	return nil
+}
+
+func newRenderer(io *IOStreams, common *commonFlags, rb *runbook.Runbook) ui.Renderer {
+	switch {
+	case common.output == "json":
+		return ui.NewJSON(io.Out)
+	case io.TTY:
+		return ui.NewLive(io.Out, rb, io.Color, io.Width)
+	default:
+		return ui.NewPlain(io.Out)
+	}
+}
+
+// promptApprover asks on the terminal.
+type promptApprover struct {
+	io       *IOStreams
+	renderer ui.Renderer
+}
+
+func (p *promptApprover) Approve(ctx context.Context, req engine.ApprovalRequest) (engine.Decision, error) {
+	resume := p.renderer.Suspend()
+	defer resume()
+	who := req.StepID
+	if req.Rollback {
+		who += " (rollback)"
+	}
+	fmt.Fprintf(p.io.Out, "\n  Approval needed for step %s:\n    %s\n  Approve? Type 'yes' to continue, 'no' to refuse, or 'pause' to stop and resume later: ", who, strings.ReplaceAll(req.Message, "\n", "\n    "))
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(p.io.In).ReadString('\n')
+		answer <- strings.TrimSpace(strings.ToLower(line))
+	}()
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(p.io.Out)
+		return engine.Decision{}, ctx.Err()
+	case a := <-answer:
+		switch a {
+		case "yes", "y":
+			return engine.Decision{Approved: true, By: currentUser()}, nil
+		case "no", "n":
+			return engine.Decision{Approved: false, By: currentUser(), Reason: "refused at the prompt"}, nil
+		default:
+			return engine.Decision{}, engine.ErrApprovalDeferred
+		}
+	}
+}
+
+func currentUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "operator"
+}
+
+func setOf(ids []string) map[string]bool {
+	if len(ids) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
+
+func checkApproveIDs(rb *runbook.Runbook, ids []string) error {
+	for _, id := range ids {
+		s := rb.Step(id)
+		if s == nil {
+			return usageError("--approve %s: no such step", id)
+		}
+		if s.Uses != "core.approve" && (s.Rollback == nil || s.Rollback.Uses != "core.approve") {
+			return usageError("--approve %s: step %s is not a core.approve step", id, id)
+		}
+	}
+	return nil
+}
+
+// recordAbsPath makes the journaled runbook path absolute, so resume finds
+// the file from any directory.
+func recordAbsPath(rb *runbook.Runbook) {
+	if abs, err := filepath.Abs(rb.Path); err == nil {
+		rb.Path = abs
+	}
+}
+
+// secretOutputs names the runbook outputs never to print.
+func secretOutputs(rb *runbook.Runbook) map[string]bool {
+	m := map[string]bool{}
+	for _, o := range rb.Outputs {
+		if o.Secret {
+			m[o.Name] = true
+		}
+	}
+	return m
+}
+
+// milestones are the moments the runbook marks as milestones that the run
+// reached (see the step key `milestone`).
+func milestones(rb *runbook.Runbook, res *engine.Result) []ui.Milestone {
+	var out []ui.Milestone
+	rb.Walk(func(s *runbook.Step) {
+		if s.Milestone == "" {
+			return
+		}
+		if r, ok := res.Step(s.ID); ok && r.Status == engine.StepSucceeded && !r.Finished.IsZero() {
+			out = append(out, ui.Milestone{Name: s.Milestone, At: r.Finished})
+		}
+	})
+	return out
+}
