@@ -84,7 +84,7 @@ func runRun(ctx context.Context, io *IOStreams, path string, opts *runOptions) e
 	secrets := l.rb.SecretValues(inputs)
 	return execute(ctx, io, execution{
 		l: l, store: store, runID: runID, common: &opts.common, secrets: secrets,
-		command: "run " + path,
+		command:   "run " + path,
 		approvals: engine.Approvals{AutoApprove: opts.autoApprove, Approved: setOf(opts.approve)},
 		start: func(w journal.Writer) (journal.Writer, error) {
 			return store.Create(ctx, runID)

@@ -2,8 +2,8 @@ package expr
 
 import (
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/expr-lang/expr/types"
 	"github.com/google/go-cmp/cmp"

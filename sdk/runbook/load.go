@@ -213,6 +213,13 @@ func (d *decoder) syntaxError(err error) {
 	if i := strings.Index(text, "${{"); i >= 0 && strings.ContainsAny(text[:i], "{[") && !quoted(text, i) {
 		col = utf8.RuneCountInString(text[:i]) + 1
 		hint = ` (inside { } or [ ], a value containing ${{ }} must be quoted: "${{ ... }}")`
+	} else if strings.HasPrefix(msg, "mapping values are not allowed") {
+		hint = ` (a value that contains ": " must be quoted)`
+		if i := strings.Index(text, ": "); i >= 0 {
+			if j := strings.Index(text[i+2:], ": "); j >= 0 {
+				col = utf8.RuneCountInString(text[:i+2+j]) + 1
+			}
+		}
 	}
 	d.add(Pos{File: d.file, Line: line, Col: col}, Error, "YAML syntax error: %s%s", msg, hint)
 }

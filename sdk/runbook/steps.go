@@ -103,7 +103,9 @@ func (l *loader) step(n *yaml.Node, parent *stepNode) *stepNode {
 		l.errorf(n, "a step needs an id (lower case letters, digits and _)")
 	}
 	if e, ok := f["name"]; ok {
-		s.Name, _ = l.str(e.V, what+": name")
+		if name, ok := l.str(e.V, what+": name"); ok && l.noTemplate(e.V, what+": name") {
+			s.Name = name
+		}
 	}
 	if e, ok := f["continue_on_error"]; ok {
 		s.ContinueOnError, _ = l.boolean(e.V, what+": continue_on_error")
