@@ -484,3 +484,21 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("got %v", ds)
 	}
 }
+
+// TestLanguageDocExample keeps the example at the top of the language
+// reference valid.
+func TestLanguageDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/language.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("no YAML example in docs/language.md")
+	}
+	rb, ds := parse(t, example)
+	if rb == nil || len(ds) > 0 {
+		t.Fatalf("the documented example does not validate:\n%v", ds)
+	}
+}
