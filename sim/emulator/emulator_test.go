@@ -12,6 +12,7 @@ import (
 )
 
 func TestStartServesAWSAndControl(t *testing.T) {
+	t.Parallel()
 	e := StartForTest(t, Options{IgnoreExternal: true, Timing: Timing{Route53InSync: 0.5}})
 	ctx := context.Background()
 
@@ -54,6 +55,7 @@ func TestStartServesAWSAndControl(t *testing.T) {
 }
 
 func TestStopLeavesNoProcess(t *testing.T) {
+	t.Parallel()
 	e, err := Start(context.Background(), Options{IgnoreExternal: true})
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +73,7 @@ func TestStopLeavesNoProcess(t *testing.T) {
 // The emulator exits when its stdin closes, which is what happens when the test
 // binary that started it dies without running cleanups.
 func TestExitsWhenParentGoes(t *testing.T) {
+	t.Parallel()
 	e, err := Start(context.Background(), Options{IgnoreExternal: true})
 	if err != nil {
 		t.Fatal(err)

@@ -558,6 +558,7 @@ func TestS3ReplicationAndBatchReplicateJob(t *testing.T) {
 // The SDK's own waiters, against real (short) time: what a runbook's "wait until
 // stable / INSYNC / deployed" does.
 func TestSDKWaitersAgainstRealTime(t *testing.T) {
+	t.Parallel()
 	e := emulator.StartForTest(t, emulator.Options{IgnoreExternal: true, Timing: emulator.Timing{
 		emulator.ECSStabilize: 1, emulator.Route53InSync: 1, emulator.CloudFrontDeploy: 1,
 	}})
