@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
@@ -46,8 +48,24 @@ func TestStartServesAWSAndControl(t *testing.T) {
 	if got, _ = e.Timing(ctx); got[ECSStabilize] <= 2 {
 		t.Errorf("realistic preset %s = %v, want more than the CI default", ECSStabilize, got[ECSStabilize])
 	}
+	if _, err := ecs.NewFromConfig(e.Config("eu-west-1")).CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("before-reset")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Advance(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.Reset(ctx); err != nil {
 		t.Fatal(err)
+	}
+	out, err := ecs.NewFromConfig(e.Config("eu-west-1")).ListClusters(ctx, &ecs.ListClustersInput{})
+	if err != nil || len(out.ClusterArns) != 0 {
+		t.Errorf("after Reset: clusters %v (%v), want none", out, err)
+	}
+	var clock struct {
+		Offset float64 `json:"offset_seconds"`
+	}
+	if err := e.Control(ctx, "GET", "clock", nil, &clock); err != nil || clock.Offset != 0 {
+		t.Errorf("after Reset: clock offset %v (%v), want 0", clock.Offset, err)
 	}
 	if got, _ = e.Timing(ctx); got[Route53InSync] != 0.5 || got[AuroraSwitchover] == 7 {
 		t.Errorf("after Reset, timing = %v, want the start timing", got)
