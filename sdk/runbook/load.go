@@ -262,6 +262,11 @@ func quoted(text string, i int) bool {
 	return q != 0
 }
 
+// maxRefineBytes bounds the files whose syntax errors are located by
+// re-parsing prefixes (a few dozen parses at most); larger files get the
+// line yaml.v3 reports.
+const maxRefineBytes = 512 << 10
+
 // problemLine returns the first line L >= from such that the file's first
 // L lines fail to parse with the same error, or from when none does.
 func (d *decoder) problemLine(full string, from int) int {
@@ -281,7 +286,7 @@ func (d *decoder) problemLine(full string, from int) int {
 		}
 	}
 	lo, hi := from, len(d.lines)
-	if lo > hi || !fails(hi) {
+	if lo > hi || len(d.src) > maxRefineBytes || !fails(hi) {
 		return from
 	}
 	for lo < hi {

@@ -34,11 +34,9 @@ func (l *loader) with(f map[string]entry, at entry, params *schema.Schema, ctx *
 			return nil
 		}
 		wc.keys[""], wc.vals[""] = e.K, e.V
-		var ok bool
-		v, static, ok = l.value(e.V, ctx, params, "", wc)
-		if !ok {
-			check = false
-		}
+		// Values that did not decode or compile are unknown to the schema
+		// check, so the rest of `with` is still checked without cascades.
+		v, static, _ = l.value(e.V, ctx, params, "", wc)
 		if static == nil {
 			static = map[string]any{}
 		}
@@ -54,6 +52,9 @@ func (l *loader) with(f map[string]entry, at entry, params *schema.Schema, ctx *
 		case p.Property != "":
 			path = parentPointer(p.Path)
 			node = wc.keys[p.Path]
+			if names := schemaAt(params, path).PropertyNames(); !strings.Contains(p.Message, "did you mean") && len(names) > 0 && len(names) <= 12 {
+				p.Message += " (valid: " + strings.Join(names, ", ") + ")"
+			}
 		case strings.HasPrefix(p.Message, "missing required"):
 			node = wc.keys[p.Path]
 		}
@@ -140,6 +141,9 @@ func (l *loader) value(n *yaml.Node, ctx *exprCtx, sch *schema.Schema, ptr strin
 			return l.templateValue(n, ctx, sch, ptr, wc)
 		}
 		v, ok := l.scalar(n, displayPath(ctx.what, ptr))
+		if !ok && wc != nil {
+			wc.unknown[ptr] = true
+		}
 		return expr.Static(v), v, ok
 	}
 	l.errorf(n, "%s: unexpected %s", displayPath(ctx.what, ptr), describeNode(n))
@@ -211,6 +215,21 @@ func displayPath(prefix, ptr string) string {
 		b.WriteString(seg)
 	}
 	return b.String()
+}
+
+// schemaAt returns the schema of the value at a JSON pointer under s.
+func schemaAt(s *schema.Schema, ptr string) *schema.Schema {
+	for _, seg := range schema.SplitPointer(ptr) {
+		if s == nil {
+			return nil
+		}
+		if s.Type == schema.Array {
+			s = s.Items
+			continue
+		}
+		s, _ = s.Property(seg)
+	}
+	return s
 }
 
 func parentPointer(p string) string {
