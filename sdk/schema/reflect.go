@@ -100,7 +100,9 @@ func forType(t reflect.Type, visiting map[reflect.Type]bool) (*Schema, error) {
 func addFields(s *Schema, t reflect.Type, visiting map[reflect.Type]bool) error {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if !f.IsExported() {
+		// encoding/json promotes the fields of embedded structs even when
+		// the embedded type itself is unexported; so do we.
+		if !f.IsExported() && !(f.Anonymous && indirect(f.Type).Kind() == reflect.Struct) {
 			continue
 		}
 		name, embedded := fieldName(f)
@@ -196,4 +198,11 @@ func parseTagValue(s *Schema, v string) (any, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+func indirect(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
 }
