@@ -196,8 +196,7 @@ func TestAuroraGlobalSwitchoverAndFailover(t *testing.T) {
 	if err := shared.SetReplicationLag(ctx, primaryARN, 1234); err != nil {
 		t.Fatal(err)
 	}
-	// The SDK's default CloudWatch protocol is CBOR, which moto does not speak; JSON
-	// 1.0 is what the AWS plugin uses too.
+	// JSON 1.0, as the AWS plugin reads it; the SDK's default (CBOR) is checked below.
 	cw := cloudwatch.NewFromConfig(shared.Config(primary), func(o *cloudwatch.Options) {
 		o.Protocol = awsjson.New10(schemas.GraniteServiceVersion20100801)
 	})
@@ -210,6 +209,25 @@ func TestAuroraGlobalSwitchoverAndFailover(t *testing.T) {
 	})).ok(t)
 	if len(stats.Datapoints) == 0 || aws.ToFloat64(stats.Datapoints[len(stats.Datapoints)-1].Maximum) != 1234 {
 		t.Errorf("AuroraGlobalDBReplicationLag datapoints = %+v, want the lag 1234", stats.Datapoints)
+	}
+	// The same through the SDK's default protocol (Smithy RPC v2 CBOR).
+	cbor := cloudwatch.NewFromConfig(shared.Config(primary))
+	data := must(cbor.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(now.Add(-10 * time.Minute)), EndTime: aws.Time(now.Add(time.Hour)),
+		MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("lag"), MetricStat: &cwtypes.MetricStat{
+			Metric: &cwtypes.Metric{Namespace: aws.String("AWS/RDS"), MetricName: aws.String("AuroraGlobalDBReplicationLag"),
+				Dimensions: []cwtypes.Dimension{{Name: aws.String("DBClusterIdentifier"), Value: aws.String("sw-primary")}}},
+			Period: aws.Int32(60), Stat: aws.String("Maximum"),
+		}}},
+	})).ok(t)
+	if len(data.MetricDataResults) != 1 || len(data.MetricDataResults[0].Values) == 0 || data.MetricDataResults[0].Values[0] != 1234 ||
+		len(data.MetricDataResults[0].Timestamps) != len(data.MetricDataResults[0].Values) || data.MetricDataResults[0].Timestamps[0].IsZero() {
+		t.Errorf("GetMetricData over CBOR = %+v, want the lag 1234 with timestamps", data.MetricDataResults)
+	}
+	_, err = cbor.GetMetricStatistics(ctx, &cloudwatch.GetMetricStatisticsInput{Namespace: aws.String("AWS/RDS"), MetricName: aws.String("x"),
+		StartTime: aws.Time(now), EndTime: aws.Time(now.Add(-time.Hour)), Period: aws.Int32(60), Statistics: []cwtypes.Statistic{cwtypes.StatisticMaximum}})
+	if code(err) == "" || strings.HasPrefix(code(err), "non-API") {
+		t.Errorf("an invalid request over CBOR: %v, want an API error", err)
 	}
 
 	// Unplanned failover back, called in the target's region.

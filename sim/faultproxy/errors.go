@@ -45,7 +45,7 @@ func shapeFor(kind ErrorKind, c Call) errorShape {
 			return errorShape{503, "SlowDown", "Please reduce your request rate."}
 		case protoEC2:
 			return errorShape{503, "RequestLimitExceeded", "Request limit exceeded."}
-		case protoJSON:
+		case protoJSON, protoCBOR:
 			return errorShape{400, "ThrottlingException", "Rate exceeded"}
 		case protoRESTJSON:
 			return errorShape{429, "ThrottlingException", "Rate exceeded"}
@@ -66,6 +66,11 @@ func writeError(w http.ResponseWriter, kind ErrorKind, c Call, rng func() uint64
 		h.Set("Retry-After", "1")
 	}
 	switch c.Protocol {
+	case protoCBOR:
+		h.Set("Content-Type", "application/cbor")
+		h.Set("Smithy-Protocol", "rpc-v2-cbor")
+		w.WriteHeader(e.status)
+		_, _ = w.Write(cborStringMap([][2]string{{"__type", e.code}, {"message", e.msg}}))
 	case protoJSON, protoRESTJSON:
 		h.Set("Content-Type", "application/x-amz-json-1.1")
 		h.Set("X-Amzn-ErrorType", e.code)
@@ -106,4 +111,34 @@ func requestID(rng func() uint64) string {
 		b.WriteByte(hex[rng()%16])
 	}
 	return b.String()
+}
+
+// cborStringMap encodes a map of strings to strings in CBOR (RFC 8949): enough for
+// a Smithy RPC v2 error body.
+func cborStringMap(kv [][2]string) []byte {
+	var b []byte
+	b = cborHead(b, 5, uint64(len(kv)))
+	for _, p := range kv {
+		for _, s := range p {
+			b = cborHead(b, 3, uint64(len(s)))
+			b = append(b, s...)
+		}
+	}
+	return b
+}
+
+func cborHead(b []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(b, m|byte(n))
+	case n < 1<<8:
+		return append(b, m|24, byte(n))
+	case n < 1<<16:
+		return append(b, m|25, byte(n>>8), byte(n))
+	case n < 1<<32:
+		return append(b, m|26, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	default:
+		return append(b, m|27, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
 }

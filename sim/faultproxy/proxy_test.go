@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
@@ -83,7 +84,7 @@ func TestParseCall(t *testing.T) {
 		"rpc v2 cbor": {
 			method: "POST", target: "/service/GraniteServiceVersion20100801/operation/GetMetricData",
 			headers: map[string]string{"Authorization": signed("eu-west-1", "monitoring"), "Smithy-Protocol": "rpc-v2-cbor"},
-			want:    Call{Region: "eu-west-1", Service: "monitoring", Operation: "GetMetricData", Protocol: protoJSON},
+			want:    Call{Region: "eu-west-1", Service: "monitoring", Operation: "GetMetricData", Protocol: protoCBOR},
 		},
 		"route53 rest": {
 			method: "POST", target: "/2013-04-01/hostedzone/Z123/rrset/", headers: map[string]string{"Authorization": signed("us-east-1", "route53")},
@@ -169,7 +170,7 @@ func TestErrorsAreAWSShaped(t *testing.T) {
 	b := newBackend(t)
 	p := startProxy(t, b.URL, 1)
 	ctx := context.Background()
-	for _, svc := range []string{"rds", "ecs", "route53", "s3", "iot", "ec2"} {
+	for _, svc := range []string{"rds", "ecs", "route53", "s3", "iot", "ec2", "monitoring"} {
 		if _, err := p.FailOperation(svc, "", Throttle); err != nil {
 			t.Fatal(err)
 		}
@@ -197,6 +198,10 @@ func TestErrorsAreAWSShaped(t *testing.T) {
 		}, "SlowDown"},
 		"rest-json": {func() error {
 			_, err := iot.NewFromConfig(sdkConfig(p.URL, "eu-west-3")).DescribeEndpoint(ctx, &iot.DescribeEndpointInput{EndpointType: aws.String("iot:Data-ATS")})
+			return err
+		}, "ThrottlingException"},
+		"cbor": {func() error {
+			_, err := cloudwatch.NewFromConfig(sdkConfig(p.URL, "eu-west-1")).ListMetrics(ctx, &cloudwatch.ListMetricsInput{})
 			return err
 		}, "ThrottlingException"},
 		"ec2": {func() error {

@@ -26,6 +26,7 @@ const (
 	protoJSON                     // X-Amz-Target (ecs, cloudwatch json)
 	protoRESTJSON                 // rest-json (iot)
 	protoS3                       // S3's own error shape
+	protoCBOR                     // Smithy RPC v2 CBOR (CloudWatch's SDK default)
 )
 
 // maxFormBody bounds how much of a form-encoded body is read to find Action=.
@@ -47,7 +48,7 @@ func parseCall(r *http.Request) Call {
 	}
 	if m := rpcv2RE.FindStringSubmatch(r.URL.Path); m != nil && r.Header.Get("Smithy-Protocol") != "" {
 		// Smithy RPC v2 (CloudWatch's CBOR default): /service/<name>/operation/<op>
-		c.Operation, c.Protocol = m[1], protoJSON
+		c.Operation, c.Protocol = m[1], protoCBOR
 		return c
 	}
 	if a := r.URL.Query().Get("Action"); a != "" {

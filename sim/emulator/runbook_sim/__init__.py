@@ -30,6 +30,7 @@ def app():
     )
 
     from .control import ControlMiddleware
+    from .rpcv2cbor import RpcV2CborMiddleware
 
-    patches = install()
-    return ControlMiddleware(DomainDispatcherApplication(create_backend_app), patches)
+    patches = install() + ["rpcv2cbor"]
+    return ControlMiddleware(RpcV2CborMiddleware(DomainDispatcherApplication(create_backend_app)), patches)
