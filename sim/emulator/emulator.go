@@ -114,7 +114,6 @@ type Emulator struct {
 	done     chan struct{}
 	waitErr  error
 	stopOnce sync.Once
-	stopErr  error
 }
 
 // Start starts an emulator, or connects to the external one that the environment
@@ -427,6 +426,7 @@ func (e *Emulator) call(ctx context.Context, method, name string, in, out any) e
 // Stop ends the emulator and every process in its group, and waits for it. It is
 // safe to call more than once; an external emulator is left alone.
 func (e *Emulator) Stop() error {
+	var err error
 	e.stopOnce.Do(func() {
 		if e.external || e.cmd == nil || e.cmd.Process == nil {
 			return
@@ -436,6 +436,7 @@ func (e *Emulator) Stop() error {
 		select {
 		case <-e.done:
 		case <-time.After(5 * time.Second):
+			err = errors.New("emulator: did not stop on SIGTERM within 5s; killed")
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 			<-e.done
 		}
@@ -446,7 +447,7 @@ func (e *Emulator) Stop() error {
 		}
 		e.closeLog()
 	})
-	return e.stopErr
+	return err
 }
 
 func (e *Emulator) closeLog() {
