@@ -34,7 +34,7 @@ func checkDiagnostics(t *testing.T, name, src string, rb *Runbook, ds Diagnostic
 	if (rb == nil) != ds.HasErrors() {
 		t.Fatalf("runbook returned = %v with errors = %v: %v", rb != nil, ds.HasErrors(), ds)
 	}
-	lines := strings.Split(src, "\n")
+	text := newSource(name, []byte(src))
 	for i, d := range ds {
 		if d.Message == "" {
 			t.Errorf("empty message at %v", d.Pos)
@@ -42,7 +42,7 @@ func checkDiagnostics(t *testing.T, name, src string, rb *Runbook, ds Diagnostic
 		if d.Pos.File != name {
 			t.Errorf("diagnostic in another file: %v", d)
 		}
-		if d.Pos.Line < 1 || d.Pos.Line > len(lines) || d.Pos.Col < 1 || d.Pos.Col > utf8.RuneCountInString(lines[d.Pos.Line-1])+1 {
+		if d.Pos.Line < 1 || d.Pos.Line > len(text.lines) || d.Pos.Col < 1 || d.Pos.Col > utf8.RuneCountInString(text.line(d.Pos.Line))+1 {
 			t.Errorf("diagnostic outside the file: %v", d)
 		}
 		if i > 0 {

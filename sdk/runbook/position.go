@@ -17,12 +17,35 @@ type source struct {
 
 func newSource(file string, src []byte) *source {
 	s := &source{file: file, src: src, lines: []int{0}}
-	for i, c := range src {
-		if c == '\n' {
+	for i := 0; i < len(src); i++ {
+		if n := lineBreak(src[i:]); n > 0 {
+			i += n - 1
 			s.lines = append(s.lines, i+1)
 		}
 	}
 	return s
+}
+
+// lineBreak returns the length of the line break at the start of b, or 0.
+// These are YAML's (and yaml.v3's) line breaks: \n, \r\n, a lone \r, and
+// the Unicode NEL, LS and PS.
+func lineBreak(b []byte) int {
+	switch {
+	case len(b) == 0:
+		return 0
+	case b[0] == '\n':
+		return 1
+	case b[0] == '\r':
+		if len(b) > 1 && b[1] == '\n' {
+			return 2
+		}
+		return 1
+	case len(b) > 1 && b[0] == 0xC2 && b[1] == 0x85:
+		return 2
+	case len(b) > 2 && b[0] == 0xE2 && b[1] == 0x80 && (b[2] == 0xA8 || b[2] == 0xA9):
+		return 3
+	}
+	return 0
 }
 
 // offset returns the byte offset of a 1-based line and column (columns
@@ -35,7 +58,7 @@ func (s *source) offset(line, col int) int {
 		return len(s.src)
 	}
 	off := s.lines[line-1]
-	for c := 1; c < col && off < len(s.src) && s.src[off] != '\n'; c++ {
+	for c := 1; c < col && off < len(s.src) && lineBreak(s.src[off:]) == 0; c++ {
 		_, n := utf8.DecodeRune(s.src[off:])
 		off += n
 	}
@@ -59,10 +82,12 @@ func (s *source) line(n int) string {
 	}
 	start, end := s.lines[n-1], len(s.src)
 	if n < len(s.lines) {
-		end = s.lines[n] - 1
+		end = s.lines[n]
 	}
-	if end > start && s.src[end-1] == '\r' {
-		end--
+	for i := start; i < end; i++ {
+		if lineBreak(s.src[i:]) > 0 {
+			return string(s.src[start:i])
+		}
 	}
 	return string(s.src[start:end])
 }
