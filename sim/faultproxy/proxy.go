@@ -10,6 +10,7 @@
 package faultproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +59,11 @@ type Rule struct {
 	// Hold bounds how long a "hang" holds a connection (0: until the client gives up).
 	Hold Duration `json:"hold,omitempty"`
 
+	// BodyContains restricts the rule to rest-xml requests (Route 53,
+	// CloudFront) whose body contains it, e.g. "<Type>A</Type>" to fail only
+	// the change of one record of a batch of concurrent changes.
+	BodyContains string `json:"body_contains,omitempty"`
+
 	// Limit makes the rule apply to that many requests (faults for an error rule,
 	// matches otherwise) and then stop; 0 is no limit.
 	Limit int `json:"limit,omitempty"`
@@ -69,6 +75,7 @@ func (r *Rule) matches(c Call) bool {
 	return (r.Region == "" || r.Region == c.Region) &&
 		(r.Service == "" || strings.EqualFold(r.Service, c.Service)) &&
 		(r.Operation == "" || r.Operation == c.Operation) &&
+		(r.BodyContains == "" || bytes.Contains(c.Body, []byte(r.BodyContains))) &&
 		(r.Limit == 0 || r.Used < r.Limit)
 }
 

@@ -519,3 +519,33 @@ func TestStartListensOnLoopbackOnly(t *testing.T) {
 		t.Errorf("default address %s", p.URL)
 	}
 }
+
+func TestBodyContainsFailsOnlyMatchingChanges(t *testing.T) {
+	b := newBackend(t)
+	p := startProxy(t, b.URL, 1)
+	if _, err := p.AddRule(Rule{Service: "route53", Operation: "ChangeResourceRecordSets", BodyContains: "<Type>A</Type>", ErrorRate: 1, Error: ServerError}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(recordType string) int {
+		body := `<ChangeResourceRecordSetsRequest><ChangeBatch><Changes><Change><ResourceRecordSet><Type>` + recordType + `</Type></ResourceRecordSet></Change></Changes></ChangeBatch></ChangeResourceRecordSetsRequest>`
+		req, _ := http.NewRequest(http.MethodPost, p.URL+"/2013-04-01/hostedzone/Z1/rrset/", strings.NewReader(body))
+		req.Header.Set("Authorization", signed("us-east-1", "route53"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The forwarded body must arrive whole.
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := send("A"); got != http.StatusInternalServerError {
+		t.Errorf("A record change: status %d, want 500", got)
+	}
+	if got := send("CNAME"); got != http.StatusOK {
+		t.Errorf("CNAME record change: status %d, want 200", got)
+	}
+	if got := p.CountWhere(Filter{Service: "route53"}); got.Forwarded != 1 || got.Faulted != 1 {
+		t.Errorf("counts = %+v", got)
+	}
+}

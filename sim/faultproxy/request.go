@@ -15,6 +15,9 @@ type Call struct {
 	Service   string // the SigV4 signing name: rds, ecs, autoscaling, s3, ...
 	Operation string // UpdateService, SwitchoverGlobalCluster, ... or "METHOD /path"
 	Protocol  protocol
+	// Body is the start of a rest-xml request's body (Route 53, CloudFront),
+	// for rules that match on it (Rule.BodyContains).
+	Body []byte
 }
 
 type protocol int
@@ -79,6 +82,15 @@ func parseCall(r *http.Request) Call {
 		c.Protocol = protoRESTJSON
 	default:
 		c.Protocol = protoREST
+		if r.Body != nil && (c.Service == "route53" || c.Service == "cloudfront") {
+			body, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody))
+			if err == nil {
+				r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
+				if len(body) > 0 {
+					c.Body = body
+				}
+			}
+		}
 	}
 	c.Operation = restOperation(c.Service, r)
 	return c

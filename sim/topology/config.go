@@ -109,6 +109,9 @@ func (t *Topology) WriteFiles(dir string) error {
 			return err
 		}
 	}
+	if err := writeInputs(dir, t); err != nil {
+		return err
+	}
 	return writeJSON(filepath.Join(dir, TopologyFile), t)
 }
 
