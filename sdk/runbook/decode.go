@@ -327,11 +327,9 @@ func (l *loader) pluginSection(n *yaml.Node) {
 
 // retrySpec is a retry policy as written: unset fields are nil.
 type retrySpec struct {
-	attempts           *int
-	delay, maxDelay    *time.Duration
-	jitter             *bool
-	attemptsN, delayN  *yaml.Node
-	maxDelayN, jitterN *yaml.Node
+	attempts        *int
+	delay, maxDelay *time.Duration
+	jitter          *bool
 }
 
 func (l *loader) retry(n *yaml.Node, what string) retrySpec {
@@ -349,26 +347,26 @@ func (l *loader) retry(n *yaml.Node, what string) retrySpec {
 			if v < 1 {
 				l.errorf(e.V, "%s: attempts must be at least 1 (1 means no retry)", what)
 			} else {
-				r.attempts, r.attemptsN = &v, e.V
+				r.attempts = &v
 			}
 		}
 	}
 	if e, ok := f["delay"]; ok {
 		if v, ok := l.duration(e.V, what+": delay"); ok {
-			r.delay, r.delayN = &v, e.V
+			r.delay = &v
 		}
 	}
 	if e, ok := f["max_delay"]; ok {
 		if v, ok := l.duration(e.V, what+": max_delay"); ok {
-			r.maxDelay, r.maxDelayN = &v, e.V
+			r.maxDelay = &v
+			if r.delay != nil && v < *r.delay {
+				l.errorf(e.V, "%s: max_delay (%s) is shorter than delay (%s)", what, v, *r.delay)
+			}
 		}
-	}
-	if r.delay != nil && r.maxDelay != nil && *r.maxDelay < *r.delay {
-		l.errorf(r.maxDelayN, "%s: max_delay (%s) is shorter than delay (%s)", what, *r.maxDelay, *r.delay)
 	}
 	if e, ok := f["jitter"]; ok {
 		if v, ok := l.boolean(e.V, what+": jitter"); ok {
-			r.jitter, r.jitterN = &v, e.V
+			r.jitter = &v
 		}
 	}
 	return r

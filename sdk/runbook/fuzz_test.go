@@ -36,6 +36,9 @@ func checkDiagnostics(t *testing.T, name, src string, rb *Runbook, ds Diagnostic
 	}
 	text := newSource(name, []byte(src))
 	for i, d := range ds {
+		if strings.HasPrefix(d.Message, "internal error") {
+			t.Fatalf("validation panicked: %v", d)
+		}
 		if d.Message == "" {
 			t.Errorf("empty message at %v", d.Pos)
 		}
@@ -148,6 +151,11 @@ func FuzzVars(f *testing.F) {
 			arg = strings.Replace(arg, "=@", "=@"+dir+string(filepath.Separator), 1)
 		}
 		values, ds := ResolveInputs(rb, InputSources{Vars: []string{arg}, VarFiles: []string{varFile}})
+		for _, d := range ds {
+			if strings.HasPrefix(d.Message, "internal error") {
+				t.Fatalf("input resolution panicked: %v", d)
+			}
+		}
 		if ds.HasErrors() {
 			if values != nil {
 				t.Fatal("values returned with errors")

@@ -39,7 +39,14 @@ type InputSources struct {
 // value. Every problem is reported, positioned at its source (a var file's
 // line and column, "--var name", "RUNBOOK_VAR_name"); the values of secret
 // inputs never appear in a diagnostic. The map is nil if any is an error.
-func ResolveInputs(rb *Runbook, src InputSources) (map[string]any, Diagnostics) {
+func ResolveInputs(rb *Runbook, src InputSources) (values map[string]any, ds Diagnostics) {
+	defer func() {
+		if p := recover(); p != nil {
+			values = nil
+			ds = append(ds, Diagnostic{Pos: Pos{File: rb.Path}, Severity: Error,
+				Message: fmt.Sprintf("internal error while resolving inputs (a bug in runbook, please report it): %v", p)})
+		}
+	}()
 	r := &resolver{rb: rb, values: map[string]any{}, set: map[string]bool{}}
 	for _, in := range rb.Inputs {
 		if in.HasDefault && !src.Partial {

@@ -38,6 +38,16 @@ func Load(path string, opts Options) (*Runbook, Diagnostics) {
 	return Parse(path, src, opts)
 }
 
+// recoverBug turns a panic in validation into an error diagnostic: a bug
+// must not crash the command that validates, nor let a runbook through.
+func recoverBug(file string, rb **Runbook, ds *Diagnostics) {
+	if r := recover(); r != nil {
+		*rb = nil
+		*ds = append(*ds, Diagnostic{Pos: Pos{File: file}, Severity: Error,
+			Message: fmt.Sprintf("internal error while validating (a bug in runbook, please report it): %v", r)})
+	}
+}
+
 // readCapped reads a file of at most limit bytes.
 func readCapped(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
@@ -65,7 +75,8 @@ func friendlyFileError(err error) error {
 
 // Parse validates a runbook from its source; path is used in diagnostics
 // and kept as Runbook.Path.
-func Parse(path string, src []byte, opts Options) (*Runbook, Diagnostics) {
+func Parse(path string, src []byte, opts Options) (rb *Runbook, ds Diagnostics) {
+	defer recoverBug(path, &rb, &ds)
 	d := &decoder{source: newSource(path, src)}
 	root := d.parseYAML()
 	if root == nil {
@@ -73,7 +84,7 @@ func Parse(path string, src []byte, opts Options) (*Runbook, Diagnostics) {
 		return nil, d.diags
 	}
 	l := newLoader(d, opts)
-	rb := l.load(root)
+	rb = l.load(root)
 	d.diags.Sort()
 	if d.diags.HasErrors() {
 		return nil, d.diags

@@ -24,14 +24,13 @@ var (
 // stepNode is a step being validated, with what the expression pass needs.
 type stepNode struct {
 	step   *Step
-	node   *yaml.Node
 	f      map[string]entry
 	parent *stepNode // the parallel group it belongs to
-	index  int       // document order
 	// outSchema is the action's outputs schema (nil: unknown or none).
 	outSchema *schema.Schema
 	outputs   types.Type
 	children  []*stepNode
+	group     bool // it has `parallel` (even if that is not a valid list)
 	rb        *rollbackNode
 	until     *yaml.Node // the condition
 }
@@ -43,7 +42,7 @@ type rollbackNode struct {
 	uses *yaml.Node
 }
 
-func (sn *stepNode) isGroup() bool { return sn.step.IsGroup() || sn.children != nil }
+func (sn *stepNode) isGroup() bool { return sn.group }
 
 func (l *loader) stepList(n *yaml.Node) {
 	n = deref(n)
@@ -77,7 +76,7 @@ func (l *loader) step(n *yaml.Node, parent *stepNode) *stepNode {
 	if !ok {
 		return nil
 	}
-	sn := &stepNode{step: &Step{Pos: l.pos(n)}, node: n, parent: parent, index: len(l.steps)}
+	sn := &stepNode{step: &Step{Pos: l.pos(n)}, parent: parent}
 	l.steps = append(l.steps, sn)
 	s := sn.step
 	what := "step"
@@ -131,6 +130,7 @@ func (l *loader) step(n *yaml.Node, parent *stepNode) *stepNode {
 
 func (l *loader) group(sn *stepNode, par entry, what string) {
 	f := sn.f
+	sn.group, sn.outputs = true, types.Map{}
 	for _, k := range []string{"with", "rollback", "timeout", "retry", "until"} {
 		if e, ok := f[k]; ok {
 			hint := "set it on the group's steps"
@@ -158,14 +158,12 @@ func (l *loader) group(sn *stepNode, par entry, what string) {
 		l.errorf(par.V, "%s: parallel is empty: a group needs at least one step", what)
 		return
 	}
-	sn.children = []*stepNode{}
 	for _, c := range list.Content {
 		if cn := l.step(c, sn); cn != nil {
 			sn.children = append(sn.children, cn)
 			sn.step.Parallel = append(sn.step.Parallel, cn.step)
 		}
 	}
-	sn.outputs = types.Map{}
 }
 
 func (l *loader) action(sn *stepNode, uses entry, what string) {
