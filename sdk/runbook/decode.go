@@ -67,7 +67,16 @@ func newLoader(d *decoder, opts Options) *loader {
 }
 
 func (l *loader) load(root *yaml.Node) *Runbook {
-	f, _ := l.fields(root, "the runbook", runbookKeys...)
+	es, _ := l.mapping(root, "the runbook")
+	// Top-level keys starting with x- are ignored: a place to define YAML
+	// anchors shared by steps, as in Compose files.
+	kept := es[:0:0]
+	for _, e := range es {
+		if !strings.HasPrefix(e.Key, "x-") {
+			kept = append(kept, e)
+		}
+	}
+	f := l.known(kept, "the runbook", runbookKeys...)
 	rb := l.rb
 
 	if e, ok := f["version"]; !ok {

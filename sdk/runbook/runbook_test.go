@@ -243,7 +243,10 @@ func TestParseDiagnostics(t *testing.T) {
 		},
 		"merge keys and anchors": {
 			src:  head + "x-common: &common { message: shared, level: warn }\nsteps:\n  - id: a\n    uses: core.log\n    with: { <<: *common, level: error }\n  - { id: b, uses: core.log, with: *common }\n",
-			want: []string{`rb.yaml:3:1: unknown key "x-common" in the runbook (valid keys: version, name, description, inputs, plugins, defaults, on_failure, steps, outputs)`},
+		},
+		"only x- keys are ignored at the top": {
+			src:  head + "xcommon: 1\nsteps:\n  - { id: a, uses: core.log, with: { message: x } }\n",
+			want: []string{`rb.yaml:3:1: unknown key "xcommon" in the runbook (valid keys: version, name, description, inputs, plugins, defaults, on_failure, steps, outputs)`},
 		},
 		"template literal escape": {
 			src: head + "steps:\n  - { id: a, uses: core.log, with: { message: \"literal $${{ not an expression }}\" } }\n",
@@ -500,5 +503,33 @@ func TestLanguageDocExample(t *testing.T) {
 	rb, ds := parse(t, example)
 	if rb == nil || len(ds) > 0 {
 		t.Fatalf("the documented example does not validate:\n%v", ds)
+	}
+}
+
+// TestAnchorsAndMergeKeys: merged parameters are the step's own, with
+// explicit keys winning over merged ones.
+func TestAnchorsAndMergeKeys(t *testing.T) {
+	rb := mustLoad(t, filepath.Join(corpus, "valid", "anchors.yaml"))
+	env := (&expr.Scope{Inputs: map[string]any{"cluster": "spacelift", "counts": map[string]any{"server": float64(3), "drain": float64(2)}}}).Map()
+	drain, err := rb.Step("drain").With.Render(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"cluster": "spacelift", "service": "drain", "desired_count": float64(2), "region": "eu-west-3"}
+	if diff := cmp.Diff(want, drain); diff != "" {
+		t.Errorf("drain with (-want +got):\n%s", diff)
+	}
+	if r := rb.Step("drain").Retry; r != (Retry{Attempts: 4, Delay: 3 * time.Second, MaxDelay: 30 * time.Second, Jitter: false}) {
+		t.Errorf("aliased retry = %+v", r)
+	}
+	own := (&expr.Scope{Inputs: map[string]any{"cluster": "spacelift", "counts": map[string]any{"server": float64(3)}},
+		Outputs: map[string]any{"previous_desired_count": float64(1)}}).Map()
+	back, err := rb.Step("server").Rollback.With.Render(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = map[string]any{"cluster": "spacelift", "service": "server", "desired_count": float64(1), "region": "eu-west-3"}
+	if diff := cmp.Diff(want, back); diff != "" {
+		t.Errorf("rollback with (-want +got):\n%s", diff)
 	}
 }
