@@ -242,7 +242,7 @@ func TestParseDiagnostics(t *testing.T) {
 			want: []string{`rb.yaml:4:50: with: keys cannot use ${{ }}`},
 		},
 		"merge keys and anchors": {
-			src:  head + "x-common: &common { message: shared, level: warn }\nsteps:\n  - id: a\n    uses: core.log\n    with: { <<: *common, level: error }\n  - { id: b, uses: core.log, with: *common }\n",
+			src: head + "x-common: &common { message: shared, level: warn }\nsteps:\n  - id: a\n    uses: core.log\n    with: { <<: *common, level: error }\n  - { id: b, uses: core.log, with: *common }\n",
 		},
 		"only x- keys are ignored at the top": {
 			src:  head + "xcommon: 1\nsteps:\n  - { id: a, uses: core.log, with: { message: x } }\n",
