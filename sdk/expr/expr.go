@@ -111,10 +111,13 @@ func (p *Program) EvalBool(env map[string]any) (bool, error) {
 	return b, nil
 }
 
-// normalize turns the numeric types expr produces into float64, the one
-// number type of runbook values (as in JSON).
+// normalize turns what expr produces into runbook values, the JSON data
+// model: every number a float64, every map a map[string]any (fromPairs
+// builds map[any]any), every list a []any.
 func normalize(v any) any {
 	switch n := v.(type) {
+	case nil, string, bool, float64:
+		return v
 	case int:
 		return float64(n)
 	case int64:
@@ -127,10 +130,38 @@ func normalize(v any) any {
 		for i := range n {
 			n[i] = normalize(n[i])
 		}
+		return n
 	case map[string]any:
 		for k := range n {
 			n[k] = normalize(n[k])
 		}
+		return n
+	case map[any]any:
+		out := make(map[string]any, len(n))
+		for k, e := range n {
+			out[Stringify(normalize(k))] = normalize(e)
+		}
+		return out
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rv.Len())
+		for i := range out {
+			out[i] = normalize(rv.Index(i).Interface())
+		}
+		return out
+	case reflect.Map:
+		out := make(map[string]any, rv.Len())
+		it := rv.MapRange()
+		for it.Next() {
+			out[Stringify(normalize(it.Key().Interface()))] = normalize(it.Value().Interface())
+		}
+		return out
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return float64(rv.Int())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return float64(rv.Uint())
 	}
 	return v
 }

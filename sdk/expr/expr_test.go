@@ -157,3 +157,26 @@ func TestRecoveryTimeArithmetic(t *testing.T) {
 		t.Fatalf("got %v, %v", got, err)
 	}
 }
+
+func TestResultsAreJSONValues(t *testing.T) {
+	env := testEnv().Map()
+	p, err := Compile(`fromPairs(map(keys(steps.db.outputs.counts), [#, 0]))`, env, Any)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Eval(testScope().Map())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]any{"server": 0.0}, got); diff != "" {
+		t.Fatal(diff)
+	}
+	p, err = Compile(`[1, 2, len("abc")]`, env, Any)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = p.Eval(testScope().Map())
+	if diff := cmp.Diff([]any{1.0, 2.0, 3.0}, got); diff != "" {
+		t.Fatal(diff)
+	}
+}
