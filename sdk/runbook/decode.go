@@ -41,9 +41,10 @@ type loader struct {
 	defTimeout *time.Duration
 	defRetry   retrySpec
 
-	steps   []*stepNode // every step, document order
-	byID    map[string]*stepNode
-	tooMany bool
+	steps      []*stepNode // every step, document order
+	byID       map[string]*stepNode
+	milestones map[string]string // milestone -> step id
+	tooMany    bool
 
 	// env is the expression environment, grown step by step as validation
 	// walks the runbook in order (see check.go); visible mirrors its steps.
@@ -63,7 +64,8 @@ type pluginInfo struct {
 
 func newLoader(d *decoder, opts Options) *loader {
 	return &loader{decoder: d, opts: opts, rb: &Runbook{}, inputTypes: map[string]types.Type{},
-		plugins: map[string]*pluginInfo{}, core: CoreCatalog(), byID: map[string]*stepNode{}, visible: map[string]bool{}}
+		plugins: map[string]*pluginInfo{}, core: CoreCatalog(), byID: map[string]*stepNode{}, visible: map[string]bool{},
+		milestones: map[string]string{}}
 }
 
 func (l *loader) load(root *yaml.Node) *Runbook {

@@ -92,6 +92,14 @@ func TestResolveInputs(t *testing.T) {
 			src:  InputSources{Vars: []string{"primary={}", "token=@" + filepath.Join(varsDir, "token.txt"), "version=@@1"}},
 			want: with("primary", map[string]any{}, "token", "s3cr3t-t0ken", "version", "@1"),
 		},
+		"partial: only the values given, for resume": {
+			src:  InputSources{Partial: true, Vars: []string{"count=4"}, Env: []string{"RUNBOOK_VAR_mode=unplanned"}},
+			want: map[string]any{"count": float64(4), "mode": "unplanned"},
+		},
+		"partial still checks what is given": {
+			src:   InputSources{Partial: true, Vars: []string{"count=four"}},
+			diags: []string{`--var count: input count must be a number, not "four"`},
+		},
 		"missing required": {
 			src:   InputSources{},
 			diags: []string{`rb.yaml:8:3: input primary is required: give it with --var primary=..., in a --var-file, or in RUNBOOK_VAR_primary`},

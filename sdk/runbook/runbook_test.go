@@ -75,7 +75,11 @@ func TestLoadModel(t *testing.T) {
 		HasSpec, Continue        bool
 	}
 	var got []stepSummary
+	milestones := map[string]string{}
 	rb.Walk(func(s *Step) {
+		if s.Milestone != "" {
+			milestones[s.ID] = s.Milestone
+		}
 		ss := stepSummary{ID: s.ID, Uses: s.Uses, Plugin: s.Plugin, Action: s.Action, Timeout: s.Timeout, Retry: s.Retry,
 			MaxParallel: s.MaxParallel, Children: len(s.Parallel), HasSpec: s.Spec != nil, Continue: s.ContinueOnError}
 		if s.If != nil {
@@ -112,6 +116,9 @@ func TestLoadModel(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"db": "database writable", "traffic": "traffic switched"}, milestones); diff != "" {
+		t.Errorf("milestones (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(Defaults{Timeout: 10 * time.Minute, Retry: def}, rb.Defaults); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)

@@ -15,7 +15,7 @@ import (
 )
 
 var (
-	stepKeys     = []string{"id", "name", "uses", "with", "if", "timeout", "retry", "until", "continue_on_error", "rollback", "parallel", "max_parallel"}
+	stepKeys     = []string{"id", "name", "uses", "with", "if", "timeout", "retry", "until", "continue_on_error", "rollback", "parallel", "max_parallel", "milestone"}
 	rollbackKeys = []string{"uses", "with", "timeout", "retry"}
 	untilKeys    = []string{"condition", "interval", "timeout"}
 	actionRe     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
@@ -109,6 +109,9 @@ func (l *loader) step(n *yaml.Node, parent *stepNode) *stepNode {
 	if e, ok := f["continue_on_error"]; ok {
 		s.ContinueOnError, _ = l.boolean(e.V, what+": continue_on_error")
 	}
+	if e, ok := f["milestone"]; ok {
+		l.milestone(s, e, what)
+	}
 	uses, hasUses := f["uses"]
 	par, hasPar := f["parallel"]
 	switch {
@@ -126,6 +129,25 @@ func (l *loader) step(n *yaml.Node, parent *stepNode) *stepNode {
 		l.errorf(n, "%s needs uses (an action, such as core.log) or parallel (a group of steps)", what)
 	}
 	return sn
+}
+
+// milestone decodes a step's milestone: the name of the moment it
+// succeeds ("database writable"), which reports measure from the run's start.
+func (l *loader) milestone(s *Step, e entry, what string) {
+	m, ok := l.str(e.V, what+": milestone")
+	if !ok || !l.noTemplate(e.V, what+": milestone") {
+		return
+	}
+	if strings.TrimSpace(m) == "" {
+		l.errorf(e.V, "%s: milestone is empty", what)
+		return
+	}
+	if first, dup := l.milestones[m]; dup {
+		l.errorf(e.V, "%s: milestone %q already marks step %s", what, m, first)
+		return
+	}
+	l.milestones[m] = s.ID
+	s.Milestone = m
 }
 
 func (l *loader) group(sn *stepNode, par entry, what string) {
