@@ -378,17 +378,27 @@ func secretOutputs(rb *runbook.Runbook) map[string]bool {
 	return m
 }
 
-// milestones are the moments the runbook marks as milestones that the run
-// reached (see the step key `milestone`).
+// milestones are the moments the runbook marks (the step key `milestone`)
+// that the run reached: each when the first step marking it succeeded.
 func milestones(rb *runbook.Runbook, res *engine.Result) []ui.Milestone {
 	var out []ui.Milestone
+	at := map[string]int{}
 	rb.Walk(func(s *runbook.Step) {
 		if s.Milestone == "" {
 			return
 		}
-		if r, ok := res.Step(s.ID); ok && r.Status == engine.StepSucceeded && !r.Finished.IsZero() {
-			out = append(out, ui.Milestone{Name: s.Milestone, At: r.Finished})
+		r, ok := res.Step(s.ID)
+		if !ok || r.Status != engine.StepSucceeded || r.Finished.IsZero() {
+			return
 		}
+		if i, seen := at[s.Milestone]; seen {
+			if r.Finished.Before(out[i].At) {
+				out[i].At = r.Finished
+			}
+			return
+		}
+		at[s.Milestone] = len(out)
+		out = append(out, ui.Milestone{Name: s.Milestone, At: r.Finished})
 	})
 	return out
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/types"
-	yaml "go.yaml.in/yaml/v3"
+	yaml "gopkg.in/yaml.v3"
 
 	"github.com/runbookhq/runbook/sdk/expr"
 	"github.com/runbookhq/runbook/sdk/schema"
@@ -43,7 +43,7 @@ type loader struct {
 
 	steps      []*stepNode // every step, document order
 	byID       map[string]*stepNode
-	milestones map[string]string // milestone -> step id
+	milestones map[string]milestoneMark // milestone -> first step marking it
 	tooMany    bool
 
 	// env is the expression environment, grown step by step as validation
@@ -65,7 +65,7 @@ type pluginInfo struct {
 func newLoader(d *decoder, opts Options) *loader {
 	return &loader{decoder: d, opts: opts, rb: &Runbook{}, inputTypes: map[string]types.Type{},
 		plugins: map[string]*pluginInfo{}, core: CoreCatalog(), byID: map[string]*stepNode{}, visible: map[string]bool{},
-		milestones: map[string]string{}}
+		milestones: map[string]milestoneMark{}}
 }
 
 func (l *loader) load(root *yaml.Node) *Runbook {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	yaml "go.yaml.in/yaml/v3"
+	yaml "gopkg.in/yaml.v3"
 
 	"github.com/runbookhq/runbook/sdk/expr"
 )

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	yaml "go.yaml.in/yaml/v3"
+	yaml "gopkg.in/yaml.v3"
 
 	"github.com/runbookhq/runbook/sdk/expr"
 	"github.com/runbookhq/runbook/sdk/schema"

@@ -4,7 +4,7 @@ import (
 	"sort"
 	"unicode/utf8"
 
-	yaml "go.yaml.in/yaml/v3"
+	yaml "gopkg.in/yaml.v3"
 )
 
 // source is a runbook's text with a line index, for turning yaml.v3 node

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/types"
-	yaml "go.yaml.in/yaml/v3"
+	yaml "gopkg.in/yaml.v3"
 
 	"github.com/runbookhq/runbook/sdk/expr"
 	"github.com/runbookhq/runbook/sdk/schema"
@@ -110,7 +110,8 @@ func (l *loader) step(n *yaml.Node, parent *stepNode) *stepNode {
 		s.ContinueOnError, _ = l.boolean(e.V, what+": continue_on_error")
 	}
 	if e, ok := f["milestone"]; ok {
-		l.milestone(s, e, what)
+		_, conditional := f["if"]
+		l.milestone(s, e, what, conditional)
 	}
 	uses, hasUses := f["uses"]
 	par, hasPar := f["parallel"]
@@ -133,7 +134,10 @@ func (l *loader) step(n *yaml.Node, parent *stepNode) *stepNode {
 
 // milestone decodes a step's milestone: the name of the moment it
 // succeeds ("database writable"), which reports measure from the run's start.
-func (l *loader) milestone(s *Step, e entry, what string) {
+// Several steps may mark one milestone only if each has an `if`: they are
+// alternatives (a planned switchover or an unplanned failover), and the
+// milestone is reached when the first of them succeeds.
+func (l *loader) milestone(s *Step, e entry, what string, conditional bool) {
 	m, ok := l.str(e.V, what+": milestone")
 	if !ok || !l.noTemplate(e.V, what+": milestone") {
 		return
@@ -142,11 +146,11 @@ func (l *loader) milestone(s *Step, e entry, what string) {
 		l.errorf(e.V, "%s: milestone is empty", what)
 		return
 	}
-	if first, dup := l.milestones[m]; dup {
-		l.errorf(e.V, "%s: milestone %q already marks step %s", what, m, first)
+	if first, dup := l.milestones[m]; dup && !(conditional && first.conditional) {
+		l.errorf(e.V, "%s: milestone %q already marks step %s (several steps may mark one milestone only if each has an `if`, as alternatives)", what, m, first.id)
 		return
 	}
-	l.milestones[m] = s.ID
+	l.milestones[m] = milestoneMark{id: s.ID, conditional: conditional}
 	s.Milestone = m
 }
 
@@ -343,4 +347,10 @@ func (l *loader) uses(n *yaml.Node, what string) (uses, plugin, action string, s
 		return s, plugin, action, nil, false
 	}
 	return s, plugin, action, sp, true
+}
+
+// milestoneMark is the first step marking a milestone.
+type milestoneMark struct {
+	id          string
+	conditional bool
 }
