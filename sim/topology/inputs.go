@@ -23,16 +23,14 @@ func (t *Topology) RunbookInputs() map[string]any {
 		return map[string]any{"dns_name": r.LoadBalancerDNS, "zone_id": r.LoadBalancerZoneID}
 	}
 	return map[string]any{
-		"global_cluster":         t.GlobalClusterID,
-		"ecs_cluster_primary":    t.Primary.ECSCluster,
-		"ecs_cluster_dr":         t.DR.ECSCluster,
-		"services":               services,
-		"hosted_zone_id":         t.HostedZoneID,
-		"load_balancer_primary":  lb(t.Primary),
-		"load_balancer_dr":       lb(t.DR),
-		"worker_asg":             t.DR.ASGName,
-		"distribution_id":        t.DistributionID,
-		"distribution_origin_id": t.DistributionOrigin,
+		"global_cluster":        t.GlobalClusterID,
+		"ecs_cluster_primary":   t.Primary.ECSCluster,
+		"ecs_cluster_dr":        t.DR.ECSCluster,
+		"services":              services,
+		"hosted_zone_id":        t.HostedZoneID,
+		"load_balancer_primary": lb(t.Primary),
+		"load_balancer_dr":      lb(t.DR),
+		"worker_asg":            t.DR.ASGName,
 	}
 }
 
