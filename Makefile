@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := bin
 PLUGINS := aws dns k8sworkers notify spacelift
 
-.PHONY: all build venv proto proto-check test clean
+.PHONY: all build venv proto proto-check test demo clean
 
 all: build
 
@@ -14,7 +14,8 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/... 
 	@for p in $(PLUGINS); do if [ -d plugins/$$p ]; then $(GO) build -o $(BIN)/runbook-plugin-$$p ./plugins/$$p || exit 1; fi; done
-	@if [ -d examples/plugins/hello ]; then $(GO) build -o $(BIN)/runbook-plugin-hello ./examples/plugins/hello; fi
+	$(GO) build -o $(BIN)/runbook-plugin-hello ./examples/plugins/hello
+	$(GO) build -o $(BIN)/simctl ./sim/cmd/simctl
 
 # The emulator's Python environment, from the pinned requirements.
 venv: $(VENV)/.stamp
@@ -37,6 +38,10 @@ proto-check: proto
 
 test: venv build
 	$(GO) test ./...
+
+# The main job: fail over and back against the local simulation.
+demo: venv build
+	sim/demo.sh
 
 clean:
 	rm -rf $(BIN)
