@@ -211,7 +211,7 @@ func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
 	if err != nil {
 		var le *journal.LockedError
 		if errors.As(err, &le) {
-			return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%w\nnothing was run; if no run is in progress, remove the lock with 'runbook unlock --state %s'", err, x.common.stateDir())}
+			return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%w\nnothing was run (the lock's state: --state %s)", err, x.common.stateDir())}
 		}
 		return &ExitError{Code: ExitFailed, Err: err}
 	}
