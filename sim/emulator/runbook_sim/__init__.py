@@ -8,7 +8,7 @@ wrapped with the /_sim/ control API. Each patch module documents what it adds.
 import importlib
 
 # Patch modules, applied in order. Each exposes install() -> None.
-PATCHES = ["aurora", "ecs", "route53", "iot", "cloudfront", "autoscaling", "s3replication", "s3batch"]
+PATCHES = ["aurora", "ecs", "route53", "iot", "cloudfront", "autoscaling", "s3replication", "s3batch", "s3conditional"]
 
 _installed = False
 
