@@ -36,8 +36,10 @@ proto:
 proto-check: proto
 	git diff --exit-code -- sdk/plugin/proto
 
+# Every test: unit, plugins, acceptance (real binaries and plugin processes)
+# and the simulation scenarios (the DR runbooks against the emulator).
 test: venv build
-	$(GO) test ./...
+	$(GO) test -timeout 30m ./...
 
 # The main job: fail over and back against the local simulation.
 demo: venv build
