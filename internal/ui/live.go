@@ -1,13 +1,885 @@
 package ui
 
 import (
+	"fmt"
 	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
 
+	"golang.org/x/term"
+
+	"github.com/runbookhq/runbook/sdk/engine"
+	"github.com/runbookhq/runbook/sdk/journal"
 	"github.com/runbookhq/runbook/sdk/runbook"
 )
 
-// NewLive returns the terminal renderer.
-// TODO(live view): the spinner/one-line-per-step view replaces this.
+// Live is the terminal view of a run: one line per step with a spinner,
+// its status and elapsed time, redrawn in place at most ten times a second.
+//
+// The screen has two parts. Finished steps are printed once, in document
+// order, and scroll away like ordinary output; so are log lines and
+// milestones. Below them, the live region holds the steps that are still
+// running (and the finished children of a running parallel group, which
+// must stay under their group), each with a dim sub-line for the latest
+// progress event, retry or approval question. Only the live region is
+// redrawn, and it is kept shorter than the terminal, so a long runbook on
+// a small terminal leaves a clean transcript rather than redraw garbage.
+type Live struct {
+	mu sync.Mutex
+	w  io.Writer
+	p  painter
+	// size reports the terminal's size; width or height 0 when unknown.
+	size func() (width, height int)
+	now  func() time.Time
+
+	rows      []*liveRow // document order, groups before their children
+	byID      map[string]*liveRow
+	labelW    int
+	next      int        // rows[:next] are printed for good (or never will be)
+	rollbacks []*liveRow // in the order they started
+	rbNext    int
+	lastRB    map[string]*liveRow
+
+	out        []string // lines to print for good at the next draw
+	liveLines  int      // lines of the live region on screen now
+	milestones map[string]bool
+	started    time.Time
+
+	suspended, closed bool
+	stop, done        chan struct{}
+}
+
+// liveRow is a step (or a step's rollback) as the view shows it.
+type liveRow struct {
+	id, name, uses string
+	group          *liveRow
+	children       []*liveRow
+	depth          int
+	isGroup        bool
+	rollback       bool
+	milestone      string
+
+	seen              bool
+	status            string
+	started, finished time.Time
+	dur               time.Duration
+	attempt           int
+	maxAttempts       int
+	// note is the dim sub-line of a running step; noteUntil, when set,
+	// makes "in Xs" count down to it.
+	note      string
+	noteUntil time.Time
+	noteDelay bool
+	errText   string
+	continued bool
+	detail    string // approval answer, skip reason...
+	retries   int
+	lastRetry string
+	// reached is the milestone line this row's success printed, shown
+	// after the row (after its group, for a group's child).
+	reached string
+}
+
+// Row statuses beyond the engine's step statuses.
+const (
+	rowNotStarted = "not_started"
+)
+
+// NewLive returns the terminal renderer. rb gives the steps' order, names
+// and groups (nil: steps are shown as their events arrive); width is the
+// terminal's width (0: ask the terminal, or assume 80).
 func NewLive(w io.Writer, rb *runbook.Runbook, color bool, width int) Renderer {
-	return NewPlain(w)
+	size := func() (int, int) { return width, 0 }
+	if f, ok := w.(*os.File); ok {
+		fd := int(f.Fd())
+		size = func() (int, int) {
+			// Asked at every draw, so a resized terminal is followed.
+			if cw, ch, err := term.GetSize(fd); err == nil && cw > 0 {
+				return cw, ch
+			}
+			return width, 0
+		}
+	}
+	l := newLive(w, rb, color, size, time.Now)
+	l.start(100 * time.Millisecond)
+	return l
+}
+
+func newLive(w io.Writer, rb *runbook.Runbook, color bool, size func() (int, int), now func() time.Time) *Live {
+	l := &Live{w: w, p: painter{color}, size: size, now: now, byID: map[string]*liveRow{},
+		lastRB: map[string]*liveRow{}, milestones: map[string]bool{}}
+	if rb != nil {
+		var walk func(steps []*runbook.Step, group *liveRow, depth int)
+		walk = func(steps []*runbook.Step, group *liveRow, depth int) {
+			for _, s := range steps {
+				r := &liveRow{id: s.ID, name: s.Name, uses: s.Uses, group: group, depth: depth,
+					isGroup: s.IsGroup(), milestone: s.Milestone, status: string(engine.StepPending),
+					maxAttempts: s.Retry.Attempts}
+				if group != nil {
+					group.children = append(group.children, r)
+				}
+				l.rows = append(l.rows, r)
+				l.byID[s.ID] = r
+				walk(s.Parallel, r, depth+1)
+			}
+		}
+		walk(rb.Steps, nil, 0)
+	}
+	for _, r := range l.rows {
+		l.labelW = max(l.labelW, 2*r.depth+len([]rune(r.id)))
+	}
+	l.labelW = min(max(l.labelW, 8), 32)
+	return l
+}
+
+// start draws every tick until Close: spinners turn and elapsed times
+// advance even when no event arrives.
+func (l *Live) start(every time.Duration) {
+	l.stop, l.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+				l.mu.Lock()
+				l.draw()
+				l.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// Event updates the view's state; the next tick draws it.
+func (l *Live) Event(e engine.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	l.apply(e)
+	l.commit(false)
+}
+
+// Suspend erases the live region and stops drawing, leaving the cursor at
+// the start of a fresh line below what was printed for good, so a prompt
+// can be written there. Events keep updating the state meanwhile; the
+// returned function draws again, below the prompt.
+func (l *Live) Suspend() func() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return func() {}
+	}
+	l.draw()
+	l.erase()
+	l.suspended = true
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.suspended = false
+			l.draw()
+		})
+	}
+}
+
+// Close stops drawing and prints the final state of every step that was
+// still on the live region, so nothing is left half-drawn.
+func (l *Live) Close() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	l.mu.Unlock()
+	if l.stop != nil {
+		close(l.stop)
+		<-l.done
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.suspended = false
+	l.commit(true)
+	l.draw()
+}
+
+// row returns the row of step id, creating it (at the end, or after its
+// group's last row) for a step the runbook did not list.
+func (l *Live) row(id, group string) *liveRow {
+	if r, ok := l.byID[id]; ok {
+		return r
+	}
+	r := &liveRow{id: id, status: string(engine.StepPending)}
+	pos := len(l.rows)
+	if g, ok := l.byID[group]; ok && group != "" {
+		r.group, r.depth = g, g.depth+1
+		g.children = append(g.children, r)
+		g.isGroup = true
+		pos = indexOf(l.rows, g) + 1
+		for pos < len(l.rows) && isDescendant(l.rows[pos], g) {
+			pos++
+		}
+	}
+	l.rows = append(l.rows, nil)
+	copy(l.rows[pos+1:], l.rows[pos:])
+	l.rows[pos] = r
+	l.byID[id] = r
+	if pos < l.next {
+		l.next++
+	}
+	l.labelW = min(max(l.labelW, 2*r.depth+len([]rune(id))), 32)
+	return r
+}
+
+func indexOf(rows []*liveRow, r *liveRow) int {
+	for i, x := range rows {
+		if x == r {
+			return i
+		}
+	}
+	return -1
+}
+
+func isDescendant(r, g *liveRow) bool {
+	for p := r.group; p != nil; p = p.group {
+		if p == g {
+			return true
+		}
+	}
+	return false
+}
+
+// markSeen makes r and its groups part of this session's view. A resumed
+// run sends no step_started for steps that had already started.
+func (l *Live) markSeen(r *liveRow, t time.Time) {
+	for x := r; x != nil; x = x.group {
+		if !x.seen {
+			x.seen = true
+			if x.status == string(engine.StepPending) {
+				x.status = string(engine.StepRunning)
+			}
+			if x.started.IsZero() {
+				x.started = t
+			}
+		}
+	}
+}
+
+func (l *Live) apply(e engine.Event) {
+	switch e.Type {
+	case journal.RunStarted:
+		l.started = e.Time
+		name := ""
+		if e.Run != nil {
+			name = e.Run.Runbook
+		}
+		l.out = append(l.out, l.p.paint(sgrBold, fmt.Sprintf("Running %s", name))+l.p.paint(sgrDim, "  (run "+e.RunID+")"))
+		return
+	case journal.RunResumed:
+		l.out = append(l.out, l.p.paint(sgrBold, "Resuming run "+e.RunID))
+		return
+	case journal.Log:
+		if e.Level == "debug" {
+			return
+		}
+		l.out = append(l.out, l.logLine(e))
+		return
+	case journal.RunPaused, journal.RunInterrupted, journal.RunFinished:
+		// The summary printed after Close says how the run ended.
+		return
+	}
+	if e.Step == "" {
+		return
+	}
+	if e.Rollback || strings.HasPrefix(e.Type, "rollback_") {
+		l.applyRollback(e)
+		return
+	}
+	r := l.row(e.Step, e.Group)
+	if r.uses == "" {
+		r.uses = e.Uses
+	}
+	switch e.Type {
+	case journal.StepSkipped:
+		r.seen, r.status, r.detail = true, string(engine.StepSkipped), e.Message
+		r.started, r.finished = e.Time, e.Time
+		return
+	}
+	l.markSeen(r, e.Time)
+	switch e.Type {
+	case journal.StepStarted:
+		r.status, r.started = string(engine.StepRunning), e.Time
+	case journal.AttemptStarted:
+		r.status, r.attempt = string(engine.StepRunning), e.Attempt
+		if r.noteDelay {
+			r.note, r.noteUntil, r.noteDelay = "", time.Time{}, false
+		}
+	case journal.Progress:
+		r.note = e.Message + fmtFields(e.Fields)
+		r.noteUntil, r.noteDelay = time.Time{}, false
+	case journal.AttemptFailed:
+		msg := errorText(e.Error)
+		if e.NextDelay > 0 {
+			r.retries++
+			r.lastRetry = msg
+			r.note = fmt.Sprintf("attempt %d failed, retrying in %%s: %s", e.Attempt, msg)
+			r.noteUntil, r.noteDelay = e.Time.Add(e.NextDelay.Std()), true
+		}
+	case journal.UntilUnmet:
+		r.note = fmt.Sprintf("condition not met after attempt %d, polling again in %%s", e.Attempt)
+		r.noteUntil, r.noteDelay = e.Time.Add(e.NextDelay.Std()), true
+	case journal.ApprovalRequested:
+		r.status = string(engine.StepWaiting)
+		r.note = oneLineText(e.Message)
+		r.noteUntil, r.noteDelay = time.Time{}, false
+	case journal.ApprovalGranted:
+		r.status = string(engine.StepRunning)
+		r.detail = fmt.Sprintf("approved by %s (%s)", e.By, e.Via)
+		r.note = ""
+	case journal.ApprovalDenied:
+		r.detail = fmt.Sprintf("denied by %s", e.By)
+		r.note = ""
+	case journal.StepSucceeded:
+		r.status, r.finished, r.dur = string(engine.StepSucceeded), e.Time, e.Duration.Std()
+		r.attempt = max(r.attempt, e.Attempt)
+		l.reached(r, e.Time)
+	case journal.StepFailed:
+		r.status, r.finished, r.dur = string(engine.StepFailed), e.Time, e.Duration.Std()
+		r.errText, r.continued = errorText(e.Error), e.Continued
+		r.attempt = max(r.attempt, e.Attempt)
+	case journal.StepInterrupted:
+		r.status, r.finished = string(engine.StepInterrupted), e.Time
+		if e.InFlight {
+			r.detail = "interrupted mid-action"
+		}
+	}
+}
+
+// reached prints a milestone the first time a step marking it succeeds.
+func (l *Live) reached(r *liveRow, at time.Time) {
+	if r.milestone == "" || l.milestones[r.milestone] {
+		return
+	}
+	l.milestones[r.milestone] = true
+	after := ""
+	if !l.started.IsZero() {
+		after = " after " + fmtDur(at.Sub(l.started))
+	}
+	r.reached = l.p.paint(sgrBold, "◆ "+r.milestone) + after
+}
+
+func (l *Live) applyRollback(e engine.Event) {
+	r := l.lastRB[e.Step]
+	if r == nil || e.Type == journal.RollbackStarted && isFinal(r.status) {
+		depth := 0
+		if s, ok := l.byID[e.Step]; ok {
+			depth = s.depth
+		}
+		r = &liveRow{id: e.Step, rollback: true, depth: depth, status: string(engine.StepRunning), seen: true, started: e.Time}
+		l.rollbacks = append(l.rollbacks, r)
+		l.lastRB[e.Step] = r
+	}
+	if e.Uses != "" {
+		r.uses = e.Uses
+	}
+	switch e.Type {
+	case journal.RollbackStarted:
+		r.started = e.Time
+	case journal.AttemptStarted:
+		r.attempt = e.Attempt
+		if r.noteDelay {
+			r.note, r.noteUntil, r.noteDelay = "", time.Time{}, false
+		}
+	case journal.Progress:
+		r.note = e.Message + fmtFields(e.Fields)
+		r.noteUntil, r.noteDelay = time.Time{}, false
+	case journal.AttemptFailed:
+		if e.NextDelay > 0 {
+			msg := errorText(e.Error)
+			r.retries++
+			r.lastRetry = msg
+			r.note = fmt.Sprintf("attempt %d failed, retrying in %%s: %s", e.Attempt, msg)
+			r.noteUntil, r.noteDelay = e.Time.Add(e.NextDelay.Std()), true
+		}
+	case journal.ApprovalRequested:
+		r.status, r.note = string(engine.StepWaiting), oneLineText(e.Message)
+	case journal.ApprovalGranted:
+		r.status, r.note = string(engine.StepRunning), ""
+	case journal.RollbackSucceeded:
+		r.status, r.finished, r.dur = string(engine.StepSucceeded), e.Time, e.Duration.Std()
+	case journal.RollbackFailed:
+		r.status, r.finished, r.dur = string(engine.StepFailed), e.Time, e.Duration.Std()
+		r.errText = errorText(e.Error)
+	case journal.RollbackSkipped:
+		r.status, r.finished, r.detail = string(engine.StepSkipped), e.Time, e.Message
+	case journal.StepInterrupted:
+		r.status, r.finished = string(engine.StepInterrupted), e.Time
+	}
+}
+
+func isFinal(status string) bool {
+	switch engine.StepStatus(status) {
+	case engine.StepSucceeded, engine.StepFailed, engine.StepSkipped, engine.StepInterrupted:
+		return true
+	}
+	return status == rowNotStarted
+}
+
+func errorText(e *journal.Error) string {
+	if e == nil {
+		return ""
+	}
+	s := e.Message
+	if e.Code != "" && !strings.HasPrefix(s, e.Code) {
+		s = e.Code + ": " + s
+	}
+	return oneLineText(s)
+}
+
+// commit moves what is finished from the live region to the permanent
+// output, in document order: a top-level step once it has finished, a
+// parallel group with all its children once the group has finished. Steps
+// this session never saw (done before a resume, or after the failure) are
+// passed over. With all set (Close), everything seen is committed as it is.
+func (l *Live) commit(all bool) {
+	for l.next < len(l.rows) {
+		r := l.rows[l.next]
+		end := l.next + 1
+		for end < len(l.rows) && isDescendant(l.rows[end], r) {
+			end++
+		}
+		if !r.seen {
+			// Passed over only once a later step has been seen: it ran
+			// before a resume, or will not run in this session.
+			if !all && !l.seenFrom(end) {
+				return
+			}
+			l.next = end
+			continue
+		}
+		if !isFinal(r.status) && !all {
+			return
+		}
+		var reached []string
+		for _, x := range l.rows[l.next:end] {
+			if !x.seen && r.isGroup {
+				if r.status == string(engine.StepSkipped) {
+					x.status = string(engine.StepSkipped)
+				} else {
+					x.status = rowNotStarted
+				}
+			}
+			l.out = append(l.out, l.rowLines(x, true)...)
+			if x.reached != "" {
+				reached = append(reached, x.reached)
+			}
+		}
+		l.out = append(l.out, reached...)
+		l.next = end
+	}
+	for l.rbNext < len(l.rollbacks) {
+		r := l.rollbacks[l.rbNext]
+		if !isFinal(r.status) && !all {
+			return
+		}
+		l.out = append(l.out, l.rowLines(r, true)...)
+		l.rbNext++
+	}
+}
+
+// seenFrom reports whether any row from index i on has been seen.
+func (l *Live) seenFrom(i int) bool {
+	for _, r := range l.rows[i:] {
+		if r.seen {
+			return true
+		}
+	}
+	return len(l.rollbacks) > 0
+}
+
+// liveBlock is one row of the live region with its sub-line.
+type liveBlock struct {
+	lines []string
+	// prio: 0 active (running, waiting) or a group holding one, 1 finished,
+	// 2 not started yet. Blocks are dropped from the highest when the
+	// region would not fit the terminal.
+	prio int
+	done bool
+}
+
+func (l *Live) liveBlocks() []liveBlock {
+	var blocks []liveBlock
+	for i := l.next; i < len(l.rows); i++ {
+		r := l.rows[i]
+		if !r.seen {
+			if r.group == nil || !r.group.seen || isFinal(r.group.status) {
+				continue
+			}
+			blocks = append(blocks, liveBlock{lines: l.rowLines(r, false), prio: 2})
+			continue
+		}
+		b := liveBlock{lines: l.rowLines(r, false), prio: 1, done: isFinal(r.status)}
+		if !b.done {
+			b.prio = 0
+		}
+		blocks = append(blocks, b)
+	}
+	for _, r := range l.rollbacks[l.rbNext:] {
+		b := liveBlock{lines: l.rowLines(r, false), prio: 1, done: isFinal(r.status)}
+		if !b.done {
+			b.prio = 0
+		}
+		blocks = append(blocks, b)
+	}
+	return blocks
+}
+
+// liveRegion is the live region's lines, at most maxLines: when the steps
+// do not fit, finished and not-started rows give way to running ones, then
+// running rows lose their sub-lines, and one line counts what was left out.
+func (l *Live) liveRegion(maxLines int) []string {
+	blocks := l.liveBlocks()
+	total := 0
+	for _, b := range blocks {
+		total += len(b.lines)
+	}
+	if maxLines <= 0 || total <= maxLines {
+		var lines []string
+		for _, b := range blocks {
+			lines = append(lines, b.lines...)
+		}
+		return lines
+	}
+	budget := maxLines - 1 // the "not shown" line
+	keep := make([]bool, len(blocks))
+	for i := range keep {
+		keep[i] = true
+	}
+	for prio := 2; prio >= 1 && total > budget; prio-- {
+		for i := len(blocks) - 1; i >= 0 && total > budget; i-- {
+			if keep[i] && blocks[i].prio == prio {
+				keep[i] = false
+				total -= len(blocks[i].lines)
+			}
+		}
+	}
+	for i := len(blocks) - 1; i >= 0 && total > budget; i-- {
+		if keep[i] && len(blocks[i].lines) > 1 {
+			total -= len(blocks[i].lines) - 1
+			blocks[i].lines = blocks[i].lines[:1]
+		}
+	}
+	for i := len(blocks) - 1; i >= 0 && total > budget; i-- {
+		if keep[i] {
+			keep[i] = false
+			total -= len(blocks[i].lines)
+		}
+	}
+	var lines []string
+	hidden := map[int]int{}
+	n := 0
+	for i, b := range blocks {
+		if keep[i] {
+			lines = append(lines, b.lines...)
+			continue
+		}
+		hidden[b.prio]++
+		n++
+	}
+	more := "… more not shown (terminal too small)"
+	if n > 0 {
+		var parts []string
+		for prio, what := range []string{"running", "finished", "not started"} {
+			if hidden[prio] > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", hidden[prio], what))
+			}
+		}
+		more = fmt.Sprintf("… %d more not shown: %s", n, strings.Join(parts, ", "))
+	}
+	return append(lines, l.p.paint(sgrDim, more))
+}
+
+// draw prints what was committed since the last draw, then redraws the
+// live region in place: cursor up to its first line, each line rewritten
+// and cleared to its end, then the rest of the screen cleared.
+func (l *Live) draw() {
+	if l.suspended {
+		return
+	}
+	width, height := l.size()
+	if width <= 0 {
+		width = 80
+	}
+	maxLines := 0
+	if height > 0 {
+		maxLines = max(height-2, 3)
+	}
+	var region []string
+	if !l.closed {
+		region = l.liveRegion(maxLines)
+	}
+	if len(l.out) == 0 && len(region) == 0 && l.liveLines == 0 {
+		return
+	}
+	var b strings.Builder
+	b.WriteString("\r" + cursorUp(l.liveLines))
+	for _, line := range l.out {
+		b.WriteString(line + clearLine + "\n")
+	}
+	l.out = l.out[:0]
+	for _, line := range region {
+		// One column short of the width: writing the last column leaves
+		// some terminals with a pending wrap.
+		b.WriteString(fit(line, width-1) + clearLine + "\n")
+	}
+	b.WriteString(clearBelow)
+	l.liveLines = len(region)
+	_, _ = io.WriteString(l.w, b.String())
+}
+
+// erase removes the live region from the screen.
+func (l *Live) erase() {
+	if l.liveLines == 0 {
+		return
+	}
+	_, _ = io.WriteString(l.w, "\r"+cursorUp(l.liveLines)+clearBelow)
+	l.liveLines = 0
+}
+
+var spinner = []rune("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+
+func (l *Live) symbol(r *liveRow, final bool) string {
+	switch r.status {
+	case string(engine.StepSucceeded):
+		return l.p.paint(sgrGreen, "✓")
+	case string(engine.StepFailed):
+		if r.continued {
+			return l.p.paint(sgrYellow, "✗")
+		}
+		return l.p.paint(sgrRed, "✗")
+	case string(engine.StepSkipped):
+		return l.p.paint(sgrDim, "-")
+	case string(engine.StepWaiting):
+		return l.p.paint(sgrYellow, "?")
+	case string(engine.StepInterrupted):
+		return l.p.paint(sgrYellow, "!")
+	case string(engine.StepRunning):
+		if final {
+			// Printed for good while unfinished (the run paused or
+			// stopped around it): no spinner frozen mid-turn.
+			return l.p.paint(sgrYellow, "…")
+		}
+		i := int(l.now().UnixMilli()/100) % len(spinner)
+		return l.p.paint(sgrCyan, string(spinner[i]))
+	}
+	return l.p.paint(sgrDim, "·")
+}
+
+// elapsed is how long the row ran, or has been running.
+func (l *Live) elapsed(r *liveRow) string {
+	switch {
+	case r.status == string(engine.StepSkipped) || r.status == rowNotStarted || !r.seen || r.started.IsZero():
+		return ""
+	case r.dur > 0:
+		return clock(r.dur)
+	case !r.finished.IsZero():
+		return clock(r.finished.Sub(r.started))
+	case isFinal(r.status):
+		return ""
+	}
+	return clock(l.now().Sub(r.started))
+}
+
+// clock formats an elapsed time at a fixed resolution, so the column does
+// not jitter: 0.4s, 12.3s, 4m05s, 1h02m.
+func clock(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// rowLines renders a row: its line and, when there is one, a sub-line.
+// final: the row is printed for good (no spinner, full error text).
+func (l *Live) rowLines(r *liveRow, final bool) []string {
+	indent := strings.Repeat("  ", r.depth)
+	label := indent + r.id
+	pad := max(l.labelW-len([]rune(label)), 0)
+	line := indent + l.symbol(r, final) + " " + r.id + strings.Repeat(" ", pad) + " " + fmt.Sprintf("%6s", l.elapsed(r)) + "  " + l.detail(r)
+	lines := []string{strings.TrimRight(line, " ")}
+	sub := indent + "    "
+	switch {
+	case r.errText != "":
+		style := sgrRed
+		if r.continued {
+			style = sgrYellow
+		}
+		lines = append(lines, sub+l.p.paint(style, "✗ "+r.errText))
+	case final && r.retries > 0 && r.status == string(engine.StepSucceeded):
+		lines = append(lines, sub+l.p.paint(sgrDim, fmt.Sprintf("↻ %s before it succeeded: %s", plural(r.retries, "retry", "retries"), r.lastRetry)))
+	case !final && r.note != "" && !isFinal(r.status):
+		note := r.note
+		if r.noteDelay {
+			note = fmt.Sprintf(note, fmtDur(max(r.noteUntil.Sub(l.now()), 0).Round(100*time.Millisecond)))
+		}
+		mark := "↳ "
+		if r.noteDelay {
+			mark = "↻ "
+		}
+		if r.status == string(engine.StepWaiting) {
+			mark = "? "
+		}
+		lines = append(lines, sub+l.p.paint(sgrDim, mark+note))
+	}
+	return lines
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// detail is the text after a row's elapsed time: what the step is, and
+// what is special about its state.
+func (l *Live) detail(r *liveRow) string {
+	what := r.name
+	if what == "" {
+		what = r.uses
+	}
+	if r.isGroup {
+		what = "parallel"
+		if r.name != "" {
+			what = r.name + " (parallel)"
+		}
+	}
+	dim := func(s string) string { return l.p.paint(sgrDim, s) }
+	if r.rollback {
+		switch r.status {
+		case string(engine.StepSucceeded):
+			return "↺ rolled back" + dim(" · "+r.uses)
+		case string(engine.StepFailed):
+			return l.p.paint(sgrRed, "↺ ROLLBACK FAILED") + dim(" · "+r.uses)
+		case string(engine.StepSkipped):
+			return "↺ rollback skipped: " + r.detail
+		case string(engine.StepInterrupted):
+			return "↺ rollback interrupted" + dim(" · "+r.uses)
+		case string(engine.StepWaiting):
+			return "↺ rollback waiting for approval" + dim(" · "+r.uses)
+		}
+		return "↺ rolling back" + dim(" · "+r.uses) + l.attempts(r, false)
+	}
+	switch r.status {
+	case string(engine.StepSkipped):
+		reason := r.detail
+		if reason == "" {
+			reason = "skipped"
+		} else {
+			reason = "skipped: " + reason
+		}
+		return dim(what + " · " + reason)
+	case rowNotStarted:
+		return dim(what + " · not started")
+	case string(engine.StepPending):
+		return dim(what)
+	case string(engine.StepWaiting):
+		return what + " · " + l.p.paint(sgrYellow, "waiting for approval")
+	case string(engine.StepInterrupted):
+		s := "interrupted"
+		if r.detail != "" {
+			s = r.detail
+		}
+		return what + " · " + l.p.paint(sgrYellow, s)
+	case string(engine.StepFailed):
+		s := "failed"
+		if r.continued {
+			s = "failed, run continued"
+		}
+		style := sgrRed
+		if r.continued {
+			style = sgrYellow
+		}
+		return what + " · " + l.p.paint(style, s) + l.attempts(r, true)
+	case string(engine.StepSucceeded):
+		if r.detail != "" {
+			return what + dim(" · "+r.detail)
+		}
+		return what + l.attempts(r, true)
+	}
+	if r.isGroup {
+		return what + dim(" · "+l.groupCounts(r))
+	}
+	if r.detail != "" {
+		return what + dim(" · "+r.detail)
+	}
+	return what + l.attempts(r, false)
+}
+
+// attempts says which attempt this is when there is more than one.
+func (l *Live) attempts(r *liveRow, final bool) string {
+	if r.attempt <= 1 {
+		return ""
+	}
+	if final {
+		return l.p.paint(sgrDim, fmt.Sprintf(" · %d attempts", r.attempt))
+	}
+	if r.maxAttempts > 1 {
+		return l.p.paint(sgrYellow, fmt.Sprintf(" · attempt %d/%d", r.attempt, r.maxAttempts))
+	}
+	return l.p.paint(sgrYellow, fmt.Sprintf(" · attempt %d", r.attempt))
+}
+
+func (l *Live) groupCounts(g *liveRow) string {
+	var running, waiting, done, pending int
+	for _, c := range g.children {
+		switch {
+		case !c.seen:
+			pending++
+		case isFinal(c.status):
+			done++
+		case c.status == string(engine.StepWaiting):
+			waiting++
+		default:
+			running++
+		}
+	}
+	parts := []string{fmt.Sprintf("%d running", running)}
+	if waiting > 0 {
+		parts = append(parts, fmt.Sprintf("%d waiting", waiting))
+	}
+	parts = append(parts, fmt.Sprintf("%d done", done))
+	if pending > 0 {
+		parts = append(parts, fmt.Sprintf("%d not started", pending))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (l *Live) logLine(e engine.Event) string {
+	style := ""
+	switch e.Level {
+	case "warn":
+		style = sgrYellow
+	case "error":
+		style = sgrRed
+	}
+	who := ""
+	if e.Step != "" {
+		who = "[" + e.Step + "] "
+	}
+	return "  " + l.p.paint(style, e.Level+":") + " " + who + e.Message
 }
