@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/runbookhq/runbook/sdk/expr"
 	"os/user"
 	"runtime/debug"
 	"sort"
@@ -95,6 +96,9 @@ type Engine struct {
 	waiting  []string     // steps paused for approval
 	resumed  bool
 	rollback bool // the operator asked for a rollback on resume
+
+	// planKnown holds the outputs of the read-only steps run by Plan.
+	planKnown map[string]expr.StepValues
 }
 
 // New checks the options and prepares a run.

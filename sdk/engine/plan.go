@@ -25,7 +25,9 @@ const (
 )
 
 // PlanResult is what a run would do, step by step, in document order (a
-// group before its children). Plan never invokes an action.
+// group before its children). Plan invokes only read-only actions (whose
+// outputs later steps may need to show their intended changes); every other
+// action is asked for its Plan, which changes nothing.
 type PlanResult struct {
 	RunID string
 	Steps []PlanStep
@@ -68,6 +70,10 @@ type PlanStep struct {
 	NoPlanSupport bool
 	// Rollback is the rollback action, if any.
 	Rollback string
+	// Read: the action is read-only and was run during the plan; Outputs
+	// are its outputs (secrets redacted), which later steps' plans used.
+	Read    bool
+	Outputs map[string]any
 	// Err is why the step could not be planned (redacted).
 	Err string
 }
@@ -89,6 +95,7 @@ func (e *Engine) Plan(ctx context.Context) (*PlanResult, error) {
 		e.runID = NewRunID(time.Now())
 	}
 	e.started = time.Now().UTC()
+	e.planKnown = map[string]expr.StepValues{}
 	res := &PlanResult{RunID: e.runID}
 	if err := e.planSteps(ctx, e.rb.Steps, "", PlanRun, "", "", res); err != nil {
 		return nil, err
@@ -97,13 +104,23 @@ func (e *Engine) Plan(ctx context.Context) (*PlanResult, error) {
 }
 
 func (e *Engine) planScope() map[string]any {
-	sc := &expr.Scope{Inputs: e.inputs, Steps: map[string]expr.StepValues{}, RunID: e.runID, RunMode: "plan", RunStarted: e.started}
+	sc := &expr.Scope{Inputs: e.inputs, Steps: e.planKnown, RunID: e.runID, RunMode: "plan", RunStarted: e.started}
 	return sc.Map()
 }
 
-// unknownInPlan: in a plan no step has run, so anything read from steps is
-// unknown.
-func unknownInPlan(r expr.Refs) bool { return len(r.Steps) > 0 || r.Outputs }
+// unknownInPlan: in a plan only read-only steps run, so what an expression
+// reads from any other step is unknown.
+func (e *Engine) unknownInPlan(r expr.Refs) bool {
+	if r.Outputs {
+		return true
+	}
+	for _, id := range r.Steps {
+		if _, ok := e.planKnown[id]; !ok {
+			return true
+		}
+	}
+	return false
+}
 
 func (e *Engine) planSteps(ctx context.Context, steps []*runbook.Step, group string, inherited PlanDecision, cond, reason string, res *PlanResult) error {
 	for _, s := range steps {
@@ -116,7 +133,7 @@ func (e *Engine) planSteps(ctx context.Context, steps []*runbook.Step, group str
 		}
 		if inherited != PlanSkip && s.If != nil {
 			switch {
-			case unknownInPlan(s.If.Refs()):
+			case e.unknownInPlan(s.If.Refs()):
 				ps.Decision, ps.Condition = PlanConditional, s.If.Source()
 			default:
 				ok, err := s.If.EvalBool(e.planScope())
@@ -148,7 +165,7 @@ func (e *Engine) planSteps(ctx context.Context, steps []*runbook.Step, group str
 }
 
 func (e *Engine) planAction(ctx context.Context, s *runbook.Step, ps *PlanStep) {
-	out, unknown, err := s.With.RenderPartial(e.planScope(), unknownInPlan)
+	out, unknown, err := s.With.RenderPartial(e.planScope(), e.unknownInPlan)
 	if err != nil {
 		ps.Err = e.red.string("with: " + err.Error())
 		return
@@ -168,6 +185,10 @@ func (e *Engine) planAction(ctx context.Context, s *runbook.Step, ps *PlanStep) 
 	ps.Params, ps.Unknown = e.red.mapValue(params), unknown
 	if s.Plugin == CorePlugin {
 		ps.Plan = e.planCore(s, params, unknown)
+		return
+	}
+	if s.Spec != nil && s.Spec.ReadOnly && len(unknown) == 0 {
+		e.planRead(ctx, s, params, ps)
 		return
 	}
 	if s.Spec == nil || !s.Spec.SupportsPlan {
@@ -240,4 +261,34 @@ func (e *Engine) planCore(s *runbook.Step, params map[string]any, unknown []stri
 		p.Summary = fmt.Sprintf("unknown built-in core.%s", s.Action)
 	}
 	return p
+}
+
+// planRead runs a read-only action during the plan (one attempt, bounded by
+// the step's timeout), so the steps after it can show what they would do
+// with real values (an endpoint, a writer region) instead of "known at run
+// time". It changes nothing, by the action's own declaration.
+func (e *Engine) planRead(ctx context.Context, s *runbook.Step, params map[string]any, ps *PlanStep) {
+	if s.Spec.SupportsPlan {
+		if p, err := e.opts.Invoker.Plan(ctx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: s.ID, Params: params}); err == nil {
+			ps.Plan = e.redactPlan(p)
+		}
+	}
+	actx, cancel := ctx, context.CancelFunc(func() {})
+	if s.Timeout > 0 {
+		actx, cancel = context.WithTimeout(ctx, s.Timeout)
+	}
+	defer cancel()
+	started := time.Now()
+	deadline, _ := actx.Deadline()
+	out, err := e.opts.Invoker.Invoke(actx, Call{
+		Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: s.ID, Attempt: 1,
+		IdempotencyKey: e.runID + "/" + s.ID + "/plan", Params: params, Deadline: deadline,
+	}, nil)
+	if err != nil {
+		ps.Err = e.red.string("reading (read-only action run during the plan): " + err.Error())
+		return
+	}
+	ps.Read = true
+	ps.Outputs = e.red.mapValue(out)
+	e.planKnown[s.ID] = expr.StepValues{Status: string(StepSucceeded), Outputs: out, StartedAt: started, FinishedAt: time.Now()}
 }

@@ -848,3 +848,41 @@ func TestApprovalGrantedBeforeACrashStands(t *testing.T) {
 		t.Fatal("wrong steps ran on resume")
 	}
 }
+
+// Read-only actions run during the plan, so later steps plan with their
+// outputs; nothing else is invoked.
+func TestPlanRunsReadOnlyActions(t *testing.T) {
+	inv := newInvoker(map[string]action{
+		"aws.status": func(ctx context.Context, c Call, _ func(spec.Progress)) (map[string]any, error) {
+			return map[string]any{"endpoint": "abc-ats.iot.eu-west-3.amazonaws.com"}, nil
+		},
+	})
+	rb := build(t, rbOpts{},
+		def{id: "status", uses: "aws.status", spec: spec.ActionSpec{ReadOnly: true, Idempotent: true}},
+		def{id: "dns", uses: "dns.set", spec: spec.ActionSpec{SupportsPlan: true}, ifSrc: `steps.status.outputs.endpoint != ""`,
+			with: map[string]any{"target": "${{ steps.status.outputs.endpoint }}"}},
+		def{id: "change", uses: "aws.change", spec: spec.ActionSpec{SupportsPlan: true}},
+		def{id: "after", uses: "dns.set", spec: spec.ActionSpec{SupportsPlan: true}, with: map[string]any{"v": "${{ steps.change.outputs.x }}"}},
+	)
+	e, _ := New(Options{Runbook: rb, Invoker: inv})
+	p, err := e.Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.calls) != 1 || inv.calls[0].StepID != "status" {
+		t.Fatalf("invoked %+v, want only the read-only step", inv.calls)
+	}
+	byID := map[string]PlanStep{}
+	for _, s := range p.Steps {
+		byID[s.ID] = s
+	}
+	if s := byID["status"]; !s.Read || s.Outputs["endpoint"] != "abc-ats.iot.eu-west-3.amazonaws.com" {
+		t.Fatalf("status: %+v", s)
+	}
+	if d := byID["dns"]; d.Decision != PlanRun || len(d.Unknown) != 0 || d.Params["target"] != "abc-ats.iot.eu-west-3.amazonaws.com" {
+		t.Fatalf("dns: %+v", d)
+	}
+	if a := byID["after"]; len(a.Unknown) != 1 {
+		t.Fatalf("after: %+v", a)
+	}
+}
