@@ -28,35 +28,72 @@ func changeSymbol(kind string) string {
 	return "~"
 }
 
-// PlanText renders a plan grouped by step: old -> new for each change,
-// values only known at run time, steps `if` would skip, and the rollback
-// each step carries.
+// changeLegend names each mark, in the order the legend lists them.
+var changeLegend = []struct{ kind, text string }{
+	{spec.ChangeCreate, "create"},
+	{spec.ChangeUpdate, "update"},
+	{spec.ChangeReplace, "replace"},
+	{spec.ChangeDelete, "delete"},
+	{spec.ChangeAction, "action"},
+	{spec.ChangeNoop, "no change"},
+}
+
+// PlanText renders a plan grouped by step, in the order the steps would
+// run (parallel children indented under their group): for each step, what
+// its action says it would do, each change as old -> new, the parameters
+// and values only known at run time, whether an `if` skips it or decides
+// at run time, and the rollback it carries.
 func PlanText(w io.Writer, name string, p *engine.PlanResult) {
-	fmt.Fprintf(w, "Plan for %s: nothing has been changed.\n\n", name)
-	var changes, noops, skipped, conditional, unknown, errs int
+	fmt.Fprintf(w, "Plan for %s: nothing has been changed.\n", name)
+	if legend := planLegend(p); legend != "" {
+		fmt.Fprintf(w, "Legend: %s\n", legend)
+	}
+	fmt.Fprintln(w)
+	depth := map[string]int{}
+	cond := map[string]string{}
+	decision := map[string]engine.PlanDecision{}
+	var changes, noops, skipped, conditional, unplannable, errs int
 	for _, s := range p.Steps {
-		indent := "  "
+		d := 0
 		if s.Group != "" {
-			indent = "    "
+			d = depth[s.Group] + 1
 		}
+		depth[s.ID], cond[s.ID], decision[s.ID] = d, s.Condition, s.Decision
+		indent := strings.Repeat("  ", d+1)
+		body := indent + "    "
+
 		head := indent + s.ID
 		switch {
+		case s.IsGroup && s.Name != "":
+			head += "  " + s.Name + " (parallel group)"
 		case s.IsGroup:
 			head += "  (parallel group)"
+		case s.Name != "":
+			head += "  " + s.Uses + "  (" + s.Name + ")"
 		default:
 			head += "  " + s.Uses
 		}
+		fmt.Fprintln(w, head)
+
+		// A decision inherited from the group is said once, on the group.
+		inherited := s.Group != "" && decision[s.Group] == s.Decision && cond[s.Group] == s.Condition
 		switch s.Decision {
 		case engine.PlanSkip:
-			skipped++
-			fmt.Fprintf(w, "%s  — skipped: %s\n", head, s.SkipReason)
+			if !s.IsGroup {
+				skipped++
+			}
+			if !inherited {
+				fmt.Fprintf(w, "%s- skipped: %s\n", body, s.SkipReason)
+			}
 			continue
 		case engine.PlanConditional:
-			conditional++
-			head += fmt.Sprintf("  — runs only if %s (decided at run time)", s.Condition)
+			if !s.IsGroup {
+				conditional++
+			}
+			if !inherited {
+				fmt.Fprintf(w, "%s? runs only if %s (decided at run time)\n", body, s.Condition)
+			}
 		}
-		fmt.Fprintln(w, head)
-		body := indent + "    "
 		if s.Err != "" {
 			errs++
 			fmt.Fprintf(w, "%s✗ cannot plan: %s\n", body, s.Err)
@@ -69,27 +106,30 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 			if s.Plan.Summary != "" {
 				fmt.Fprintf(w, "%s%s\n", body, s.Plan.Summary)
 			}
-			if len(s.Plan.Changes) == 0 {
-				fmt.Fprintf(w, "%s= no change\n", body)
-				noops++
-			}
 			stepChanges := 0
 			for _, c := range s.Plan.Changes {
-				if c.Kind == spec.ChangeNoop {
-					noops++
-				} else {
+				if c.Kind != spec.ChangeNoop {
 					stepChanges++
 				}
 				fmt.Fprintf(w, "%s%s %s\n", body, changeSymbol(c.Kind), describeChange(c))
 			}
+			if len(s.Plan.Changes) == 0 {
+				fmt.Fprintf(w, "%s= no change\n", body)
+			}
 			if stepChanges > 0 {
 				changes++
+			} else if s.Err == "" {
+				noops++
 			}
 			for _, d := range s.Plan.Diagnostics {
-				fmt.Fprintf(w, "%s%s: %s\n", body, d.Severity, d.Summary)
+				where := ""
+				if d.Path != "" {
+					where = " (" + paramName(d.Path) + ")"
+				}
+				fmt.Fprintf(w, "%s%s: %s%s\n", body, d.Severity, d.Summary, where)
 			}
 		case s.NoPlanSupport:
-			unknown++
+			unplannable++
 			fmt.Fprintf(w, "%s? this action cannot plan: what it changes is known only when it runs\n", body)
 		}
 		if len(s.Unknown) > 0 {
@@ -99,11 +139,53 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 			fmt.Fprintf(w, "%s↺ rollback: %s\n", body, s.Rollback)
 		}
 	}
-	fmt.Fprintf(w, "\n%d step(s) with changes, %d no-op(s), %d skipped, %d conditional, %d not plannable", changes, noops, skipped, conditional, unknown)
+	fmt.Fprintf(w, "\n%s with changes, %s, %d skipped, %d conditional, %d not plannable",
+		count(changes, "step"), count(noops, "no-op"), skipped, conditional, unplannable)
 	if errs > 0 {
 		fmt.Fprintf(w, ", %d could not be planned", errs)
 	}
 	fmt.Fprintln(w, ".")
+}
+
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// planLegend lists the change marks the plan uses.
+func planLegend(p *engine.PlanResult) string {
+	used := map[string]bool{}
+	for _, s := range p.Steps {
+		if s.Plan == nil {
+			continue
+		}
+		for _, c := range s.Plan.Changes {
+			used[c.Kind] = true
+		}
+		if len(s.Plan.Changes) == 0 {
+			used[spec.ChangeNoop] = true
+		}
+	}
+	var parts []string
+	for _, l := range changeLegend {
+		if used[l.kind] {
+			parts = append(parts, changeSymbol(l.kind)+" "+l.text)
+		}
+	}
+	// Kinds a plugin invented are shown as updates.
+	for k := range used {
+		known := false
+		for _, l := range changeLegend {
+			known = known || l.kind == k
+		}
+		if !known && !used[spec.ChangeUpdate] {
+			parts = append(parts, "~ update")
+			used[spec.ChangeUpdate] = true
+		}
+	}
+	return strings.Join(parts, "   ")
 }
 
 func describeChange(c spec.Change) string {
@@ -132,8 +214,11 @@ func describeChange(c spec.Change) string {
 		}
 		return what + " = " + jsonValue(c.Before)
 	case spec.ChangeAction:
-		if c.After == nil && c.Before == nil {
+		if c.After == nil && c.Before == nil && !c.AfterUnknown {
 			return what
+		}
+		if c.Before == nil {
+			return what + ": " + after
 		}
 	}
 	return what + ": " + jsonValue(c.Before) + " -> " + after
@@ -153,7 +238,17 @@ func jsonValue(v any) string {
 func paramNames(pointers []string) []string {
 	out := make([]string, len(pointers))
 	for i, p := range pointers {
-		out[i] = strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", ".")
+		out[i] = paramName(p)
 	}
 	return out
+}
+
+// paramName turns a JSON pointer into a parameter path: /target/dns_name
+// -> target.dns_name.
+func paramName(pointer string) string {
+	segs := strings.Split(strings.TrimPrefix(pointer, "/"), "/")
+	for i, s := range segs {
+		segs[i] = strings.NewReplacer("~1", "/", "~0", "~").Replace(s)
+	}
+	return strings.Join(segs, ".")
 }
