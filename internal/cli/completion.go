@@ -1,0 +1,8 @@
+package cli
+
+import "github.com/spf13/cobra"
+
+// completeRunbookFiles completes runbook file arguments: YAML files.
+func completeRunbookFiles(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return []string{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
+}
