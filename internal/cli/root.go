@@ -59,6 +59,7 @@ with per-step retries and rollback. Every action runs in a plugin process.`,
 	for _, add := range commands {
 		root.AddCommand(add(io))
 	}
+	addCompletions(root) // completion.go: run ids, step ids, runbook files
 	return root
 }
 
