@@ -247,7 +247,15 @@ func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
 	opts.Journal = w
 	opts.RunID = x.runID
 	opts.Approvals = approvals
-	opts.OnEvent = r.Event
+	// The summary prints the outputs as the journal has them: redacted of
+	// every secret value, not only of the outputs declared secret.
+	var finishedOutputs map[string]any
+	opts.OnEvent = func(ev engine.Event) {
+		if ev.Type == journal.RunFinished {
+			finishedOutputs = ev.Outputs
+		}
+		r.Event(ev)
+	}
 	opts.Secrets = x.secrets
 	opts.EngineVersion = Version
 	eng, err := engine.New(opts)
@@ -274,7 +282,11 @@ func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
 		}
 	}
 	if x.common.output != "json" {
-		ui.Summary(io.Out, res, milestones(x.l.rb, res), secretOutputs(x.l.rb))
+		shown := *res
+		if len(res.Outputs) > 0 {
+			shown.Outputs = finishedOutputs
+		}
+		ui.Summary(io.Out, &shown, milestones(x.l.rb, res), secretOutputs(x.l.rb))
 	}
 	if code := res.ExitCode(); code != ExitOK {
 		return silent(code)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runbookhq/runbook/sdk/journal"
+	"github.com/runbookhq/runbook/sdk/redact"
 	"github.com/runbookhq/runbook/sdk/schema"
 )
 
@@ -105,8 +106,15 @@ func (r *redactor) add(vals ...string) {
 		if v == "" || v == redacted || r.seen[v] {
 			continue
 		}
+		// Also its encoded forms (JSON, base64, %q...): an expression or a
+		// plugin may have encoded the value on its way to an event.
+		for _, f := range redact.Forms(v) {
+			if !r.seen[f] {
+				r.seen[f] = true
+				r.secrets = append(r.secrets, f)
+			}
+		}
 		r.seen[v] = true
-		r.secrets = append(r.secrets, v)
 		changed = true
 	}
 	if changed {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -59,7 +58,7 @@ func describe(ctx context.Context, r *Resolved, extraEnv []string) (*spec.Descri
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.Path, "describe")
-	cmd.Env = append(append(os.Environ(), extraEnv...), r.Env...)
+	cmd.Env = append(append(hostEnv(), extraEnv...), r.Env...)
 	isolate(cmd)
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	// A child that kept our pipes open must not hang us after the plugin

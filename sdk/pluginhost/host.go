@@ -266,10 +266,11 @@ func (p *hosted) start(cfg Config, ref *runbook.PluginRef) (warning string, err 
 	return warning, nil
 }
 
-// pluginEnv is the host's environment, then cfgEnv, the log level unless
-// already set, then the plugin's own env (later entries win).
+// pluginEnv is the host's environment (without runbook inputs), then
+// cfgEnv, the log level unless already set, then the plugin's own env
+// (later entries win).
 func pluginEnv(cfgEnv, refEnv []string, level hclog.Level) []string {
-	env := append(os.Environ(), cfgEnv...)
+	env := append(hostEnv(), cfgEnv...)
 	set := false
 	for _, kv := range append(append([]string{}, env...), refEnv...) {
 		if strings.HasPrefix(kv, LogLevelEnv+"=") {
@@ -717,4 +718,19 @@ func (h *Host) Close() error {
 	})
 	<-h.done
 	return nil
+}
+
+// hostEnv is the host's environment without the variables that give
+// runbook inputs (RUNBOOK_VAR_<name>): inputs reach an action through its
+// parameters only, so a secret input given in the environment is not handed
+// to every plugin process, and its children, as well.
+func hostEnv() []string {
+	all := os.Environ()
+	env := make([]string, 0, len(all))
+	for _, kv := range all {
+		if !strings.HasPrefix(strings.ToUpper(kv), runbook.EnvPrefix) {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/runbookhq/runbook/sdk/redact"
 	"github.com/runbookhq/runbook/sdk/spec"
 )
 
@@ -36,9 +37,13 @@ func (r *redactor) add(secrets ...string) {
 	defer r.mu.Unlock()
 	changed := false
 	for _, s := range secrets {
-		if s != "" && !r.secrets[s] {
-			r.secrets[s] = true
-			changed = true
+		// The value and its encoded forms (JSON, base64, %q...): a plugin
+		// may log or report the value encoded.
+		for _, f := range redact.Forms(s) {
+			if !r.secrets[f] {
+				r.secrets[f] = true
+				changed = true
+			}
 		}
 	}
 	if !changed {
