@@ -205,13 +205,15 @@ func StepLabel(s engine.StepResult) string {
 // total; milestones; the failure and what is left to do.
 func Summary(w io.Writer, res *engine.Result, milestones []Milestone, secretOutputs map[string]bool) {
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tSTATUS\tATTEMPTS\tDURATION")
+	depth := map[string]int{}
 	for _, s := range res.Steps {
-		id := s.ID
 		if s.Group != "" {
-			id = "  " + id
+			depth[s.ID] = depth[s.Group] + 1
 		}
+		id := strings.Repeat("  ", depth[s.ID]) + s.ID
 		dur := ""
 		if !s.Started.IsZero() && !s.Finished.IsZero() {
 			dur = fmtDur(s.Finished.Sub(s.Started))
@@ -223,6 +225,10 @@ func Summary(w io.Writer, res *engine.Result, milestones []Milestone, secretOutp
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, StepLabel(s), att, dur)
 	}
 	_ = tw.Flush()
+	for _, line := range strings.SplitAfter(table.String(), "\n") {
+		// Empty last cells would leave trailing blanks.
+		fmt.Fprint(w, strings.TrimRight(line, " \n")+strings.Repeat("\n", strings.Count(line, "\n")))
+	}
 	fmt.Fprintf(w, "\nrun %s: %s", res.RunID, res.Status)
 	if res.Status == engine.StatusFailed && res.RolledBack {
 		fmt.Fprint(w, " (rolled back)")
@@ -231,8 +237,18 @@ func Summary(w io.Writer, res *engine.Result, milestones []Milestone, secretOutp
 		fmt.Fprintf(w, " in %s", fmtDur(res.Finished.Sub(res.Started)))
 	}
 	fmt.Fprintln(w)
-	for _, m := range milestones {
-		fmt.Fprintf(w, "  %s after %s\n", m.Name, fmtDur(m.At.Sub(res.Started)))
+	if len(milestones) > 0 {
+		// The times that matter for recovery (RTO), from the run's start.
+		ms := append([]Milestone(nil), milestones...)
+		sort.SliceStable(ms, func(i, j int) bool { return ms[i].At.Before(ms[j].At) })
+		width := 0
+		for _, m := range ms {
+			width = max(width, len([]rune(m.Name)))
+		}
+		for _, m := range ms {
+			pad := strings.Repeat(" ", width-len([]rune(m.Name)))
+			fmt.Fprintf(w, "  ◆ %s%s  +%s\n", m.Name, pad, fmtDur(m.At.Sub(res.Started)))
+		}
 	}
 	if res.Failure != nil {
 		fmt.Fprintf(w, "  failed: %s\n", res.Failure.Error())
