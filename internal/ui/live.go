@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -882,4 +883,55 @@ func (l *Live) logLine(e engine.Event) string {
 		who = "[" + e.Step + "] "
 	}
 	return "  " + l.p.paint(style, e.Level+":") + " " + who + e.Message
+}
+
+// LogWriter returns the writer log output (the host's and the plugins'
+// log lines, on stderr) should use while r renders: when r is the live
+// view and w is a terminal (the same one, in practice), each complete line
+// is printed above the live region instead of being drawn over by its next
+// redraw. Otherwise it returns w.
+func LogWriter(r Renderer, w io.Writer) io.Writer {
+	l, ok := r.(*Live)
+	if !ok {
+		return w
+	}
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return w
+	}
+	return &liveLogWriter{l: l, w: w}
+}
+
+// liveLogWriter writes whole lines to w between an erase and a redraw of
+// the live region.
+type liveLogWriter struct {
+	l   *Live
+	w   io.Writer
+	buf []byte
+}
+
+// maxPartialLine bounds a line held back while waiting for its end.
+const maxPartialLine = 64 << 10
+
+func (lw *liveLogWriter) Write(p []byte) (int, error) {
+	lw.l.mu.Lock()
+	defer lw.l.mu.Unlock()
+	lw.buf = append(lw.buf, p...)
+	end := bytes.LastIndexByte(lw.buf, '\n') + 1
+	if end == 0 {
+		if len(lw.buf) < maxPartialLine {
+			return len(p), nil
+		}
+		end = len(lw.buf)
+	}
+	if lw.l.closed || lw.l.suspended {
+		_, err := lw.w.Write(lw.buf[:end])
+		lw.buf = append(lw.buf[:0], lw.buf[end:]...)
+		return len(p), err
+	}
+	lw.l.erase()
+	_, err := lw.w.Write(lw.buf[:end])
+	lw.buf = append(lw.buf[:0], lw.buf[end:]...)
+	lw.l.draw()
+	return len(p), err
 }

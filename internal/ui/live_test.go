@@ -3,6 +3,7 @@ package ui
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -422,5 +423,36 @@ func TestClock(t *testing.T) {
 		if got := clock(d); got != want {
 			t.Errorf("clock(%s) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// Log lines written to the terminal while the live region is drawn appear
+// once, above it, and leave nothing of the region behind.
+func TestLiveLogWriter(t *testing.T) {
+	h := newHarness(t, testRunbook(), 80, 24, false)
+	lw := &liveLogWriter{l: h.l, w: writerFunc(h.screen.Write)}
+	h.at(0, ev(journal.StepStarted, "first"))
+	h.at(0.1, ev(journal.Progress, "first", msg("working")))
+	fmt.Fprint(lw, "2025-06-11T10:15:00.100Z [WARN]  test: ")
+	fmt.Fprint(lw, "careful\n2025-06-11T10:15:00.200Z [WARN]  test: twice\n")
+	h.tick(0.3)
+	h.at(0.5, ev(journal.StepSucceeded, "first", dur(0.5)))
+	h.l.Close()
+	fmt.Fprint(lw, "after close\n")
+	h.checkClean()
+	want := `2025-06-11T10:15:00.100Z [WARN]  test: careful
+2025-06-11T10:15:00.200Z [WARN]  test: twice
+✓ first          0.5s  First step
+◆ first done
+after close`
+	if got := h.screen.String(); got != want {
+		t.Errorf("final screen:\n%s\nwant:\n%s", got, want)
+	}
+	if LogWriter(NewPlain(&bytes.Buffer{}), os.Stderr) != os.Stderr {
+		t.Error("LogWriter wrapped the writer of a plain renderer")
+	}
+	var buf bytes.Buffer
+	if LogWriter(h.l, &buf) != &buf {
+		t.Error("LogWriter wrapped a writer that is not a terminal")
 	}
 }
