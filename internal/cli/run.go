@@ -224,7 +224,13 @@ func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
 	// Plugins outlive the signal context: when the operator interrupts,
 	// the engine cancels the running attempt through the plugin and
 	// journals the interruption; the plugins are killed after that.
-	host, err := startHost(context.WithoutCancel(ctx), io, x.l, x.common, x.secrets)
+	// The live view redraws the terminal: host and plugin log lines
+	// (stderr) go through it, to be printed above it, not drawn over.
+	r := newRenderer(io, x.common, x.l.rb)
+	defer r.Close()
+	hostIO := *io
+	hostIO.ErrOut = ui.LogWriter(r, io.ErrOut)
+	host, err := startHost(context.WithoutCancel(ctx), &hostIO, x.l, x.common, x.secrets)
 	if err != nil {
 		return err
 	}
@@ -236,7 +242,6 @@ func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
 	}
 	defer w.Close()
 
-	r := newRenderer(io, x.common, x.l.rb)
 	approvals := x.approvals
 	if io.InTTY && io.TTY && x.common.output != "json" {
 		approvals.Approver = &promptApprover{io: io, renderer: r}
