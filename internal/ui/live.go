@@ -929,6 +929,8 @@ func (lw *liveLogWriter) Write(p []byte) (int, error) {
 		lw.buf = append(lw.buf[:0], lw.buf[end:]...)
 		return len(p), err
 	}
+	// What was committed before this line is printed before it.
+	lw.l.draw()
 	lw.l.erase()
 	_, err := lw.w.Write(lw.buf[:end])
 	lw.buf = append(lw.buf[:0], lw.buf[end:]...)

@@ -433,6 +433,7 @@ func TestLiveLogWriter(t *testing.T) {
 	lw := &liveLogWriter{l: h.l, w: writerFunc(h.screen.Write)}
 	h.at(0, ev(journal.StepStarted, "first"))
 	h.at(0.1, ev(journal.Progress, "first", msg("working")))
+	h.l.Event(engine.Event{Type: journal.Log, Level: "info", Message: "committed before the warning"})
 	fmt.Fprint(lw, "2025-06-11T10:15:00.100Z [WARN]  test: ")
 	fmt.Fprint(lw, "careful\n2025-06-11T10:15:00.200Z [WARN]  test: twice\n")
 	h.tick(0.3)
@@ -440,7 +441,8 @@ func TestLiveLogWriter(t *testing.T) {
 	h.l.Close()
 	fmt.Fprint(lw, "after close\n")
 	h.checkClean()
-	want := `2025-06-11T10:15:00.100Z [WARN]  test: careful
+	want := `  info: committed before the warning
+2025-06-11T10:15:00.100Z [WARN]  test: careful
 2025-06-11T10:15:00.200Z [WARN]  test: twice
 ✓ first          0.5s  First step
 ◆ first done

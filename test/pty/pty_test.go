@@ -52,7 +52,8 @@ func TestMain(m *testing.M) {
 }
 
 // The runbook: a milestone, a step that fails once and is retried, a
-// parallel group whose children report progress, an approval, a last step.
+// plugin logging a warning (on stderr, the same terminal), a parallel group
+// whose children report progress, an approval, a last step.
 const runbookYAML = `version: 1
 name: pty-demo
 plugins:
@@ -67,6 +68,9 @@ steps:
     uses: test.fail
     with: { times: 1, message: "throttled" }
     retry: { attempts: 3, delay: 1s, jitter: false }
+  - id: note
+    uses: test.log
+    with: { message: "plugin warns here", level: warn }
   - id: traffic
     parallel:
       - { id: dns_server, uses: test.sleep, with: { duration: 1s } }
@@ -288,6 +292,8 @@ func TestLiveViewInATerminal(t *testing.T) {
 		`^◆ first done after `,
 		`^✓ flaky +\d+\.\ds  test\.fail · 2 attempts$`,
 		`^    ↻ 1 retry before it succeeded: TestFailure: throttled \(attempt 1\)$`,
+		`\[WARN\] +runbook\.test: plugin warns here`,
+		`^✓ note +\d+\.\ds  test\.log$`,
 		`^✓ traffic +\d+\.\ds  parallel$`,
 		`^  ✓ dns_server +\d+\.\ds  test\.sleep$`,
 		`^  ✓ dns_iot +\d+\.\ds  test\.sleep$`,
