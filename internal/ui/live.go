@@ -354,7 +354,11 @@ func (l *Live) apply(e engine.Event) {
 		l.reached(r, e.Time)
 	case journal.StepFailed:
 		r.status, r.finished, r.dur = string(engine.StepFailed), e.Time, e.Duration.Std()
-		r.errText, r.continued = errorText(e.Error), e.Continued
+		r.continued = e.Continued
+		// A group failed because children did: their own lines say why.
+		if !(r.isGroup && e.Error != nil && e.Error.Code == "ChildFailed") {
+			r.errText = errorText(e.Error)
+		}
 		r.attempt = max(r.attempt, e.Attempt)
 	case journal.StepInterrupted:
 		r.status, r.finished = string(engine.StepInterrupted), e.Time
@@ -380,6 +384,9 @@ func (l *Live) reached(r *liveRow, at time.Time) {
 func (l *Live) applyRollback(e engine.Event) {
 	r := l.lastRB[e.Step]
 	if r == nil || e.Type == journal.RollbackStarted && isFinal(r.status) {
+		if len(l.rollbacks) == 0 {
+			l.out = append(l.out, l.p.paint(sgrBold, "Rolling back the completed steps, most recent first"))
+		}
 		depth := 0
 		if s, ok := l.byID[e.Step]; ok {
 			depth = s.depth

@@ -350,6 +350,7 @@ func TestLiveRollbackAndFailure(t *testing.T) {
 	want := `✓ db        1m00s  aws.aurora_global_switchover
 ✗ svc        3.0s  aws.ecs_services · failed · 2 attempts
     ✗ Throttling: slow down
+Rolling back the completed steps, most recent first
 ✗ db        57.0s  ↺ ROLLBACK FAILED · aws.aurora_global_switchover
     ✗ writer stuck`
 	if got := h.screen.String(); got != want {
