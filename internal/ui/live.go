@@ -293,8 +293,23 @@ func (l *Live) apply(e engine.Event) {
 		}
 		l.out = append(l.out, l.logLine(e))
 		return
-	case journal.RunPaused, journal.RunInterrupted, journal.RunFinished:
-		// The summary printed after Close says how the run ended.
+	case journal.RunInterrupted:
+		// Steps still shown as running (a group around an interrupted
+		// child) stopped too. The summary says how the run ended.
+		for _, r := range append(l.rows, l.rollbacks...) {
+			if r.seen && !isFinal(r.status) && r.status != string(engine.StepWaiting) {
+				r.status, r.finished = string(engine.StepInterrupted), e.Time
+			}
+		}
+		return
+	case journal.RunPaused:
+		for _, r := range l.rows {
+			if r.isGroup && r.seen && !isFinal(r.status) && hasWaiting(r) {
+				r.status = string(engine.StepWaiting)
+			}
+		}
+		return
+	case journal.RunFinished:
 		return
 	}
 	if e.Step == "" {
@@ -431,6 +446,15 @@ func (l *Live) applyRollback(e engine.Event) {
 	case journal.StepInterrupted:
 		r.status, r.finished = string(engine.StepInterrupted), e.Time
 	}
+}
+
+func hasWaiting(g *liveRow) bool {
+	for _, c := range g.children {
+		if c.status == string(engine.StepWaiting) || c.isGroup && hasWaiting(c) {
+			return true
+		}
+	}
+	return false
 }
 
 func isFinal(status string) bool {

@@ -459,3 +459,40 @@ after close`
 		t.Error("LogWriter wrapped a writer that is not a terminal")
 	}
 }
+
+func TestLiveInterruptedAndPausedGroups(t *testing.T) {
+	h := newHarness(t, testRunbook(), 80, 24, false)
+	h.at(0, ev(journal.StepStarted, "traffic"))
+	h.at(0, ev(journal.StepStarted, "dns_server", group("traffic")))
+	h.at(0, ev(journal.StepStarted, "dns_iot", group("traffic")))
+	h.at(1, ev(journal.StepSucceeded, "dns_server", group("traffic"), dur(1)))
+	h.at(2, ev(journal.StepInterrupted, "dns_iot", group("traffic"), func(e *engine.Event) { e.InFlight = true }))
+	h.at(2, engine.Event{Type: journal.RunInterrupted, Message: "interrupted"})
+	h.l.Close()
+	h.checkClean()
+	want := `! traffic        2.0s  parallel · interrupted
+  ✓ dns_server   1.0s  dns.route53_record
+  ! dns_iot      2.0s  dns.route53_record · interrupted mid-action`
+	if got := h.screen.String(); got != want {
+		t.Errorf("interrupted:\n%s\nwant:\n%s", got, want)
+	}
+
+	rb := &runbook.Runbook{Steps: []*runbook.Step{{ID: "g", Parallel: []*runbook.Step{
+		{ID: "ask", Uses: "core.approve"}, {ID: "work", Uses: "test.echo"},
+	}}}}
+	h = newHarness(t, rb, 80, 24, false)
+	h.at(0, ev(journal.StepStarted, "g"))
+	h.at(0, ev(journal.StepStarted, "ask", group("g")))
+	h.at(0, ev(journal.ApprovalRequested, "ask", group("g"), msg("ok?")))
+	h.at(0, ev(journal.StepStarted, "work", group("g")))
+	h.at(1, ev(journal.StepSucceeded, "work", group("g"), dur(1)))
+	h.at(1, engine.Event{Type: journal.RunPaused})
+	h.l.Close()
+	h.checkClean()
+	want = `? g          1.0s  parallel · waiting for approval
+  ? ask      1.0s  core.approve · waiting for approval
+  ✓ work     1.0s  test.echo`
+	if got := h.screen.String(); got != want {
+		t.Errorf("paused:\n%s\nwant:\n%s", got, want)
+	}
+}
