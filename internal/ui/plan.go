@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/runbookhq/runbook/sdk/engine"
@@ -111,6 +112,14 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 				if c.Kind != spec.ChangeNoop {
 					stepChanges++
 				}
+				if fields := fieldChanges(c); fields != nil {
+					// Two objects: only what differs, one field a line.
+					fmt.Fprintf(w, "%s%s %s:\n", body, changeSymbol(c.Kind), changeWhat(c))
+					for _, f := range fields {
+						fmt.Fprintf(w, "%s    %s\n", body, f)
+					}
+					continue
+				}
 				fmt.Fprintf(w, "%s%s %s\n", body, changeSymbol(c.Kind), describeChange(c))
 			}
 			if len(s.Plan.Changes) == 0 {
@@ -188,11 +197,67 @@ func planLegend(p *engine.PlanResult) string {
 	return strings.Join(parts, "   ")
 }
 
-func describeChange(c spec.Change) string {
-	what := c.Resource
+func changeWhat(c spec.Change) string {
 	if c.Field != "" {
-		what += ": " + c.Field
+		return c.Resource + ": " + c.Field
 	}
+	return c.Resource
+}
+
+// fieldChanges compares an update whose old and new values are both
+// objects field by field ("alias.dns_name: "a" -> "b""), so a record or a
+// service shows what changes rather than two walls of JSON. Nil when the
+// change is not of that shape.
+func fieldChanges(c spec.Change) []string {
+	if c.AfterUnknown || (c.Kind != spec.ChangeUpdate && c.Kind != spec.ChangeReplace && c.Kind != "") {
+		return nil
+	}
+	before, ok1 := c.Before.(map[string]any)
+	after, ok2 := c.After.(map[string]any)
+	if !ok1 || !ok2 {
+		return nil
+	}
+	var out []string
+	diffObjects("", before, after, &out)
+	if len(out) == 0 {
+		out = []string{"(no field differs)"}
+	}
+	return out
+}
+
+func diffObjects(prefix string, before, after map[string]any, out *[]string) {
+	keys := map[string]bool{}
+	for k := range before {
+		keys[k] = true
+	}
+	for k := range after {
+		keys[k] = true
+	}
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		b, inB := before[k]
+		a, inA := after[k]
+		bm, bObj := b.(map[string]any)
+		am, aObj := a.(map[string]any)
+		switch {
+		case bObj && aObj:
+			diffObjects(prefix+k+".", bm, am, out)
+		case !inA:
+			*out = append(*out, fmt.Sprintf("- %s%s (was %s)", prefix, k, jsonValue(b)))
+		case !inB:
+			*out = append(*out, fmt.Sprintf("+ %s%s = %s", prefix, k, jsonValue(a)))
+		case jsonValue(a) != jsonValue(b):
+			*out = append(*out, fmt.Sprintf("~ %s%s: %s -> %s", prefix, k, jsonValue(b), jsonValue(a)))
+		}
+	}
+}
+
+func describeChange(c spec.Change) string {
+	what := changeWhat(c)
 	after := jsonValue(c.After)
 	if c.AfterUnknown {
 		after = "(known at run time)"

@@ -69,6 +69,9 @@ func failoverPlan() *engine.PlanResult {
 				{Resource: "record old.example.com CNAME", Before: "lb-euw1.example.com", Kind: spec.ChangeDelete},
 				{Resource: "record dr.example.com TXT", After: "active=eu-west-3", Kind: spec.ChangeCreate},
 				{Resource: "record probe.example.com A", AfterUnknown: true, Kind: spec.ChangeCreate},
+				{Resource: "record iot.example.com CNAME", Kind: spec.ChangeUpdate,
+					Before: map[string]any{"name": "iot.example.com", "ttl": 60.0, "values": []any{"a.eu-west-1"}, "alias": map[string]any{"zone": "Z1", "health": true}, "old": "x"},
+					After:  map[string]any{"name": "iot.example.com", "ttl": 60.0, "values": []any{"a.eu-west-3"}, "alias": map[string]any{"zone": "Z1", "health": false}, "new": 1.0}},
 			}}},
 		{ID: "workers", Group: "switch", Uses: "spacelift.worker_pool_cycle", Decision: engine.PlanConditional, Condition: `steps.services.status == "succeeded"`,
 			NoPlanSupport: true},
@@ -118,6 +121,13 @@ func TestPlanTextStructure(t *testing.T) {
 	find(`      ~ global cluster spacelift: writer_region: "eu-west-1" -> "eu-west-3"`)
 	find(`      ~ service spacelift-server: desired_count: 0 -> (known at run time)`)
 	find(`      (known at run time: desired_counts, target.dns/name)`)
+	i0 := find(`        ~ record iot.example.com CNAME:`)
+	if got := strings.Join(lines[i0+1:i0+5], "\n"); got != `            ~ alias.health: true -> false
+            + new = 1
+            - old (was "x")
+            ~ values: ["a.eu-west-1"] -> ["a.eu-west-3"]` {
+		t.Errorf("object change, field by field:\n%s", got)
+	}
 	find(`      - skipped: if: inputs.mode == "unplanned" is false`)
 	i := find(`  switch  Move traffic (parallel group)`)
 	if !strings.Contains(lines[i+1], `? runs only if steps.services.status == "succeeded" (decided at run time)`) {
