@@ -18,7 +18,7 @@ func TestSummary(t *testing.T) {
 			{ID: "traffic", Status: engine.StepSucceeded, Started: at(67), Finished: at(130)},
 			{ID: "dns", Group: "traffic", Uses: "dns.y", Status: engine.StepSucceeded, Attempts: 1, Started: at(67), Finished: at(130)},
 			{ID: "probe", Uses: "dns.z", Status: engine.StepFailed, Continued: true, Attempts: 1, Started: at(130), Finished: at(131)},
-			{ID: "old", Uses: "aws.x", Status: engine.StepSkipped},
+			{ID: "old", Uses: "aws.x", Status: engine.StepSkipped, Started: at(131), Finished: at(131)},
 		},
 		Outputs: map[string]any{"writer": "eu-west-3", "token": "s3cr3t"},
 	}

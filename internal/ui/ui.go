@@ -215,7 +215,7 @@ func Summary(w io.Writer, res *engine.Result, milestones []Milestone, secretOutp
 		}
 		id := strings.Repeat("  ", depth[s.ID]) + s.ID
 		dur := ""
-		if !s.Started.IsZero() && !s.Finished.IsZero() {
+		if !s.Started.IsZero() && !s.Finished.IsZero() && s.Status != engine.StepSkipped {
 			dur = fmtDur(s.Finished.Sub(s.Started))
 		}
 		att := ""
