@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -494,5 +495,34 @@ func TestLiveInterruptedAndPausedGroups(t *testing.T) {
   ✓ work     1.0s  test.echo`
 	if got := h.screen.String(); got != want {
 		t.Errorf("paused:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// The real renderer: a ticker goroutine draws while events arrive and a
+// prompt suspends it (run with -race).
+func TestLiveWithTicker(t *testing.T) {
+	var mu sync.Mutex
+	var out bytes.Buffer
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(p)
+	})
+	r := NewLive(w, testRunbook(), true, 80)
+	r.Event(engine.Event{Type: journal.StepStarted, Step: "first", Time: time.Now()})
+	time.Sleep(250 * time.Millisecond) // a few ticks
+	resume := r.Suspend()
+	r.Event(engine.Event{Type: journal.Progress, Step: "first", Message: "while suspended", Time: time.Now()})
+	resume()
+	resume() // idempotent
+	r.Event(engine.Event{Type: journal.StepSucceeded, Step: "first", Time: time.Now()})
+	r.Close()
+	r.Event(engine.Event{Type: journal.StepStarted, Step: "flaky", Time: time.Now()}) // after Close: ignored
+	mu.Lock()
+	defer mu.Unlock()
+	s := vt.New(80, 24)
+	s.Write(out.Bytes())
+	if got := s.String(); !strings.Contains(got, "✓ first") || strings.Contains(got, "flaky") {
+		t.Errorf("screen:\n%s", got)
 	}
 }
