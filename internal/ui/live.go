@@ -68,9 +68,10 @@ type liveRow struct {
 	dur               time.Duration
 	attempt           int
 	maxAttempts       int
-	// note is the dim sub-line of a running step; noteUntil, when set,
-	// makes "in Xs" count down to it.
+	// note is the dim sub-line of a running step. With noteDelay it is
+	// a countdown: note, the time left until noteUntil, noteAfter.
 	note      string
+	noteAfter string
 	noteUntil time.Time
 	noteDelay bool
 	errText   string
@@ -115,7 +116,7 @@ func newLive(w io.Writer, rb *runbook.Runbook, color bool, size func() (int, int
 		var walk func(steps []*runbook.Step, group *liveRow, depth int)
 		walk = func(steps []*runbook.Step, group *liveRow, depth int) {
 			for _, s := range steps {
-				r := &liveRow{id: s.ID, name: s.Name, uses: s.Uses, group: group, depth: depth,
+				r := &liveRow{id: s.ID, name: clean(s.Name), uses: s.Uses, group: group, depth: depth,
 					isGroup: s.IsGroup(), milestone: s.Milestone, status: string(engine.StepPending),
 					maxAttempts: s.Retry.Attempts}
 				if group != nil {
@@ -280,7 +281,7 @@ func (l *Live) apply(e engine.Event) {
 		l.started = e.Time
 		name := ""
 		if e.Run != nil {
-			name = e.Run.Runbook
+			name = clean(e.Run.Runbook)
 		}
 		l.out = append(l.out, l.p.paint(sgrBold, fmt.Sprintf("Running %s", name))+l.p.paint(sgrDim, "  (run "+e.RunID+")"))
 		return
@@ -325,7 +326,7 @@ func (l *Live) apply(e engine.Event) {
 	}
 	switch e.Type {
 	case journal.StepSkipped:
-		r.seen, r.status, r.detail = true, string(engine.StepSkipped), e.Message
+		r.seen, r.status, r.detail = true, string(engine.StepSkipped), clean(e.Message)
 		r.started, r.finished = e.Time, e.Time
 		return
 	}
@@ -336,33 +337,29 @@ func (l *Live) apply(e engine.Event) {
 	case journal.AttemptStarted:
 		r.status, r.attempt = string(engine.StepRunning), e.Attempt
 		if r.noteDelay {
-			r.note, r.noteUntil, r.noteDelay = "", time.Time{}, false
+			r.setNote("")
 		}
 	case journal.Progress:
-		r.note = e.Message + fmtFields(e.Fields)
-		r.noteUntil, r.noteDelay = time.Time{}, false
+		r.setNote(clean(e.Message + fmtFields(e.Fields)))
 	case journal.AttemptFailed:
-		msg := errorText(e.Error)
 		if e.NextDelay > 0 {
+			msg := errorText(e.Error)
 			r.retries++
 			r.lastRetry = msg
-			r.note = fmt.Sprintf("attempt %d failed, retrying in %%s: %s", e.Attempt, msg)
-			r.noteUntil, r.noteDelay = e.Time.Add(e.NextDelay.Std()), true
+			r.setCountdown(fmt.Sprintf("attempt %d failed, retrying in ", e.Attempt), e.Time.Add(e.NextDelay.Std()), ": "+msg)
 		}
 	case journal.UntilUnmet:
-		r.note = fmt.Sprintf("condition not met after attempt %d, polling again in %%s", e.Attempt)
-		r.noteUntil, r.noteDelay = e.Time.Add(e.NextDelay.Std()), true
+		r.setCountdown(fmt.Sprintf("condition not met after attempt %d, polling again in ", e.Attempt), e.Time.Add(e.NextDelay.Std()), "")
 	case journal.ApprovalRequested:
 		r.status = string(engine.StepWaiting)
-		r.note = oneLineText(e.Message)
-		r.noteUntil, r.noteDelay = time.Time{}, false
+		r.setNote(clean(e.Message))
 	case journal.ApprovalGranted:
 		r.status = string(engine.StepRunning)
-		r.detail = fmt.Sprintf("approved by %s (%s)", e.By, e.Via)
-		r.note = ""
+		r.detail = clean(fmt.Sprintf("approved by %s (%s)", e.By, e.Via))
+		r.setNote("")
 	case journal.ApprovalDenied:
-		r.detail = fmt.Sprintf("denied by %s", e.By)
-		r.note = ""
+		r.detail = clean(fmt.Sprintf("denied by %s", e.By))
+		r.setNote("")
 	case journal.StepSucceeded:
 		r.status, r.finished, r.dur = string(engine.StepSucceeded), e.Time, e.Duration.Std()
 		r.attempt = max(r.attempt, e.Attempt)
@@ -419,33 +416,43 @@ func (l *Live) applyRollback(e engine.Event) {
 	case journal.AttemptStarted:
 		r.attempt = e.Attempt
 		if r.noteDelay {
-			r.note, r.noteUntil, r.noteDelay = "", time.Time{}, false
+			r.setNote("")
 		}
 	case journal.Progress:
-		r.note = e.Message + fmtFields(e.Fields)
-		r.noteUntil, r.noteDelay = time.Time{}, false
+		r.setNote(clean(e.Message + fmtFields(e.Fields)))
 	case journal.AttemptFailed:
 		if e.NextDelay > 0 {
 			msg := errorText(e.Error)
 			r.retries++
 			r.lastRetry = msg
-			r.note = fmt.Sprintf("attempt %d failed, retrying in %%s: %s", e.Attempt, msg)
-			r.noteUntil, r.noteDelay = e.Time.Add(e.NextDelay.Std()), true
+			r.setCountdown(fmt.Sprintf("attempt %d failed, retrying in ", e.Attempt), e.Time.Add(e.NextDelay.Std()), ": "+msg)
 		}
 	case journal.ApprovalRequested:
-		r.status, r.note = string(engine.StepWaiting), oneLineText(e.Message)
+		r.status = string(engine.StepWaiting)
+		r.setNote(clean(e.Message))
 	case journal.ApprovalGranted:
-		r.status, r.note = string(engine.StepRunning), ""
+		r.status = string(engine.StepRunning)
+		r.setNote("")
 	case journal.RollbackSucceeded:
 		r.status, r.finished, r.dur = string(engine.StepSucceeded), e.Time, e.Duration.Std()
 	case journal.RollbackFailed:
 		r.status, r.finished, r.dur = string(engine.StepFailed), e.Time, e.Duration.Std()
 		r.errText = errorText(e.Error)
 	case journal.RollbackSkipped:
-		r.status, r.finished, r.detail = string(engine.StepSkipped), e.Time, e.Message
+		r.status, r.finished, r.detail = string(engine.StepSkipped), e.Time, clean(e.Message)
 	case journal.StepInterrupted:
 		r.status, r.finished = string(engine.StepInterrupted), e.Time
 	}
+}
+
+func (r *liveRow) setNote(text string) {
+	r.note, r.noteAfter, r.noteUntil, r.noteDelay = text, "", time.Time{}, false
+}
+
+// setCountdown makes the sub-line count down to until: before, the time
+// left, after.
+func (r *liveRow) setCountdown(before string, until time.Time, after string) {
+	r.note, r.noteAfter, r.noteUntil, r.noteDelay = before, after, until, true
 }
 
 func hasWaiting(g *liveRow) bool {
@@ -473,7 +480,7 @@ func errorText(e *journal.Error) string {
 	if e.Code != "" && !strings.HasPrefix(s, e.Code) {
 		s = e.Code + ": " + s
 	}
-	return oneLineText(s)
+	return clean(s)
 }
 
 // commit moves what is finished from the live region to the permanent
@@ -766,7 +773,7 @@ func (l *Live) rowLines(r *liveRow, final bool) []string {
 	case !final && r.note != "" && !isFinal(r.status):
 		note := r.note
 		if r.noteDelay {
-			note = fmt.Sprintf(note, fmtDur(max(r.noteUntil.Sub(l.now()), 0).Round(100*time.Millisecond)))
+			note += fmtDur(max(r.noteUntil.Sub(l.now()), 0).Round(100*time.Millisecond)) + r.noteAfter
 		}
 		mark := "↳ "
 		if r.noteDelay {
@@ -913,7 +920,7 @@ func (l *Live) logLine(e engine.Event) string {
 	if e.Step != "" {
 		who = "[" + e.Step + "] "
 	}
-	return "  " + l.p.paint(style, e.Level+":") + " " + who + e.Message
+	return "  " + l.p.paint(style, clean(e.Level)+":") + " " + who + clean(e.Message)
 }
 
 // LogWriter returns the writer log output (the host's and the plugins'

@@ -526,3 +526,19 @@ func TestLiveWithTicker(t *testing.T) {
 		t.Errorf("screen:\n%s", got)
 	}
 }
+
+// Text from plugins cannot move the cursor or clear the screen.
+func TestLiveCleansPluginText(t *testing.T) {
+	h := newHarness(t, testRunbook(), 80, 24, false)
+	h.at(0, ev(journal.StepStarted, "first"))
+	h.at(0.1, ev(journal.Progress, "first", msg("evil\x1b[2J\x1b[Hline\nbreak 100%s")))
+	h.at(0.2, ev(journal.AttemptFailed, "first", attempt(1), delay(1), failure("E", "50% done\x07\r", true)))
+	if bytes.Contains(h.raw.Bytes(), []byte("\x1b[2J")) || bytes.Contains(h.raw.Bytes(), []byte{7}) {
+		t.Errorf("control sequences from a plugin reached the terminal: %q", h.raw.String())
+	}
+	if got := h.screenText(); !strings.Contains(got, "↻ attempt 1 failed, retrying in 1s: E: 50% done�") {
+		t.Errorf("screen:\n%s", got)
+	}
+	h.l.Close()
+	h.checkClean()
+}

@@ -113,5 +113,19 @@ func fit(s string, width int) string {
 	return b.String()
 }
 
-// oneLineText collapses runs of whitespace (newlines included) to one space.
-func oneLineText(s string) string { return strings.Join(strings.Fields(s), " ") }
+// clean makes text from plugins and runbooks safe to draw: one line, runs
+// of whitespace collapsed, and no control characters, which could move the
+// cursor or recolour the terminal (an escape sequence in a progress
+// message) and break the redraw.
+func clean(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			return ' '
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return '�'
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
+}
