@@ -66,11 +66,11 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 		head := indent + s.ID
 		switch {
 		case s.IsGroup && s.Name != "":
-			head += "  " + s.Name + " (parallel group)"
+			head += "  " + clean(s.Name) + " (parallel group)"
 		case s.IsGroup:
 			head += "  (parallel group)"
 		case s.Name != "":
-			head += "  " + s.Uses + "  (" + s.Name + ")"
+			head += "  " + s.Uses + "  (" + clean(s.Name) + ")"
 		default:
 			head += "  " + s.Uses
 		}
@@ -97,7 +97,7 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 		}
 		if s.Err != "" {
 			errs++
-			fmt.Fprintf(w, "%s✗ cannot plan: %s\n", body, s.Err)
+			fmt.Fprintf(w, "%s✗ cannot plan: %s\n", body, clean(s.Err))
 		}
 		if s.IsGroup {
 			continue
@@ -105,7 +105,7 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 		switch {
 		case s.Plan != nil:
 			if s.Plan.Summary != "" {
-				fmt.Fprintf(w, "%s%s\n", body, s.Plan.Summary)
+				fmt.Fprintf(w, "%s%s\n", body, clean(s.Plan.Summary))
 			}
 			stepChanges := 0
 			for _, c := range s.Plan.Changes {
@@ -133,9 +133,9 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 			for _, d := range s.Plan.Diagnostics {
 				where := ""
 				if d.Path != "" {
-					where = " (" + paramName(d.Path) + ")"
+					where = " (" + clean(paramName(d.Path)) + ")"
 				}
-				fmt.Fprintf(w, "%s%s: %s%s\n", body, d.Severity, d.Summary, where)
+				fmt.Fprintf(w, "%s%s: %s%s\n", body, d.Severity, clean(d.Summary), where)
 			}
 		case s.NoPlanSupport:
 			unplannable++
@@ -199,9 +199,9 @@ func planLegend(p *engine.PlanResult) string {
 
 func changeWhat(c spec.Change) string {
 	if c.Field != "" {
-		return c.Resource + ": " + c.Field
+		return clean(c.Resource) + ": " + clean(c.Field)
 	}
-	return c.Resource
+	return clean(c.Resource)
 }
 
 // fieldChanges compares an update whose old and new values are both
