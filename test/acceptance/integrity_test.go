@@ -309,7 +309,14 @@ func TestPluginReplacedDuringPauseIsRefusedOnResume(t *testing.T) {
 	}
 	want(t, "effects before resume", w.effects(), []string{"ran"})
 
-	integCopy(t, integBuild(t).other, plugins, "runbook-plugin-test")
+	// Replaced by a different build (here: the same with bytes appended).
+	b, err := os.ReadFile(filepath.Join(binDir, "runbook-plugin-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(plugins, "runbook-plugin-test"), append(b, "\x00another build"...), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	r = secRun(t, w, env, "resume", id, "--approve", "wait", "--state", state)
 	if r.code != 2 || !strings.Contains(r.stderr, "runbook.lock pins") {
 		t.Errorf("resume with a replaced plugin: exit %d, want 2 naming the pinned checksum\n%s", r.code, r.stderr)
