@@ -200,7 +200,7 @@ func (s *Store) Unlock(ctx context.Context, force bool) (*journal.Holder, error)
 		err = s.deleteIfMatch(ctx, s.lockKey(), st.etag)
 		if err == nil {
 			if st.parseErr != nil {
-				return &journal.Holder{}, nil
+				return &journal.Holder{RunID: "unknown", Command: "the lock object was not a lock record"}, nil
 			}
 			return &st.holder, nil
 		}
