@@ -141,6 +141,9 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 			unplannable++
 			fmt.Fprintf(w, "%s? this action cannot plan: what it changes is known only when it runs\n", body)
 		}
+		if s.Read {
+			fmt.Fprintf(w, "%s→ read now (read-only): %s\n", body, clean(readOutputs(s.Outputs)))
+		}
 		if len(s.Unknown) > 0 {
 			fmt.Fprintf(w, "%s(known at run time: %s)\n", body, strings.Join(paramNames(s.Unknown), ", "))
 		}
@@ -316,4 +319,27 @@ func paramName(pointer string) string {
 		segs[i] = strings.NewReplacer("~1", "/", "~0", "~").Replace(s)
 	}
 	return strings.Join(segs, ".")
+}
+
+// readOutputs summarises the outputs of a read-only step run by the plan:
+// its scalar outputs, which later steps' plans used.
+func readOutputs(out map[string]any) string {
+	keys := make([]string, 0, len(out))
+	for k, v := range out {
+		switch v.(type) {
+		case string, float64, bool:
+			if v != "" {
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Strings(keys)
+	if len(keys) == 0 {
+		return "done"
+	}
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, out[k]))
+	}
+	return strings.Join(parts, ", ")
 }

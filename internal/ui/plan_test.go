@@ -44,7 +44,8 @@ func golden(t *testing.T, name string, got []byte) {
 func failoverPlan() *engine.PlanResult {
 	return &engine.PlanResult{RunID: "20250611T101500Z-3f9a2c1d", Steps: []engine.PlanStep{
 		{ID: "preflight", Uses: "aws.aurora_global_status", Decision: engine.PlanRun,
-			Plan: &spec.Plan{Summary: "reads the global cluster", Changes: nil}},
+			Plan: &spec.Plan{Summary: "reads the global cluster", Changes: nil},
+			Read: true, Outputs: map[string]any{"writer_region": "eu-west-1", "status": "available", "members": []any{"a", "b"}, "operation": ""}},
 		{ID: "db", Name: "Promote the DR Aurora cluster", Uses: "aws.aurora_global_switchover", Decision: engine.PlanRun,
 			Params:   map[string]any{"global_cluster": "spacelift", "target_region": "eu-west-3"},
 			Rollback: "aws.aurora_global_switchover",

@@ -29,8 +29,8 @@ const (
 // outputs later steps may need to show their intended changes); every other
 // action is asked for its Plan, which changes nothing.
 type PlanResult struct {
-	RunID string
-	Steps []PlanStep
+	RunID string     `json:"run_id"`
+	Steps []PlanStep `json:"steps"`
 }
 
 // HasErrors reports whether any step could not be planned.
@@ -45,37 +45,37 @@ func (p *PlanResult) HasErrors() bool {
 
 // PlanStep is one step of a plan.
 type PlanStep struct {
-	ID    string
-	Name  string
-	Group string
+	ID    string `json:"id"`
+	Name  string `json:"name,omitempty"`
+	Group string `json:"group,omitempty"`
 	// Uses is the action; empty for a group.
-	Uses     string
-	IsGroup  bool
-	Decision PlanDecision
+	Uses     string       `json:"uses,omitempty"`
+	IsGroup  bool         `json:"is_group,omitempty"`
+	Decision PlanDecision `json:"decision"`
 	// Condition is the `if` that makes the step skipped or conditional
 	// (its own or its group's).
-	Condition string
+	Condition string `json:"condition,omitempty"`
 	// SkipReason explains a PlanSkip.
-	SkipReason string
+	SkipReason string `json:"skip_reason,omitempty"`
 	// Params are the rendered `with` (secrets redacted); values that depend
 	// on earlier steps' outputs are null and listed in Unknown as JSON
 	// pointers.
-	Params  map[string]any
-	Unknown []string
+	Params  map[string]any `json:"params,omitempty"`
+	Unknown []string       `json:"unknown,omitempty"`
 	// Plan is the action's answer (or, for a core built-in, the engine's
 	// description of what it would do). Nil when not planned.
-	Plan *spec.Plan
+	Plan *spec.Plan `json:"plan,omitempty"`
 	// NoPlanSupport: the action does not implement Plan; what it would
 	// change is not known in advance.
-	NoPlanSupport bool
+	NoPlanSupport bool `json:"no_plan_support,omitempty"`
 	// Rollback is the rollback action, if any.
-	Rollback string
+	Rollback string `json:"rollback,omitempty"`
 	// Read: the action is read-only and was run during the plan; Outputs
 	// are its outputs (secrets redacted), which later steps' plans used.
-	Read    bool
-	Outputs map[string]any
+	Read    bool           `json:"read,omitempty"`
+	Outputs map[string]any `json:"outputs,omitempty"`
 	// Err is why the step could not be planned (redacted).
-	Err string
+	Err string `json:"error,omitempty"`
 }
 
 // Plan walks the steps without running any: it evaluates `if` where its
