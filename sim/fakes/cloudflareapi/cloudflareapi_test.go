@@ -1,0 +1,80 @@
+package cloudflareapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/cloudflare/cloudflare-go/v6/dns"
+	"github.com/cloudflare/cloudflare-go/v6/option"
+	"github.com/cloudflare/cloudflare-go/v6/zones"
+)
+
+// The fake answers the official SDK the way Cloudflare does: zones by name,
+// records by exact name, an in-place PATCH, and its errors.
+func TestFakeThroughTheSDK(t *testing.T) {
+	const token = "fake-token-0123456789"
+	s, err := Start(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	zid := s.AddZone("myorg.com")
+	if _, err := s.AddRecord(zid, "app.myorg.com", "CNAME", "old-lb.example.com", 60, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddRecord(zid, "app.myorg.com", "A", "192.0.2.1", 60, false); err == nil {
+		t.Error("an A record next to a CNAME was accepted")
+	}
+	opts := []option.RequestOption{option.WithBaseURL(s.BaseURL()), option.WithAPIToken(token), option.WithMaxRetries(0)}
+	ctx := context.Background()
+
+	var zq zones.ZoneListParams
+	zq.Name.Value, zq.Name.Present = "myorg.com", true
+	page, err := zones.NewZoneService(opts...).List(ctx, zq)
+	if err != nil || len(page.Result) != 1 || page.Result[0].ID != zid {
+		t.Fatalf("zones by name: %+v, %v", page, err)
+	}
+
+	recs := dns.NewRecordService(opts...)
+	var lq dns.RecordListParams
+	lq.ZoneID.Value, lq.ZoneID.Present = zid, true
+	var n dns.RecordListParamsName
+	n.Exact.Value, n.Exact.Present = "app.myorg.com", true
+	lq.Name.Value, lq.Name.Present = n, true
+	list, err := recs.List(ctx, lq)
+	if err != nil || len(list.Result) != 1 {
+		t.Fatalf("records: %+v, %v", list, err)
+	}
+	id := list.Result[0].ID
+
+	var b dns.CNAMERecordParam
+	b.Name.Value, b.Name.Present = "app.myorg.com", true
+	b.Type.Value, b.Type.Present = dns.CNAMERecordTypeCNAME, true
+	b.Content.Value, b.Content.Present = "new-lb.example.com", true
+	var eq dns.RecordEditParams
+	eq.ZoneID.Value, eq.ZoneID.Present = zid, true
+	eq.Body = b
+	if _, err := recs.Edit(ctx, id, eq); err != nil {
+		t.Fatal(err)
+	}
+	got := s.Records("app.myorg.com")
+	if len(got) != 1 || got[0].Content != "new-lb.example.com" || got[0].ID != id || got[0].Comment == nil {
+		t.Errorf("after PATCH: %+v (want the same record, new content, comment kept)", got)
+	}
+
+	bad := dns.NewRecordService(option.WithBaseURL(s.BaseURL()), option.WithAPIToken("wrong"), option.WithMaxRetries(0))
+	// (The SDK's error type lives in its root package, which links every
+	// Cloudflare service; the status is in the message too.)
+	if _, err = bad.List(ctx, lq); err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "9109") {
+		t.Errorf("wrong token: %v, want HTTP 403, code 9109", err)
+	}
+	reqs := s.Requests()
+	if len(reqs) != 4 || reqs[2].Method != http.MethodPatch || reqs[2].Auth != "valid" || reqs[3].Auth != "invalid" {
+		t.Errorf("requests: %+v", reqs)
+	}
+	if len(s.Mutations()) != 1 {
+		t.Errorf("mutations: %+v", s.Mutations())
+	}
+}
