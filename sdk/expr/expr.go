@@ -57,6 +57,42 @@ type Refs struct {
 	Inputs []string
 	// Outputs is true when the expression reads the current step's outputs.
 	Outputs bool
+	// Env lists the roots of the environment the expression reads
+	// (inputs, steps, run, outputs), sorted.
+	Env []string
+	// InputPaths are the fields read below inputs through member chains
+	// with constant keys (inputs.primary.aws_region, inputs.x["key"]), each
+	// cut to the part the expression needs to exist. Their offsets are in
+	// the source of the expression that reads them.
+	InputPaths []InputPath
+}
+
+// InputPath is a field read below an input: inputs.<Input>.<Keys...>.
+//
+// Keys is what must exist for the expression to evaluate without reading a
+// null: a chain stops at its first key that is not a constant (inputs.x[k]
+// reads inputs.x); `a?.b` lets a be null or missing, so a is not required;
+// the last key of a chain on the left of `??`, or compared with nil, may be
+// missing (that is what the expression tests).
+type InputPath struct {
+	Input string
+	Keys  []string
+	// Offset is the byte offset of the chain (its `inputs`) in the source.
+	Offset int
+	// Whole is set when the chain, with every key required, is the whole
+	// expression: the expression's value is the value at that path.
+	Whole bool
+}
+
+// OnlyInputs reports whether the expression reads nothing but inputs (or
+// nothing at all), so that it can be evaluated as soon as inputs are known.
+func (r Refs) OnlyInputs() bool {
+	for _, e := range r.Env {
+		if e != "inputs" {
+			return false
+		}
+	}
+	return true
 }
 
 // Compile compiles src against env (see Env). want Bool requires a boolean
@@ -183,13 +219,18 @@ func firstLine(s string) string {
 	return s
 }
 
-// collectRefs parses src and records steps.<id>, inputs.<name> and outputs.
+// CollectRefs parses src and returns what it reads, without compiling it
+// (a syntax error is returned as an *Error).
+func CollectRefs(src string) (Refs, error) { return collectRefs(src) }
+
+// collectRefs parses src and records steps.<id>, inputs.<name>, the
+// environment roots, outputs and the paths read below inputs.
 func collectRefs(src string) (Refs, error) {
 	tree, err := parseTree(src)
 	if err != nil {
 		return Refs{}, err
 	}
-	v := &refVisitor{steps: map[string]bool{}, inputs: map[string]bool{}}
+	v := &refVisitor{steps: map[string]bool{}, inputs: map[string]bool{}, env: map[string]bool{}}
 	ast.Walk(&tree, v)
 	var r Refs
 	for s := range v.steps {
@@ -198,14 +239,24 @@ func collectRefs(src string) (Refs, error) {
 	for s := range v.inputs {
 		r.Inputs = append(r.Inputs, s)
 	}
+	for s := range v.env {
+		r.Env = append(r.Env, s)
+	}
 	sort.Strings(r.Steps)
 	sort.Strings(r.Inputs)
+	sort.Strings(r.Env)
 	r.Outputs = v.outputs
+	r.InputPaths = inputPaths(tree, src)
 	return r, nil
 }
 
+// envRoots are the names an expression can read from its environment (see
+// Env.Map).
+var envRoots = map[string]bool{"inputs": true, "steps": true, "run": true, "outputs": true}
+
 type refVisitor struct {
 	steps, inputs map[string]bool
+	env           map[string]bool
 	outputs       bool
 }
 
@@ -229,6 +280,9 @@ func (v *refVisitor) Visit(node *ast.Node) {
 	case *ast.IdentifierNode:
 		if n.Value == "outputs" {
 			v.outputs = true
+		}
+		if envRoots[n.Value] {
+			v.env[n.Value] = true
 		}
 	}
 }

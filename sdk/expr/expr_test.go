@@ -70,7 +70,7 @@ func TestEvalAndRefs(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("got %v, %v", ok, err)
 	}
-	if diff := cmp.Diff(Refs{Steps: []string{"db"}, Inputs: []string{"dr_region", "mode"}}, p.Refs()); diff != "" {
+	if diff := cmp.Diff(Refs{Steps: []string{"db"}, Inputs: []string{"dr_region", "mode"}, Env: []string{"inputs", "steps"}}, p.Refs()); diff != "" {
 		t.Fatal(diff)
 	}
 	// Open maps (installer configs) accept any key.
@@ -178,5 +178,73 @@ func TestResultsAreJSONValues(t *testing.T) {
 	got, _ = p.Eval(testScope().Map())
 	if diff := cmp.Diff([]any{1.0, 2.0, 3.0}, got); diff != "" {
 		t.Fatal(diff)
+	}
+}
+
+func TestInputPaths(t *testing.T) {
+	type path struct {
+		Input  string
+		Keys   string
+		Offset int
+		Whole  bool
+	}
+	cases := map[string]struct {
+		src  string
+		want []path
+	}{
+		"whole chain":        {`inputs.primary.aws_region`, []path{{"primary", "aws_region", 0, true}}},
+		"deep":               {`inputs.primary.disaster_recovery.s3_bucket_replication`, []path{{"primary", "disaster_recovery.s3_bucket_replication", 0, true}}},
+		"constant index":     {`inputs.x["a key"].b`, []path{{"x", "a key.b", 0, true}}},
+		"input alone":        {`inputs.mode == "planned"`, nil},
+		"inside an operator": {`"eu-" + inputs.primary.aws_region`, []path{{"primary", "aws_region", 8, false}}},
+		"two, in order":      {`inputs.a.b == inputs.c.d.e`, []path{{"a", "b", 0, false}, {"c", "d.e", 14, false}}},
+		"non-constant key":   {`inputs.a.b[steps.s.outputs.k]`, []path{{"a", "b", 0, false}}},
+		"list index":         {`inputs.a.items[0].name`, []path{{"a", "items", 0, false}}},
+		"coalesce":           {`inputs.lb.evaluate_target_health ?? true`, nil},
+		"coalesce deep":      {`inputs.a.b.c ?? 1`, []path{{"a", "b", 0, false}}},
+		"optional":           {`inputs.a.b?.c`, nil},
+		"optional deep":      {`inputs.a.b.c?.d.e`, []path{{"a", "b", 0, false}}},
+		"compared with nil":  {`inputs.a.b.c != nil`, []path{{"a", "b", 0, false}}},
+		"nil first":          {`nil == inputs.a.b`, nil},
+		"not inputs":         {`steps.db.outputs.writer_region`, nil},
+		"after unicode":      {`"é" + inputs.a.b`, []path{{"a", "b", 7, false}}},
+		"in a closure":       {`map(inputs.a.list, .x)`, []path{{"a", "list", 4, false}}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			r, err := CollectRefs(tc.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []path
+			for _, p := range r.InputPaths {
+				got = append(got, path{p.Input, strings.Join(p.Keys, "."), p.Offset, p.Whole})
+				if !strings.HasPrefix(tc.src[p.Offset:], "inputs") {
+					t.Errorf("offset %d of %q is not at inputs", p.Offset, tc.src)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("paths of %q (-want +got):\n%s", tc.src, diff)
+			}
+		})
+	}
+}
+
+func TestRefsEnv(t *testing.T) {
+	cases := map[string]bool{
+		`inputs.mode == "planned"`: true,
+		`true`:                     true,
+		`inputs.mode == "planned" && steps.a.status == "failed"`: false,
+		`run.mode == "apply"`: false,
+		`len(outputs) > 0`:    false,
+	}
+	for src, only := range cases {
+		r, err := CollectRefs(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.OnlyInputs() != only {
+			t.Errorf("%q: OnlyInputs = %v (env %v)", src, r.OnlyInputs(), r.Env)
+		}
 	}
 }

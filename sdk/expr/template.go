@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -213,7 +214,12 @@ func Stringify(v any) string {
 }
 
 func (r Refs) union(o Refs) Refs {
-	return Refs{Steps: unionStrings(r.Steps, o.Steps), Inputs: unionStrings(r.Inputs, o.Inputs), Outputs: r.Outputs || o.Outputs}
+	env := unionStrings(r.Env, o.Env)
+	sort.Strings(env)
+	var paths []InputPath
+	paths = append(append(paths, r.InputPaths...), o.InputPaths...)
+	return Refs{Steps: unionStrings(r.Steps, o.Steps), Inputs: unionStrings(r.Inputs, o.Inputs), Outputs: r.Outputs || o.Outputs,
+		Env: env, InputPaths: paths}
 }
 
 func unionStrings(a, b []string) []string {
