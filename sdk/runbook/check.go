@@ -32,6 +32,8 @@ type exprCtx struct {
 	secret bool
 	// env is the environment the last template was compiled against.
 	env types.Map
+	// uses is the action that receives `with` ("" elsewhere).
+	uses string
 }
 
 // stepRefs are the steps an expression reads. Compiling against only those
@@ -126,7 +128,7 @@ func (l *loader) checkStep(sn *stepNode) {
 	if s.Spec != nil {
 		params = s.Spec.Params
 	}
-	s.With = l.with(sn.f, sn.f["uses"], params, &exprCtx{what: "with", self: sn}, s.Spec != nil)
+	s.With = l.with(sn.f, sn.f["uses"], params, &exprCtx{what: "with", self: sn, uses: s.Uses}, s.Spec != nil)
 	if sn.until != nil && s.Until != nil {
 		l.env["outputs"] = sn.outputs
 		s.Until.Condition = l.condition(sn.until, &exprCtx{what: "until", self: sn, outputs: true})
@@ -145,7 +147,7 @@ func (l *loader) checkStep(sn *stepNode) {
 		if rn.rb.Spec != nil {
 			params = rn.rb.Spec.Params
 		}
-		rn.rb.With = l.with(rn.f, entry{K: rn.key, V: rn.uses}, params, &exprCtx{what: "rollback.with", self: sn, outputs: true}, rn.rb.Spec != nil)
+		rn.rb.With = l.with(rn.f, entry{K: rn.key, V: rn.uses}, params, &exprCtx{what: "rollback.with", self: sn, outputs: true, uses: rn.rb.Uses}, rn.rb.Spec != nil)
 		delete(l.env, "outputs")
 		if revealed {
 			l.hide(sn)
@@ -340,6 +342,9 @@ func (l *loader) checkRefs(src string, n *yaml.Node, start int, ctx *exprCtx) (s
 		}
 	}
 	refs.whole = stepsIdents > stepsMembers
+	if ok {
+		l.recordInputPaths(src, n, start, ctx)
+	}
 	return refs, ok
 }
 

@@ -50,6 +50,9 @@ type loader struct {
 	// walks the runbook in order (see check.go); visible mirrors its steps.
 	env     types.Map
 	visible map[string]bool
+
+	// wholePaths are the recorded input paths that are a whole expression.
+	wholePaths map[*InputPath]bool
 }
 
 type pluginInfo struct {
@@ -325,7 +328,7 @@ func (l *loader) pluginSection(n *yaml.Node) {
 		desc, err := cat.Plugin(ref.Name)
 		switch {
 		case err != nil:
-			l.errorf(p.key, "plugin %s: %v", ref.Name, err)
+			l.errorf(p.key, "%s", pluginError(ref.Name, err))
 			p.failed = true
 		case desc == nil:
 			l.errorf(p.key, "plugin %s: no description", ref.Name)
@@ -334,6 +337,16 @@ func (l *loader) pluginSection(n *yaml.Node) {
 			p.desc = desc
 		}
 	}
+}
+
+// pluginError names the plugin in a catalog's error, unless the error
+// already starts with it (pluginhost's errors do: "plugin aws: ...").
+func pluginError(name string, err error) string {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "plugin "+name); ok && (strings.HasPrefix(rest, ":") || strings.HasPrefix(rest, " ")) {
+		return msg
+	}
+	return "plugin " + name + ": " + msg
 }
 
 // retrySpec is a retry policy as written: unset fields are nil.

@@ -47,10 +47,11 @@ func ResolveInputs(rb *Runbook, src InputSources) (values map[string]any, ds Dia
 				Message: fmt.Sprintf("internal error while resolving inputs (a bug in runbook, please report it): %v", p)})
 		}
 	}()
-	r := &resolver{rb: rb, values: map[string]any{}, set: map[string]bool{}}
+	r := &resolver{rb: rb, values: map[string]any{}, set: map[string]bool{}, origins: map[string]origin{}}
 	for _, in := range rb.Inputs {
 		if in.HasDefault && !src.Partial {
 			r.values[in.Name] = deepCopy(in.Default)
+			r.origins[in.Name] = origin{at: in.Pos, what: "the default of input " + in.Name}
 		}
 	}
 	for _, path := range src.VarFiles {
@@ -69,6 +70,10 @@ func ResolveInputs(rb *Runbook, src InputSources) (values map[string]any, ds Dia
 			continue
 		}
 		r.values[in.Name] = zeroValue(in.Type)
+		r.origins[in.Name] = origin{at: in.Pos, what: fmt.Sprintf("input %s was not given", in.Name)}
+	}
+	if !src.Partial {
+		r.checkInputPaths()
 	}
 	r.diags.Sort()
 	if r.diags.HasErrors() {
@@ -81,7 +86,9 @@ type resolver struct {
 	rb     *Runbook
 	values map[string]any
 	set    map[string]bool // inputs some source gave (validly or not)
-	diags  Diagnostics
+	// origins say where each value in values came from.
+	origins map[string]origin
+	diags   Diagnostics
 }
 
 func (r *resolver) add(p Pos, sev Severity, format string, args ...any) {
@@ -132,6 +139,7 @@ func (r *resolver) varFile(path string) {
 		r.set[in.Name] = true
 		if v, ok := r.fromNode(d, in, e.V); ok {
 			r.values[in.Name] = v
+			r.origins[in.Name] = origin{src: d.source, node: e.V}
 		}
 	}
 }
@@ -169,6 +177,7 @@ func (r *resolver) env(environ []string) {
 		r.set[name] = true
 		if v, ok := r.fromText(in, ev.value, Pos{File: ev.key}); ok {
 			r.values[name] = v
+			r.origins[name] = origin{at: Pos{File: ev.key}}
 		}
 	}
 }
@@ -189,44 +198,48 @@ func (r *resolver) cliVar(arg string) {
 	case strings.HasPrefix(value, "@@"):
 		value = value[1:]
 	case strings.HasPrefix(value, "@"):
-		if v, ok := r.fromFile(in, value[1:], at); ok {
+		if v, o, ok := r.fromFile(in, value[1:], at); ok {
 			r.values[name] = v
+			r.origins[name] = o
 		}
 		return
 	}
 	if v, ok := r.fromText(in, value, at); ok {
 		r.values[name] = v
+		r.origins[name] = origin{at: at}
 	}
 }
 
 // fromFile reads a value from a file named with name=@path: a string
 // input takes the file's text (without a final line break); other types
-// parse it as JSON or YAML.
-func (r *resolver) fromFile(in *Input, path string, at Pos) (any, bool) {
+// parse it as JSON (a file named .json) or YAML.
+func (r *resolver) fromFile(in *Input, path string, at Pos) (any, origin, bool) {
 	if path == "" {
 		r.add(at, Error, "--var %s=@ needs a file name after @ (write @@ for a value starting with @)", in.Name)
-		return nil, false
+		return nil, origin{}, false
 	}
 	src, err := readCapped(path, MaxSourceBytes)
 	if err != nil {
 		r.add(at, Error, "%s: %v", path, err)
-		return nil, false
+		return nil, origin{}, false
 	}
 	if in.Type == TypeString {
 		s := strings.TrimSuffix(strings.TrimSuffix(string(src), "\n"), "\r")
-		return r.checkEnum(in, s, at)
+		v, ok := r.checkEnum(in, s, at)
+		return v, origin{at: at}, ok
 	}
 	d := &decoder{source: newSource(path, src)}
 	defer func() { r.diags = append(r.diags, d.diags...) }()
 	root, ok := d.parseDocument()
 	if !ok {
-		return nil, false
+		return nil, origin{}, false
 	}
 	if root == nil {
 		d.add(Pos{File: path, Line: 1, Col: 1}, Error, "the file is empty (for --var %s)", in.Name)
-		return nil, false
+		return nil, origin{}, false
 	}
-	return r.fromNode(d, in, root)
+	v, ok := r.fromNode(d, in, root)
+	return v, origin{src: d.source, node: root}, ok
 }
 
 // fromNode coerces a YAML value (from a var file, or a file given with @)

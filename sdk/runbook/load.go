@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -111,9 +110,9 @@ func (d *decoder) parseYAML() *yaml.Node {
 	return root
 }
 
-// parseDocument parses the single YAML (or JSON) document of the source,
-// after cheap checks that bound the parser's memory, and bounds its
-// nesting and alias expansion. It returns the document's content (nil for
+// parseDocument parses the single YAML document of the source (strict JSON
+// for a file named .json), after cheap checks that bound the parser's
+// memory, and bounds its nesting and alias expansion. It returns the document's content (nil for
 // an empty document); ok is false after a problem was reported.
 func (d *decoder) parseDocument() (*yaml.Node, bool) {
 	top := Pos{File: d.file, Line: 1, Col: 1}
@@ -128,6 +127,16 @@ func (d *decoder) parseDocument() (*yaml.Node, bool) {
 	if n := len(d.lines) + bytes.Count(d.src, []byte(",")); n > MaxLines {
 		d.add(top, Error, "the file has more than %d lines and list items; refusing it", MaxLines)
 		return nil, false
+	}
+	if isJSONFile(d.file) {
+		root, ok := d.parseJSON()
+		if !ok || root == nil {
+			return nil, ok
+		}
+		if !d.checkTree(root) {
+			return nil, false
+		}
+		return root, true
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(d.src))
 	var doc yaml.Node
@@ -235,25 +244,22 @@ func (d *decoder) syntaxError(err error) {
 	d.add(Pos{File: d.file, Line: line, Col: col}, Error, "YAML syntax error: %s%s", msg, hint)
 }
 
-// jsonSyntaxError reports the exact position of a syntax error in a file
-// that is meant to be JSON (a .json name, or text starting with { or [),
-// which encoding/json gives as an offset where yaml.v3 gives only a line.
+// jsonSyntaxError reports the exact position of a syntax error in YAML
+// text that is meant to be JSON (it starts with { or [), which
+// encoding/json gives as an offset where yaml.v3 gives only a line. Files
+// named .json never get here: they are parsed as JSON (parseJSON).
 func (d *decoder) jsonSyntaxError() bool {
 	trimmed := bytes.TrimLeft(d.src, " \t\r\n")
-	if !strings.EqualFold(filepath.Ext(d.file), ".json") && (len(trimmed) == 0 || trimmed[0] != '{' && trimmed[0] != '[') {
+	if len(trimmed) == 0 || trimmed[0] != '{' && trimmed[0] != '[' {
 		return false
 	}
-	var v any
+	var v json.RawMessage
 	err := json.Unmarshal(d.src, &v)
 	var se *json.SyntaxError
 	if !errors.As(err, &se) {
 		return false
 	}
-	off := int(se.Offset)
-	if off > 0 {
-		off-- // Offset counts the byte that broke the syntax
-	}
-	d.add(d.posAt(off), Error, "JSON syntax error: %s", strings.TrimPrefix(se.Error(), "json: "))
+	d.jsonError(0, se)
 	return true
 }
 

@@ -43,7 +43,39 @@ type Runbook struct {
 	OnFailure   FailurePolicy
 	Steps       []*Step
 	Outputs     []*Output
+
+	// InputPaths are the fields the runbook's expressions read below its
+	// map inputs, in document order: ResolveInputs checks each against the
+	// value given, so a config missing a field is refused before anything
+	// runs, not when the step that reads it comes.
+	InputPaths []*InputPath
 }
+
+// InputPath is one place where an expression reads a field below a map
+// input through a member chain with constant keys: inputs.<Input>.<Keys>
+// (inputs.primary.aws_region, inputs.x["key"]). Keys holds only what the
+// expression needs to exist (see expr.InputPath: not behind ?., not the
+// last key on the left of ?? or compared with nil).
+type InputPath struct {
+	Input string
+	Keys  []string
+	// Pos is where the chain is written; What names the field that holds
+	// the expression ("if", "with.region", "rollback.with.zone_id",
+	// "outputs.writer_region").
+	Pos  Pos
+	What string
+	// Param is the schema of the action parameter that receives the value
+	// as it is (the parameter's value is exactly ${{ inputs.x.y }}), and
+	// Uses the action; nil when the value is used otherwise.
+	Param *schema.Schema
+	Uses  string
+	// Guards are the `if` conditions of the reading step and of the groups
+	// around it: the expression is evaluated only if every one holds.
+	Guards []*expr.Program
+}
+
+// Expr is the chain as written in expressions: inputs.primary.aws_region.
+func (p *InputPath) Expr() string { return "inputs." + p.Input + keysString(p.Keys) }
 
 // Input is a declared input.
 type Input struct {
@@ -210,5 +242,3 @@ func (r *Runbook) Input(name string) *Input {
 	}
 	return nil
 }
-
-var _ = schema.Object

@@ -154,7 +154,15 @@ func (l *loader) templateValue(n *yaml.Node, ctx *exprCtx, sch *schema.Schema, p
 	what := ctx.what
 	ctx.what = displayPath(what, ptr)
 	defer func() { ctx.what = what }()
+	before := len(l.rb.InputPaths)
 	t, ok := l.template(n, ctx)
+	if ok && ctx.uses != "" {
+		if _, exact := t.Exact(); exact {
+			// ${{ inputs.x.y }} alone: the parameter receives the value
+			// as it is, so its schema applies to it.
+			l.paramPaths(l.rb.InputPaths[before:], sch, ctx.uses)
+		}
+	}
 	if !ok {
 		if wc != nil {
 			wc.unknown[ptr] = true
