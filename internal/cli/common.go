@@ -43,7 +43,7 @@ type commonFlags struct {
 }
 
 func (f *commonFlags) register(cmd *cobra.Command, withOutput bool) {
-	cmd.Flags().StringVar(&f.state, "state", "", "state directory holding run journals and the lock (default $RUNBOOK_STATE or ./.runbook)")
+	cmd.Flags().StringVar(&f.state, "state", "", "where run journals and the lock are kept: a directory, or s3://bucket/prefix (default $RUNBOOK_STATE or ./.runbook)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "warn", "level of plugin and host logs on stderr: trace, debug, info, warn, error, off")
 	if withOutput {
 		cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
@@ -102,6 +102,10 @@ type loaded struct {
 	rb   *runbook.Runbook
 	dir  string
 	lock *pluginhost.LockFile
+	// validated are the checksums of the plugin executables the runbook
+	// was validated against, pinned for the run when there is no lock
+	// file (nil with one: the lock pins them).
+	validated map[string]string
 }
 
 // load reads, decodes and validates a runbook; the plugins it declares are
@@ -129,7 +133,16 @@ func load(ctx context.Context, io *IOStreams, path string) (*loaded, error) {
 	if diags.HasErrors() || rb == nil {
 		return nil, silent(ExitUsage)
 	}
-	return &loaded{rb: rb, dir: dir, lock: lock}, nil
+	l := &loaded{rb: rb, dir: dir, lock: lock}
+	if lock == nil {
+		// The binary that was described is the one that must run: one
+		// replaced between now and the start is refused.
+		l.validated = map[string]string{}
+		if cat != nil {
+			l.validated = cat.Checksums()
+		}
+	}
+	return l, nil
 }
 
 func printDiagnostics(w io.Writer, diags runbook.Diagnostics) {
@@ -162,11 +175,12 @@ func resolveInputs(io *IOStreams, rb *runbook.Runbook, f *inputFlags) (map[strin
 // startHost starts every plugin the runbook declares.
 func startHost(ctx context.Context, io *IOStreams, l *loaded, flags *commonFlags, secrets []string) (*pluginhost.Host, error) {
 	host, err := pluginhost.Start(ctx, pluginhost.Config{
-		Plugins: l.rb.Plugins,
-		Dir:     l.dir,
-		Lock:    l.lock,
-		Logger:  flags.logger(io.ErrOut),
-		Secrets: secrets,
+		Plugins:   l.rb.Plugins,
+		Dir:       l.dir,
+		Lock:      l.lock,
+		Validated: l.validated,
+		Logger:    flags.logger(io.ErrOut),
+		Secrets:   secrets,
 	})
 	if err != nil {
 		return nil, &ExitError{Code: ExitFailed, Err: fmt.Errorf("starting plugins: %w", err)}

@@ -173,6 +173,8 @@ type catalogEntry struct {
 	done chan struct{}
 	desc *spec.Description
 	err  error
+	// sum is the sha256 of the executable that was described.
+	sum string
 }
 
 var _ runbook.Catalog = (*Catalog)(nil)
@@ -202,22 +204,52 @@ func (c *Catalog) Declare(refs ...*runbook.PluginRef) {
 		c.entries[ref.Name] = e
 		go func() {
 			defer close(e.done)
-			e.desc, e.err = c.describe(ref)
+			e.desc, e.sum, e.err = c.describe(ref)
 		}()
 	}
 }
 
-func (c *Catalog) describe(ref *runbook.PluginRef) (*spec.Description, error) {
+func (c *Catalog) describe(ref *runbook.PluginRef) (*spec.Description, string, error) {
 	r, err := Resolve(c.cfg.Dir, ref)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if c.cfg.Lock != nil {
 		if err := c.cfg.Lock.Check(r); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
-	return describeCached(c.ctx, r, c.cfg.Env)
+	d, err := describeCached(c.ctx, r, c.cfg.Env)
+	if err != nil {
+		return nil, "", err
+	}
+	return d, r.SHA256, nil
+}
+
+// Checksums waits for every declared plugin to be described and returns
+// the sha256 of each executable described successfully, by plugin name:
+// the binaries validation checked the runbook against. Pass them to Start
+// (Config.Validated) so that, without a lock file, a binary replaced
+// between validation and start is refused instead of run.
+func (c *Catalog) Checksums() map[string]string {
+	c.mu.Lock()
+	entries := make(map[string]*catalogEntry, len(c.entries))
+	for name, e := range c.entries {
+		entries[name] = e
+	}
+	c.mu.Unlock()
+	out := make(map[string]string, len(entries))
+	for name, e := range entries {
+		select {
+		case <-e.done:
+		case <-c.ctx.Done():
+			continue
+		}
+		if e.err == nil && e.sum != "" {
+			out[name] = e.sum
+		}
+	}
+	return out
 }
 
 // Plugin returns the description of a declared plugin, or why it could not

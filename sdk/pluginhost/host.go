@@ -37,9 +37,10 @@ const LogLevelEnv = "RUNBOOK_PLUGIN_LOG_LEVEL"
 
 // Error codes of the *spec.Error values the host itself produces.
 const (
-	// CodePluginExited: the plugin process died during the call. Fatal: the
-	// action may have been partly applied.
-	CodePluginExited = "PluginExited"
+	// CodePluginExited: the plugin process died during the call. The action
+	// may have been partly applied: the engine retries it only if the action
+	// is idempotent (as for a transport failure).
+	CodePluginExited = engine.CodePluginExited
 	// CodePluginStart: a plugin could not be (re)started for a reason
 	// another attempt cannot fix (checksum, protocol, handshake).
 	CodePluginStart = "PluginStartFailed"
@@ -73,9 +74,16 @@ type Config struct {
 	Dir string
 	// Lock, if not nil, pins the plugins: a plugin absent from it or whose
 	// sha256 differs is refused. Without a lock file, each plugin is pinned
-	// to the checksum it had at start (restarts refuse a changed binary) and
-	// a warning says it is not pinned.
+	// to the checksum it had at validation (Validated) or else at start
+	// (restarts refuse a changed binary), and a warning says it is not
+	// pinned.
 	Lock *LockFile
+	// Validated, used when Lock is nil, maps each plugin to the sha256 its
+	// executable had when the runbook was validated (Catalog.Checksums):
+	// the plugin is started only if it still has it, so the binary whose
+	// description checked the runbook is the binary that runs. A plugin
+	// missing from a non-nil Validated is refused.
+	Validated map[string]string
 	// Logger receives the plugins' log lines, under the plugin's name
 	// (Logger.Named("aws")), and the host's own messages. Nil discards them.
 	Logger hclog.Logger
@@ -116,11 +124,12 @@ type hosted struct {
 	res  *Resolved
 	env  []string
 	// sum is the pinned sha256 (hex); lockPath is the lock file that pinned
-	// it, or "" if it was pinned at start.
-	sum      string
-	lockPath string
-	log      hclog.Logger
-	desc     *spec.Description
+	// it, or "" if it was pinned at validation (validated) or at start.
+	sum       string
+	lockPath  string
+	validated bool
+	log       hclog.Logger
+	desc      *spec.Description
 
 	// mu serialises (re)starts; cur is read without it.
 	mu     sync.Mutex
@@ -238,8 +247,19 @@ func (p *hosted) start(cfg Config, ref *runbook.PluginRef) (warning string, err 
 		}
 	} else {
 		p.sum = r.SHA256
+		if cfg.Validated != nil {
+			want, ok := cfg.Validated[p.name]
+			if !ok {
+				return "", fmt.Errorf("plugin %s (%s) was not described when the runbook was validated; refusing to run a binary that was not checked", p.name, r.Path)
+			}
+			want = strings.ToLower(want)
+			if r.SHA256 != want {
+				return "", &ChecksumMismatchError{Plugin: p.name, Path: r.Path, Got: r.SHA256, Want: want, Validated: true}
+			}
+			p.sum, p.validated = want, true
+		}
 		warning = fmt.Sprintf("no %s: plugin %s is not pinned; running %s (sha256 %s) as found. Run `runbook plugins lock` to pin it",
-			LockFileName, p.name, r.Path, r.SHA256)
+			LockFileName, p.name, r.Path, p.sum)
 	}
 	p.env = pluginEnv(cfg.Env, r.Env, h.log.GetLevel())
 
@@ -353,7 +373,7 @@ func (p *hosted) startError(in *instance, err error) error {
 		return fmt.Errorf("plugin %s: start interrupted: %w", p.name, h.ctx.Err())
 	case errors.Is(err, goplugin.ErrChecksumsDoNotMatch):
 		got, _ := fileSHA256(p.res.Path)
-		return &ChecksumMismatchError{Plugin: p.name, Path: p.res.Path, Got: got, Want: p.sum, LockPath: p.lockPath}
+		return &ChecksumMismatchError{Plugin: p.name, Path: p.res.Path, Got: got, Want: p.sum, LockPath: p.lockPath, Validated: p.validated && p.starts == 0}
 	case strings.Contains(msg, "incompatible API version"):
 		got := 0
 		if m := pluginVersionRE.FindStringSubmatch(msg); m != nil {
@@ -571,9 +591,10 @@ func (p *hosted) callError(ctx context.Context, in *instance, what string, err e
 }
 
 // Invoke runs an action (engine.Invoker). Errors: the action's own
-// *spec.Error; a fatal *spec.Error with code PluginExited if the process
-// died during the call (the next call restarts it); a plain error for a
-// transport failure (retryable), or wrapping ctx.Err().
+// *spec.Error; a *spec.Error with code PluginExited (not marked retryable:
+// the engine decides by the action's idempotency) if the process died
+// during the call (the next call restarts it); a plain error for a
+// transport failure, or wrapping ctx.Err().
 func (h *Host) Invoke(ctx context.Context, call engine.Call, progress func(spec.Progress)) (map[string]any, error) {
 	p, err := h.plugin(call.Plugin)
 	if err != nil {

@@ -756,3 +756,52 @@ func TestHostRunsTheHelloExample(t *testing.T) {
 		t.Errorf("plan: %+v, %v", plan, err)
 	}
 }
+
+// Without a lock file, the checksums the catalog computed while validating
+// pin the run: the binary that was described starts, and one replaced in
+// between is refused before it runs.
+func TestHostStartsOnlyTheBinaryTheCatalogDescribed(t *testing.T) {
+	t.Parallel()
+	dir, refs := pluginDir(t, "c")
+	refs = append(refs, ref("core", ""))
+	cat := NewCatalog(context.Background(), CatalogConfig{Dir: dir, Plugins: refs})
+	sums := cat.Checksums()
+	want, _ := fileSHA256(filepath.Join(dir, "bin", "runbook-plugin-c"))
+	if len(sums) != 1 || sums["c"] != want {
+		t.Fatalf("Checksums = %v, want only c: %s", sums, want)
+	}
+
+	h, err := Start(context.Background(), Config{Dir: dir, Plugins: refs, Validated: sums})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Invoke(context.Background(), call("c", "noop", nil), nil); err != nil {
+		t.Error(err)
+	}
+	if w := h.Warnings(); len(w) != 1 || !strings.Contains(w[0], "not pinned") {
+		t.Errorf("warnings = %q, want the unpinned warning", w)
+	}
+	h.Close()
+
+	copyBinary(t, bin.other, filepath.Join(dir, "bin"), "runbook-plugin-c")
+	_, err = Start(context.Background(), Config{Dir: dir, Plugins: refs, Validated: sums})
+	var mm *ChecksumMismatchError
+	if !errors.As(err, &mm) || !mm.Validated || mm.Want != want {
+		t.Fatalf("want a mismatch with the validated checksum, got %v", err)
+	}
+	other, _ := fileSHA256(bin.other)
+	for _, s := range []string{"plugin c", "changed after the runbook was validated", want, other} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error lacks %q: %v", s, err)
+		}
+	}
+
+	// A plugin the catalog did not describe is not started either.
+	_, err = Start(context.Background(), Config{Dir: dir, Plugins: refs, Validated: map[string]string{}})
+	if err == nil || !strings.Contains(err.Error(), "was not described when the runbook was validated") {
+		t.Fatalf("undescribed plugin: %v", err)
+	}
+	if left := processesRunning(t, dir); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+}

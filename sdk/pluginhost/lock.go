@@ -233,11 +233,18 @@ type ChecksumMismatchError struct {
 	// Got is the executable's sha256; Want the pinned one.
 	Got, Want string
 	// LockPath is the lock file that pinned it; "" if it was pinned when the
-	// run started (no lock file).
+	// runbook was validated or the run started (no lock file).
 	LockPath string
+	// Validated: pinned when the runbook was validated, and changed before
+	// the plugin first started.
+	Validated bool
 }
 
 func (e *ChecksumMismatchError) Error() string {
+	if e.LockPath == "" && e.Validated {
+		return fmt.Sprintf("plugin %s: %s changed after the runbook was validated (sha256 %s, was %s when its actions were checked); refusing to run a binary other than the one validated. Run the command again; pin plugins with `runbook plugins lock` to refuse any binary but the pinned one",
+			e.Plugin, e.Path, e.Got, e.Want)
+	}
 	if e.LockPath == "" {
 		return fmt.Sprintf("plugin %s: %s changed while the run was in progress (sha256 %s, was %s); refusing to run a different binary mid-run",
 			e.Plugin, e.Path, e.Got, e.Want)

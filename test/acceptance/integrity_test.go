@@ -230,6 +230,20 @@ func TestPluginIntegrity(t *testing.T) {
 			phases: []phase{{"run", 1}},
 			want:   []string{"starting plugins", "runbook.lock pins"},
 		},
+		"replaced between validation and start (no runbook.lock)": {
+			setup: func(t *testing.T, w *workspace, plugins string) []string {
+				// The same race without a lock file: the checksums the
+				// catalog computed while validating pin the run, so the
+				// swapped binary is refused rather than run unchecked.
+				real := filepath.Join(binDir, "runbook-plugin-test")
+				integScript(t, filepath.Join(w.dir, "swap"), "runbook-plugin-test", fmt.Sprintf("exec %q \"$@\"\n# the other one\n", real))
+				integScript(t, plugins, "runbook-plugin-test", fmt.Sprintf("if [ \"$1\" = describe ]; then %q \"$@\"; s=$?; cp %q \"$0\"; exit $s; fi\nexec %q \"$@\"\n",
+					real, filepath.Join(w.dir, "swap", "runbook-plugin-test"), real))
+				return nil
+			},
+			phases: []phase{{"run", 1}},
+			want:   []string{"starting plugins", "changed after the runbook was validated", "runbook plugins lock"},
+		},
 		"exits at start-up": {
 			setup: func(t *testing.T, w *workspace, plugins string) []string {
 				integScript(t, plugins, "runbook-plugin-test", fmt.Sprintf("if [ \"$1\" = describe ]; then exec %q \"$@\"; fi\necho 'cannot read my config' >&2\nexit 3\n",
