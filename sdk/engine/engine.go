@@ -83,6 +83,13 @@ type Engine struct {
 	journalErr error
 	stopRun    context.CancelCauseFunc
 
+	// envMu guards envSteps, the `steps` map expressions read: each
+	// finished step's entry is added once (publish) instead of the map being
+	// rebuilt for every evaluation, which made a run quadratic in its number
+	// of steps. Evaluations hold the read lock. Lock order: mu, then envMu.
+	envMu    sync.RWMutex
+	envSteps map[string]any
+
 	// mu guards the run state below; steps of a parallel group update it
 	// concurrently.
 	mu       sync.Mutex
@@ -106,7 +113,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.Runbook == nil {
 		return nil, errors.New("engine: no runbook")
 	}
-	e := &Engine{opts: opts, rb: opts.Runbook, red: newRedactor(), states: map[string]*stepState{}}
+	e := &Engine{opts: opts, rb: opts.Runbook, red: newRedactor(), states: map[string]*stepState{}, envSteps: map[string]any{}}
 	needInvoker := ""
 	var walk func(steps []*runbook.Step, group string) error
 	walk = func(steps []*runbook.Step, group string) error {

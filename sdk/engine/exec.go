@@ -103,20 +103,42 @@ func (st *stepState) done() bool {
 	return false
 }
 
-// scope is the expression environment at this point of the run; outputs
-// is the current step's (for `until`, and for a rollback's `with`).
-func (e *Engine) scope(outputs map[string]any) *expr.Scope {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	sc := &expr.Scope{Inputs: e.inputs, Steps: map[string]expr.StepValues{}, Outputs: outputs,
-		RunID: e.runID, RunMode: "run", RunStarted: e.started}
-	for id, st := range e.states {
-		switch st.status {
-		case StepSucceeded, StepSkipped, StepFailed:
-			sc.Steps[id] = expr.StepValues{Status: string(st.status), Outputs: st.outputs, StartedAt: st.started, FinishedAt: st.finished}
-		}
+// env returns the expression environment at this point of the run and the
+// function to call once the evaluation is over (the `steps` map is shared
+// and must not change while an expression reads it); outputs is the
+// current step's (for `until`, and for a rollback's `with`).
+func (e *Engine) env(outputs map[string]any) (map[string]any, func()) {
+	e.envMu.RLock()
+	sc := &expr.Scope{Inputs: e.inputs, Outputs: outputs, RunID: e.runID, RunMode: "run", RunStarted: e.started}
+	m := sc.Map()
+	m["steps"] = e.envSteps
+	return m, e.envMu.RUnlock
+}
+
+// publish makes a finished step visible to expressions. e.mu is held.
+func (e *Engine) publish(st *stepState) {
+	switch st.status {
+	case StepSucceeded, StepSkipped, StepFailed:
+	default:
+		return
 	}
-	return sc
+	// One step's entry, built by expr.Scope so its shape has one owner.
+	sc := &expr.Scope{Steps: map[string]expr.StepValues{st.step.ID: {Status: string(st.status), Outputs: st.outputs, StartedAt: st.started, FinishedAt: st.finished}}}
+	entry := sc.Map()["steps"].(map[string]any)[st.step.ID]
+	e.envMu.Lock()
+	e.envSteps[st.step.ID] = entry
+	e.envMu.Unlock()
+}
+
+// publishAll rebuilds the `steps` map from the states (those restored from
+// a journal on resume). e.mu is held.
+func (e *Engine) publishAll() {
+	e.envMu.Lock()
+	e.envSteps = make(map[string]any, len(e.states))
+	e.envMu.Unlock()
+	for _, st := range e.states {
+		e.publish(st)
+	}
 }
 
 // execute runs the forward phase (unless the run has already failed), then
@@ -124,6 +146,9 @@ func (e *Engine) scope(outputs map[string]any) *expr.Scope {
 func (e *Engine) execute(parent context.Context) *Result {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
+	e.mu.Lock()
+	e.publishAll()
+	e.mu.Unlock()
 	e.emitMu.Lock()
 	e.stopRun = cancel
 	e.emitMu.Unlock()
@@ -184,7 +209,9 @@ func (e *Engine) begin(ctx context.Context, st *stepState) (bool, outcome) {
 	run := true
 	var ifErr *StepError
 	if p := st.step.If; p != nil {
-		ok, err := p.EvalBool(e.scope(nil).Map())
+		env, done := e.env(nil)
+		ok, err := p.EvalBool(env)
+		done()
 		if err != nil {
 			ifErr = &StepError{Step: st.step.ID, Uses: st.step.Uses, Class: journal.ClassEngine, Code: "InvalidCondition", Message: e.red.string("if: " + err.Error())}
 		}
@@ -214,6 +241,7 @@ func (e *Engine) skip(st *stepState, reason string) {
 	if st.started.IsZero() {
 		st.started = now
 	}
+	e.publish(st)
 	e.mu.Unlock()
 	ev := stepEvent(journal.StepSkipped, st)
 	ev.Message, ev.Time = reason, now
@@ -272,6 +300,7 @@ func (e *Engine) succeedStep(st *stepState, outputs map[string]any) {
 	now := time.Now().UTC()
 	e.mu.Lock()
 	st.status, st.outputs, st.finished, st.err = StepSucceeded, outputs, now, nil
+	e.publish(st)
 	ev := stepEvent(journal.StepSucceeded, st)
 	ev.Time, ev.Outputs, ev.Attempt, ev.Duration = now, outputs, st.attempts, journal.Duration(now.Sub(st.started))
 	e.mu.Unlock()
@@ -291,6 +320,7 @@ func (e *Engine) failStep(st *stepState, serr *StepError) outcome {
 	e.mu.Lock()
 	cont := st.step.ContinueOnError
 	st.status, st.err, st.finished, st.continued = StepFailed, serr, now, cont
+	e.publish(st)
 	if serr.Attempts == 0 {
 		serr.Attempts = st.attempts
 	}
@@ -552,7 +582,9 @@ func (e *Engine) attempts(ctx context.Context, x execSpec) attemptResult {
 			if x.spec != nil {
 				e.red.addAt(x.spec.Outputs, out)
 			}
-			holds, everr := x.until.Condition.EvalBool(e.scope(out).Map())
+			env, done := e.env(out)
+			holds, everr := x.until.Condition.EvalBool(env)
+			done()
 			if everr != nil {
 				return attemptResult{oc: outcomeFailed, err: &StepError{Step: x.st.step.ID, Uses: x.uses, Class: journal.ClassEngine,
 					Code: "InvalidCondition", Attempts: n, Message: e.red.string("until: " + everr.Error())}}
@@ -726,7 +758,9 @@ func (e *Engine) invoke(ctx context.Context, call Call, progress func(spec.Progr
 // renderWith renders a `with` against the current scope. outputs is the
 // step's own outputs, for a rollback.
 func (e *Engine) renderWith(v *expr.Value, sp *spec.ActionSpec, outputs map[string]any, st *stepState, rollback bool) (map[string]any, *StepError) {
-	out, err := v.Render(e.scope(outputs).Map())
+	env, done := e.env(outputs)
+	out, err := v.Render(env)
+	done()
 	fail := func(msg string) *StepError {
 		return &StepError{Step: st.step.ID, Rollback: rollback, Uses: st.step.Uses, Class: journal.ClassEngine, Code: "InvalidParams", Message: e.red.string(msg)}
 	}
@@ -959,7 +993,8 @@ func (e *Engine) renderOutputs() (values, shown map[string]any) {
 		return nil, nil
 	}
 	values, shown = map[string]any{}, map[string]any{}
-	env := e.scope(nil).Map()
+	env, done := e.env(nil)
+	defer done()
 	for _, o := range e.rb.Outputs {
 		v, err := o.Value.Render(env)
 		if err != nil {
