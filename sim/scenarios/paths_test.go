@@ -119,6 +119,10 @@ func (s *sim) startPaths() *paths {
 // the guide recommends: the Cloudflare token from a file (--var name=@file),
 // the Spacelift key secret in a var file.
 func (p *paths) args(s *sim, traffic, workers string) []string {
+	return p.argsWithKeyID(s, traffic, workers, p.slKeyID)
+}
+
+func (p *paths) argsWithKeyID(s *sim, traffic, workers, keyID string) []string {
 	s.t.Helper()
 	token := s.writeFile("cloudflare.token", p.cfToken+"\n", 0o600)
 	secrets := s.writeFile("secrets.yaml", "spacelift_api_key_secret: "+p.slSecret+"\n", 0o600)
@@ -127,7 +131,7 @@ func (p *paths) args(s *sim, traffic, workers string) []string {
 		"--var", "cloudflare_zone=" + s.topo.Domain, "--var", "cloudflare_api_token=@" + token, "--var", "cloudflare_base_url=" + p.cf.BaseURL(),
 		"--var", "cloudfront_distribution_id=" + s.topo.DistributionID,
 		"--var", "k8s_kubeconfig=" + p.kubeconfg, "--var", "k8s_context=dr-workers", "--var", "k8s_namespace=" + k8sNamespace,
-		"--var", "spacelift_worker_pool_id=" + p.slPool, "--var", "spacelift_api_key_id=" + p.slKeyID, "--var", "spacelift_endpoint=" + p.sl.Endpoint(),
+		"--var", "spacelift_worker_pool_id=" + p.slPool, "--var", "spacelift_api_key_id=" + keyID, "--var", "spacelift_endpoint=" + p.sl.Endpoint(),
 		"--var-file", secrets,
 	}
 }
@@ -357,11 +361,56 @@ func TestCloudflareSpaceliftAPINoticeAndConfigs(t *testing.T) {
 		slack.URL(), hook.URL(), hookAuth), 0o600)
 	primaryCfg, drCfg := filepath.Join(s.dir, "config.json"), filepath.Join(s.dir, "config.dr.json")
 	origPrimary, origDR := readFile(t, primaryCfg), readFile(t, drCfg)
-	extra := append(p.args(s, "cloudflare", "spacelift_api"), "--var-file", notices,
-		"--var", "rewrite_installer_configs=true", "--var", "primary_config_file="+primaryCfg, "--var", "dr_config_file="+drCfg, "--var", "permanent=true",
-		"--log-level", "trace")
+	extraWithKey := func(keyID string) []string {
+		return append(p.argsWithKeyID(s, "cloudflare", "spacelift_api", keyID), "--var-file", notices,
+			"--var", "rewrite_installer_configs=true", "--var", "primary_config_file="+primaryCfg, "--var", "dr_config_file="+drCfg, "--var", "permanent=true",
+			"--log-level", "trace")
+	}
+	extra := extraWithKey(p.slKeyID)
 	route53Before := s.state()
 	var runs []result
+
+	// Cloudflare refuses the IoT record's change: the server record, the
+	// services and the writer are all put back, and nothing after the
+	// traffic step happened.
+	t.Run("a refused Cloudflare change rolls everything back", func(t *testing.T) {
+		p.cf.RejectWrites(s.topo.IoTRecordName, 1)
+		res := s.runbook(s.ctx(), nil, append(append([]string{"run", failover, "--auto-approve", "-o", "json"}, s.drArgs()...), extra...)...)
+		runs = append(runs, res)
+		if res.code != 1 {
+			t.Fatalf("exit %d, want 1 (failed and rolled back)\nstderr:\n%s", res.code, res.stderr)
+		}
+		if f := res.eventsOf("cloudflare_iot", journal.StepFailed); len(f) != 1 || f[0].Error == nil || !strings.Contains(f[0].Error.Message, "1004") {
+			t.Errorf("cloudflare_iot: want a failure with Cloudflare's code 1004, got %+v", f)
+		}
+		var order []string
+		for _, e := range res.eventsOf("", journal.RollbackSucceeded) {
+			order = append(order, e.Step)
+		}
+		if want := []string{"cloudflare_server", "start_dr", "db_switchover"}; !slices.Equal(order, want) {
+			t.Errorf("rollbacks %v, want %v", order, want)
+		}
+		st := s.state()
+		if st.writerRegion != s.topo.Primary.Name {
+			t.Errorf("writer in %s after the rollback", st.writerRegion)
+		}
+		for name, n := range s.topo.Primary.DesiredCounts {
+			if st.drCounts[name] != 0 || st.primaryCounts[name] != n {
+				t.Errorf("service %s: DR %d, primary %d after the rollback", name, st.drCounts[name], st.primaryCounts[name])
+			}
+		}
+		p.assertCloudflare(t, s.topo.ServerRecordName, s.topo.Primary.LoadBalancerDNS)
+		p.assertCloudflare(t, s.topo.IoTRecordName, s.topo.Primary.IoTEndpoint)
+		if r := p.cf.Records(s.topo.ServerRecordName); len(r) == 1 && r[0].TTL != 300 {
+			t.Errorf("restored server record has TTL %v, want the original 300", r[0].TTL)
+		}
+		if n := len(p.sl.Requests()); n != 0 || len(slack.Deliveries()) != 0 || len(hook.Deliveries()) != 0 {
+			t.Errorf("workers or notice reached after a failed traffic switch (%d Spacelift calls)", n)
+		}
+		if !slices.Equal(readFile(t, primaryCfg), origPrimary) || !slices.Equal(readFile(t, drCfg), origDR) {
+			t.Errorf("installer configs changed by a failed failover")
+		}
+	})
 
 	t.Run("failover", func(t *testing.T) {
 		res := s.runbook(s.ctx(), nil, append(append([]string{"run", failover, "--auto-approve", "-o", "json"}, s.drArgs()...), extra...)...)
@@ -404,8 +453,11 @@ func TestCloudflareSpaceliftAPINoticeAndConfigs(t *testing.T) {
 		}
 	})
 
-	t.Run("failback", func(t *testing.T) {
-		res := s.runbook(s.ctx(), nil, append(append([]string{"run", failback, "--auto-approve", "-o", "json"}, s.drArgs()...), extra...)...)
+	// This time Spacelift refuses the API key: the workers step fails, the
+	// failback does not, and the summary says what is left to do.
+	t.Run("failback with the worker cycle refused", func(t *testing.T) {
+		wrongKey := "01WRONGKEY"
+		res := s.runbook(s.ctx(), nil, append(append([]string{"run", failback, "--auto-approve", "-o", "json"}, s.drArgs()...), extraWithKey(wrongKey)...)...)
 		runs = append(runs, res)
 		if res.code != 0 {
 			t.Fatalf("failback exit %d\nstderr:\n%s", res.code, res.stderr)
@@ -415,7 +467,15 @@ func TestCloudflareSpaceliftAPINoticeAndConfigs(t *testing.T) {
 		}
 		p.assertCloudflare(t, s.topo.ServerRecordName, s.topo.Primary.LoadBalancerDNS)
 		p.assertCloudflare(t, s.topo.IoTRecordName, s.topo.Primary.IoTEndpoint)
-		p.assertCycles(t, 2)
+		p.assertCycles(t, 1)
+		f := res.eventsOf("workers_spacelift", journal.StepFailed)
+		if len(f) != 1 || !f[0].Continued || f[0].Error == nil || f[0].Error.Code != "Unauthorized" {
+			t.Errorf("workers_spacelift: want a continued Unauthorized failure, got %+v", f)
+		}
+		fin := res.eventsOf("", journal.RunFinished)
+		if left, _ := fin[0].Outputs["left_to_do"].(string); !strings.Contains(left, "Cycle worker pool "+p.slPool) {
+			t.Errorf("left_to_do %q does not say the worker pool is left to cycle", left)
+		}
 		assertNotice(t, res, "failback", s.topo.ServerRecordName, s.topo.Primary.Name)
 		assertDeliveries(t, slack, hook, 2, s.topo.ServerRecordName, s.topo.Primary.Name, hookAuth)
 		// Back to the layout the installer deployed.
@@ -441,6 +501,36 @@ func TestCloudFrontAndKubernetesWorkers(t *testing.T) {
 	before := s.state()
 	podsBefore, _ := p.kube.Pods(k8sNamespace, k8sSelector)
 	var runs []result
+
+	// The IoT record is in Cloudflare this time, and Cloudflare refuses the
+	// change: the distribution's origin is put back (and deployed), with the
+	// services and the writer; the workers were never touched.
+	t.Run("a refused IoT change rolls the origin back", func(t *testing.T) {
+		p.cf.RejectWrites(s.topo.IoTRecordName, 1)
+		args := append(append([]string{"run", failover, "--auto-approve", "-o", "json"}, s.drArgs()...), p.args(s, "cloudfront", "kubernetes")...)
+		res := s.runbook(s.ctx(), nil, append(args, "--var", "iot_dns=cloudflare", "--var", "k8s_deployment="+k8sController)...)
+		runs = append(runs, res)
+		if res.code != 1 {
+			t.Fatalf("exit %d, want 1 (failed and rolled back)\nstderr:\n%s", res.code, res.stderr)
+		}
+		var order []string
+		for _, e := range res.eventsOf("", journal.RollbackSucceeded) {
+			order = append(order, e.Step)
+		}
+		if want := []string{"cloudfront_server", "start_dr", "db_switchover"}; !slices.Equal(order, want) {
+			t.Errorf("rollbacks %v, want %v", order, want)
+		}
+		if got := res.eventsOf("dns_iot", ""); len(got) != 1 || got[0].Type != journal.StepSkipped {
+			t.Errorf("dns_iot (Route 53) ran with iot_dns=cloudflare: %+v", got)
+		}
+		s.assertOrigin(t, s.topo.Primary.LoadBalancerDNS)
+		if st := s.state(); st.writerRegion != s.topo.Primary.Name || st.iotCNAME != before.iotCNAME {
+			t.Errorf("after the rollback: writer %s, Route 53 IoT record %s", st.writerRegion, st.iotCNAME)
+		}
+		for _, r := range p.kube.Requests() {
+			t.Errorf("Kubernetes called by a failover that failed before the workers: %s %s", r.Method, r.Path)
+		}
+	})
 
 	t.Run("failover", func(t *testing.T) {
 		args := append(append([]string{"run", failover, "--auto-approve", "-o", "json"}, s.drArgs()...), p.args(s, "cloudfront", "kubernetes")...)

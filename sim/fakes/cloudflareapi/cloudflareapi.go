@@ -70,6 +70,8 @@ type Server struct {
 	zones    map[string]string // id -> name
 	records  map[string]*Record
 	requests []Request
+	// reject: record name -> how many more writes to it to refuse.
+	reject map[string]int
 }
 
 // Start serves a fake API on 127.0.0.1 that accepts exactly token.
@@ -81,7 +83,7 @@ func Start(token string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{token: token, ln: ln, url: "http://" + ln.Addr().String(), zones: map[string]string{}, records: map[string]*Record{}}
+	s := &Server{token: token, ln: ln, url: "http://" + ln.Addr().String(), zones: map[string]string{}, records: map[string]*Record{}, reject: map[string]int{}}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -126,6 +128,27 @@ func (s *Server) AddRecord(zoneID, name, typ, content string, ttl int, proxied b
 	s.records[r.ID] = r
 	return *r, nil
 }
+
+// RejectWrites makes the next n writes (create, update, delete) of the
+// record at name fail as Cloudflare refuses an invalid change: HTTP 400,
+// code 1004 "DNS Validation Error" (not retried by the SDK).
+func (s *Server) RejectWrites(name string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reject[normalize(name)] = n
+}
+
+// rejected reports whether a write of the record at name is to be refused,
+// counting it. The caller holds s.mu.
+func (s *Server) rejected(name string) bool {
+	if s.reject[name] <= 0 {
+		return false
+	}
+	s.reject[name]--
+	return true
+}
+
+var validationError = message{1004, "DNS Validation Error"}
 
 // Records returns the records at a name (any zone), sorted by type.
 func (s *Server) Records(name string) []Record {
@@ -274,6 +297,10 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request, zid string, 
 			envelope(w, http.StatusBadRequest, nil, nil, *msg)
 			return
 		}
+		if s.rejected(rec.Name) {
+			envelope(w, http.StatusBadRequest, nil, nil, validationError)
+			return
+		}
 		if msg := s.check(rec); msg != nil {
 			envelope(w, http.StatusBadRequest, nil, nil, *msg)
 			return
@@ -291,6 +318,10 @@ func (s *Server) item(w http.ResponseWriter, r *http.Request, zid, id string, bo
 	rec, ok := s.records[id]
 	if !ok || rec.ZoneID != zid {
 		envelope(w, http.StatusNotFound, nil, nil, message{81044, "Record does not exist."})
+		return
+	}
+	if r.Method != http.MethodGet && s.rejected(rec.Name) {
+		envelope(w, http.StatusBadRequest, nil, nil, validationError)
 		return
 	}
 	switch r.Method {

@@ -64,6 +64,14 @@ func TestFakeThroughTheSDK(t *testing.T) {
 		t.Errorf("after PATCH: %+v (want the same record, new content, comment kept)", got)
 	}
 
+	s.RejectWrites("app.myorg.com", 1)
+	if _, err := recs.Edit(ctx, id, eq); err == nil || !strings.Contains(err.Error(), "1004") {
+		t.Errorf("a rejected write: %v, want code 1004", err)
+	}
+	if _, err := recs.Edit(ctx, id, eq); err != nil {
+		t.Errorf("the write after the rejected one: %v", err)
+	}
+
 	bad := dns.NewRecordService(option.WithBaseURL(s.BaseURL()), option.WithAPIToken("wrong"), option.WithMaxRetries(0))
 	// (The SDK's error type lives in its root package, which links every
 	// Cloudflare service; the status is in the message too.)
@@ -71,10 +79,10 @@ func TestFakeThroughTheSDK(t *testing.T) {
 		t.Errorf("wrong token: %v, want HTTP 403, code 9109", err)
 	}
 	reqs := s.Requests()
-	if len(reqs) != 4 || reqs[2].Method != http.MethodPatch || reqs[2].Auth != "valid" || reqs[3].Auth != "invalid" {
+	if len(reqs) != 6 || reqs[2].Method != http.MethodPatch || reqs[2].Auth != "valid" || reqs[5].Auth != "invalid" {
 		t.Errorf("requests: %+v", reqs)
 	}
-	if len(s.Mutations()) != 1 {
+	if len(s.Mutations()) != 3 {
 		t.Errorf("mutations: %+v", s.Mutations())
 	}
 }
