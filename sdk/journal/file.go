@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // DefaultDirName is the state directory created next to a runbook when no
@@ -31,8 +32,9 @@ func DefaultDir(runbookPath string) string {
 // inputs (secrets redacted) and outputs.
 type FileStore struct {
 	dir string
-	// NoSync skips fsync after each record. For benchmarks only: a crash
-	// can then lose records the engine has already acted on.
+	// NoSync never fsyncs (see Barrier for when records are synced). For
+	// benchmarks only: a crash can then lose records the engine has already
+	// acted on.
 	NoSync bool
 }
 
@@ -199,11 +201,39 @@ type fileWriter struct {
 	path   string
 	noSync bool
 	err    error
+	// dirty: records written since the last fsync; flush syncs them
+	// FlushDelay after the first of them unless a barrier record did first.
+	dirty bool
+	flush *time.Timer
 }
 
-// Append writes rec as one line with a single write, then fsyncs. After a
-// failed write the writer refuses further records: a partial line may be on
-// disk and only a reopen (which drops it) may continue the journal.
+// FlushDelay bounds how long a record that is not a barrier (see Barrier)
+// may stay unsynced: a crash of the machine within it can lose the outcome
+// of an action that finished, and resume then treats that step as cut off
+// mid-action (re-run if idempotent, else the operator decides), exactly as
+// for a crash during the action.
+const FlushDelay = 100 * time.Millisecond
+
+// Barrier reports whether a record must be durable before Append returns:
+// the records after which the engine acts (calls an action, acts on an
+// approval) or stops. The others (step started, finished or skipped,
+// progress, logs) become durable with the next barrier, or FlushDelay after
+// they were written, whichever comes first, so a step costs one fsync, not
+// one per record.
+func Barrier(typ string) bool {
+	switch typ {
+	case AttemptStarted, ApprovalRequested, ApprovalGranted, ApprovalDenied,
+		RunPaused, RunInterrupted, RunFinished:
+		return true
+	}
+	return false
+}
+
+// Append writes rec as one line with a single write; a barrier record (see
+// Barrier) is fsynced, with every record before it, before Append returns.
+// After a failed write or sync the writer refuses further records: a
+// partial line may be on disk and only a reopen (which drops it) may
+// continue the journal.
 func (w *fileWriter) Append(rec Record) error {
 	line, err := encodeRecord(rec)
 	if err != nil {
@@ -221,22 +251,61 @@ func (w *fileWriter) Append(rec Record) error {
 		w.err = fmt.Errorf("writing journal %s: %w", w.path, err)
 		return w.err
 	}
-	if !w.noSync {
-		if err := w.f.Sync(); err != nil {
-			w.err = fmt.Errorf("syncing journal %s: %w", w.path, err)
-			return w.err
-		}
+	if w.noSync {
+		return nil
+	}
+	w.dirty = true
+	if Barrier(rec.Type) {
+		return w.syncLocked()
+	}
+	if w.flush == nil {
+		w.flush = time.AfterFunc(FlushDelay, w.flushDeferred)
 	}
 	return nil
 }
 
+// flushDeferred syncs records left unsynced for FlushDelay. A failure is
+// kept and returned by the next Append, which stops the run.
+func (w *fileWriter) flushDeferred() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.flush = nil
+	if w.f != nil && w.err == nil {
+		_ = w.syncLocked()
+	}
+}
+
+// syncLocked fsyncs what was written since the last sync. w.mu is held.
+func (w *fileWriter) syncLocked() error {
+	if w.flush != nil {
+		w.flush.Stop()
+		w.flush = nil
+	}
+	if !w.dirty {
+		return nil
+	}
+	if err := w.f.Sync(); err != nil {
+		w.err = fmt.Errorf("syncing journal %s: %w", w.path, err)
+		return w.err
+	}
+	w.dirty = false
+	return nil
+}
+
+// Close syncs any record not yet durable and closes the file.
 func (w *fileWriter) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.f == nil {
 		return nil
 	}
-	err := w.f.Close()
+	var err error
+	if w.err == nil {
+		err = w.syncLocked()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
 	w.f = nil
 	return err
 }

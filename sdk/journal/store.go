@@ -40,7 +40,10 @@ type Store interface {
 }
 
 // Writer appends records to one run's journal. Append returns only once the
-// record is durable (unless the store was configured without fsync).
+// record is durable if it is a barrier (see Barrier; every record for a
+// store whose writes are durable one by one, such as S3); the file store
+// makes other records durable with the next barrier, within FlushDelay, or
+// at Close.
 type Writer interface {
 	Append(rec Record) error
 	Close() error
