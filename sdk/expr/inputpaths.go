@@ -23,13 +23,13 @@ func inputPaths(root ast.Node, src string) []InputPath {
 		case *ast.BinaryNode:
 			switch x.Operator {
 			case "??":
-				tolerant[unchain(x.Left)] = true
+				markTolerant(tolerant, x.Left)
 			case "==", "!=":
 				if isNil(x.Right) {
-					tolerant[unchain(x.Left)] = true
+					markTolerant(tolerant, x.Left)
 				}
 				if isNil(x.Left) {
-					tolerant[unchain(x.Right)] = true
+					markTolerant(tolerant, x.Right)
 				}
 			}
 		}
@@ -96,6 +96,24 @@ func memberPath(m *ast.MemberNode, tolerant bool) (InputPath, bool) {
 		return InputPath{}, false
 	}
 	return InputPath{Input: names[0], Keys: names[1:], Offset: id.Location().From, Whole: complete}, true
+}
+
+// markTolerant marks the chains whose value is n's, where a null is
+// handled: n itself, the branches of a conditional
+// ((c ? inputs.a.x : inputs.b.x) ?? d), both sides of an inner ??.
+func markTolerant(tolerant map[ast.Node]bool, n ast.Node) {
+	switch x := unchain(n).(type) {
+	case *ast.MemberNode:
+		tolerant[x] = true
+	case *ast.ConditionalNode:
+		markTolerant(tolerant, x.Exp1)
+		markTolerant(tolerant, x.Exp2)
+	case *ast.BinaryNode:
+		if x.Operator == "??" {
+			markTolerant(tolerant, x.Left)
+			markTolerant(tolerant, x.Right)
+		}
+	}
 }
 
 // unchain unwraps a?.b chains, which the parser wraps in a ChainNode.
