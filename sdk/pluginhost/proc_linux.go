@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // setParentDeathSignal asks the kernel to kill the plugin if the host dies
@@ -17,8 +19,25 @@ func setParentDeathSignal(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKIL
 
 // processGone reports whether pid has exited, including as a zombie not yet
 // reaped (go-plugin reaps a plugin only once its stderr is closed, which a
-// surviving child can delay).
+// surviving child can delay). It runs before every call, so it asks the
+// kernel with one waitid (WNOWAIT: the child is left for go-plugin to
+// reap) rather than reading /proc; a pid that is not a child of ours is
+// looked up in /proc.
 func processGone(pid int) bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	for errors.Is(err, unix.EINTR) {
+		err = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	}
+	if err == nil {
+		// Linux fills the siginfo only for a child that has exited.
+		return info.Signo == int32(unix.SIGCHLD)
+	}
+	return procGone(pid)
+}
+
+// procGone is processGone for any process, from /proc/<pid>/stat.
+func procGone(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return true
