@@ -218,6 +218,42 @@ func TestTransportErrorsRetriedOnlyForIdempotentActions(t *testing.T) {
 	}
 }
 
+// A plugin process that dies mid-action leaves unknown whether the attempt
+// took effect, like a broken connection: retried for idempotent actions only.
+func TestPluginExitedRetriedOnlyForIdempotentActions(t *testing.T) {
+	for _, idem := range []bool{true, false} {
+		t.Run(fmt.Sprint("idempotent=", idem), func(t *testing.T) {
+			calls := 0
+			inv := newInvoker(map[string]action{"x.a": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) {
+				calls++
+				if calls == 1 {
+					return nil, &spec.Error{Code: CodePluginExited, Message: "plugin x exited during action a (signal: killed)"}
+				}
+				return map[string]any{"ok": true}, nil
+			}})
+			rb := build(t, rbOpts{onFailure: runbook.OnFailureStop},
+				def{id: "a", uses: "x.a", retry: runbook.Retry{Attempts: 3}, spec: spec.ActionSpec{Idempotent: idem}})
+			res := mustRun(t, Options{Runbook: rb, Invoker: inv})
+			if idem {
+				expectStatus(t, res, StatusSucceeded)
+				if n := len(inv.callsOf("a", false)); n != 2 {
+					t.Fatalf("%d attempts, want 2", n)
+				}
+				return
+			}
+			expectStatus(t, res, StatusFailed)
+			if n := len(inv.callsOf("a", false)); n != 1 {
+				t.Fatalf("%d attempts, want 1", n)
+			}
+			f := res.Failure
+			if f.Code != CodePluginExited || f.Class != journal.ClassTransport || f.Retryable ||
+				!strings.Contains(f.Message, "plugin x exited during action a") || !strings.Contains(f.Message, "not declared idempotent") {
+				t.Fatalf("failure %+v", f)
+			}
+		})
+	}
+}
+
 func TestTimeoutCancelsTheAttempt(t *testing.T) {
 	var mu sync.Mutex
 	var errs []error

@@ -690,6 +690,11 @@ func (e *Engine) classify(err error, timedOut bool, x execSpec, idem bool, n int
 		se.Class, se.Code = journal.ClassTimeout, "Timeout"
 		se.Retryable = (isAction && ae.Retryable) || idem
 		msg = fmt.Sprintf("attempt timed out after %s (%s)", x.timeout, msg)
+	case isAction && ae.Code == CodePluginExited:
+		// The plugin process died mid-action: as with a broken connection,
+		// nobody knows whether the attempt took effect, so the action's
+		// idempotency decides (the rule resume applies after a crash).
+		se.Class, se.Code, se.Retryable = journal.ClassTransport, ae.Code, idem
 	case isAction:
 		se.Class, se.Code, se.Retryable = journal.ClassAction, ae.Code, ae.Retryable
 	default:

@@ -37,6 +37,10 @@ type PlanCall struct {
 	Unknown []string
 }
 
+// CodePluginExited is the code of the *spec.Error an Invoker returns when
+// the plugin process died during the call (pluginhost.CodePluginExited).
+const CodePluginExited = "PluginExited"
+
 // Invoker runs plugin actions. The engine depends only on this interface:
 // pluginhost implements it over go-plugin, and embedders or tests can
 // implement it in-process. Invoke and Plan are called concurrently for the
@@ -51,7 +55,9 @@ type PlanCall struct {
 // engine retries transport failures, and attempts that ran out of time,
 // only for actions declared idempotent: for the others it cannot know
 // whether the failed attempt took effect. A plugin process that died
-// mid-action is reported as a fatal *spec.Error with code "PluginExited".
+// mid-action is reported as a *spec.Error with code CodePluginExited; the
+// engine treats it like a transport failure (retried for idempotent
+// actions only).
 type Invoker interface {
 	Invoke(ctx context.Context, call Call, progress func(spec.Progress)) (map[string]any, error)
 	Plan(ctx context.Context, call PlanCall) (*spec.Plan, error)
