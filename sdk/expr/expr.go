@@ -98,6 +98,18 @@ func (r Refs) OnlyInputs() bool {
 // Compile compiles src against env (see Env). want Bool requires a boolean
 // result.
 func Compile(src string, env types.Map, want Kind) (*Program, error) {
+	key := programKey(src, env, want)
+	if p, ok := programCache.get(key); ok {
+		return p, nil
+	}
+	p, err := compile(src, env, want)
+	if err == nil {
+		programCache.put(key, p)
+	}
+	return p, err
+}
+
+func compile(src string, env types.Map, want Kind) (*Program, error) {
 	refs, err := collectRefs(src)
 	if err != nil {
 		return nil, err
@@ -118,6 +130,20 @@ func (p *Program) Source() string { return p.src }
 
 // Refs returns what the expression reads.
 func (p *Program) Refs() Refs { return p.refs }
+
+// Type is the Go type the expression is known to produce at compile time,
+// or nil when it is only known at run time (an interface such as any).
+func (p *Program) Type() reflect.Type {
+	n := p.prog.Node()
+	if n == nil {
+		return nil
+	}
+	t := n.Type()
+	if t == nil || t.Kind() == reflect.Interface {
+		return nil
+	}
+	return t
+}
 
 // Eval evaluates the program against env (a map with the shape of the
 // types.Map it was compiled against).
@@ -226,6 +252,15 @@ func CollectRefs(src string) (Refs, error) { return collectRefs(src) }
 // collectRefs parses src and records steps.<id>, inputs.<name>, the
 // environment roots, outputs and the paths read below inputs.
 func collectRefs(src string) (Refs, error) {
+	if r, ok := refsCache.get(src); ok {
+		return r.refs, r.err
+	}
+	refs, err := parseRefs(src)
+	refsCache.put(src, refsResult{refs, err})
+	return refs, err
+}
+
+func parseRefs(src string) (Refs, error) {
 	tree, err := parseTree(src)
 	if err != nil {
 		return Refs{}, err

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	exprlang "github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/types"
@@ -511,20 +510,6 @@ func (l *loader) template(n *yaml.Node, ctx *exprCtx) (*expr.Template, bool) {
 		l.add(l.valuePos(n, e.Offset), Error, "%s: %s", ctx.what, exprMessage(e.Msg))
 	}
 	return t, len(errs) == 0
-}
-
-// staticType is the type an expression is known to produce at validation,
-// or nil when it is only known at run time.
-func (l *loader) staticType(src string, env types.Map) reflect.Type {
-	p, err := exprlang.Compile(src, exprlang.Env(env))
-	if err != nil || p.Node() == nil {
-		return nil
-	}
-	t := p.Node().Type()
-	if t == nil || t.Kind() == reflect.Interface {
-		return nil
-	}
-	return t
 }
 
 // conflicts reports whether a value of Go type t can never match s's type.

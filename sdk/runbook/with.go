@@ -179,7 +179,7 @@ func (l *loader) templateValue(n *yaml.Node, ctx *exprCtx, sch *schema.Schema, p
 		case exact:
 			// A value that is exactly ${{ e }} keeps e's type: when that is
 			// known now and can never match the parameter, say so now.
-			if typ := l.staticType(p.Source(), ctx.env); conflicts(sch, typ) {
+			if typ := p.Type(); conflicts(sch, typ) {
 				l.add(l.valuePos(n, strings.Index(n.Value, "${{")), Error, "%s: must be %s, but ${{ %s }} is %s",
 					ctx.what, schemaArticle(sch), p.Source(), describeType(typ))
 			}
