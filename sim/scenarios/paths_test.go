@@ -357,7 +357,7 @@ func TestCloudflareSpaceliftAPINoticeAndConfigs(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = hook.Close() })
 	hookAuth := randomSecret(t, "Bearer hook-")
-	notices := s.writeFile("notice.yaml", fmt.Sprintf("slack_webhook_url: %s\nwebhook_url: %s\nwebhook_headers: {Authorization: %q}\nnotice_extra_text: Questions to #platform-oncall.\n",
+	notices := s.writeFile("notice.yaml", fmt.Sprintf("slack_webhook_url: %s\nwebhook_url: %s\nwebhook_headers: {Authorization: %q}\nnotice_extra_text: \"Questions: #platform-oncall\"\n",
 		slack.URL(), hook.URL(), hookAuth), 0o600)
 	primaryCfg, drCfg := filepath.Join(s.dir, "config.json"), filepath.Join(s.dir, "config.dr.json")
 	origPrimary, origDR := readFile(t, primaryCfg), readFile(t, drCfg)
@@ -387,7 +387,7 @@ func TestCloudflareSpaceliftAPINoticeAndConfigs(t *testing.T) {
 		for _, e := range res.eventsOf("", journal.RollbackSucceeded) {
 			order = append(order, e.Step)
 		}
-		if want := []string{"cloudflare_server", "start_dr", "db_switchover"}; !slices.Equal(order, want) {
+		if want := []string{"cloudflare_server", "guard_dr_services", "db_switchover"}; !slices.Equal(order, want) {
 			t.Errorf("rollbacks %v, want %v", order, want)
 		}
 		st := s.state()
@@ -517,7 +517,7 @@ func TestCloudFrontAndKubernetesWorkers(t *testing.T) {
 		for _, e := range res.eventsOf("", journal.RollbackSucceeded) {
 			order = append(order, e.Step)
 		}
-		if want := []string{"cloudfront_server", "start_dr", "db_switchover"}; !slices.Equal(order, want) {
+		if want := []string{"cloudfront_server", "guard_dr_services", "db_switchover"}; !slices.Equal(order, want) {
 			t.Errorf("rollbacks %v, want %v", order, want)
 		}
 		if got := res.eventsOf("dns_iot", ""); len(got) != 1 || got[0].Type != journal.StepSkipped {
@@ -652,7 +652,7 @@ func assertNotice(t *testing.T, res result, what, host, region string) {
 		t.Fatalf("%s: notice: %+v", what, res.eventsOf("notice", ""))
 	}
 	msg, _ := ok[0].Outputs["message"].(string)
-	if !strings.Contains(msg, host) || !strings.Contains(msg, region) || !strings.Contains(msg, "Clear the cookies") {
+	if !strings.Contains(msg, host) || !strings.Contains(msg, region) || !strings.Contains(msg, "Clear the cookies") || !strings.Contains(msg, "Questions: #platform-oncall") {
 		t.Errorf("%s: notice message %q", what, msg)
 	}
 }
