@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/runbookhq/runbook/sdk/runbook"
 )
@@ -203,18 +205,50 @@ func checkExecutable(p string) string {
 	return ""
 }
 
+// fileSHA256 is the hex sha256 of the file at p. A run hashes each plugin
+// for validation, at start and before any restart; hashing a 40 MB binary
+// costs tens of milliseconds each time, so a digest is remembered with the
+// identity of the file it was computed from (device, inode, size,
+// modification and change times) and reused while that identity holds. The
+// change time (ctime) cannot be set back by the file's owner, and any write
+// or rename updates it; a digest is remembered only if the file did not
+// change while it was hashed and its ctime is at least racyWindow old (as
+// git does for racily clean index entries), so a write in the same clock
+// tick as the hash, on a file system with coarse timestamps, is not missed.
 func fileSHA256(p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	id, ok := identityOf(p, before)
+	if ok {
+		if sum, hit := digestCache.Load(id); hit {
+			return sum.(string), nil
+		}
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum := hex.EncodeToString(h.Sum(nil))
+	if after, err := os.Stat(p); ok && err == nil {
+		if id2, ok2 := identityOf(p, after); ok2 && id2 == id && time.Since(id.ctime()) > racyWindow {
+			digestCache.Store(id, sum)
+		}
+	}
+	return sum, nil
 }
+
+// racyWindow: a file changed more recently than this is hashed every time.
+var racyWindow = 2 * time.Second
+
+// digestCache maps a fileIdentity to the hex digest of that file.
+var digestCache sync.Map
 
 func envList(m map[string]string) []string {
 	out := make([]string, 0, len(m))

@@ -2,7 +2,6 @@ package pluginhost
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -309,9 +308,20 @@ func (p *hosted) launch() (*instance, error) {
 	if h.closing.Load() {
 		return nil, errHostClosed(p.name)
 	}
-	sum, err := hex.DecodeString(p.sum)
-	if err != nil {
+	if _, err := hex.DecodeString(p.sum); err != nil || p.sum == "" {
 		return nil, fmt.Errorf("plugin %s: bad pinned checksum %q", p.name, p.sum)
+	}
+	// The executable must have the pinned checksum right before it is
+	// started. This is the check go-plugin's SecureConfig makes (hash, then
+	// exec the path); doing it here lets the digest cache (see fileSHA256)
+	// spare hashing a binary whose file provably did not change since it
+	// was hashed for validation moments ago.
+	got, err := fileSHA256(p.res.Path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: hashing %s: %w", p.name, p.res.Path, err)
+	}
+	if got != strings.ToLower(p.sum) {
+		return nil, &ChecksumMismatchError{Plugin: p.name, Path: p.res.Path, Got: got, Want: p.sum, LockPath: p.lockPath}
 	}
 	pctx, stop := context.WithCancel(h.ctx)
 	cmd := exec.CommandContext(pctx, p.res.Path)
@@ -324,7 +334,6 @@ func (p *hosted) launch() (*instance, error) {
 		HandshakeConfig:  plugin.Handshake,
 		Plugins:          plugin.PluginSet(),
 		Cmd:              cmd,
-		SecureConfig:     &goplugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Managed:          false,
@@ -499,8 +508,8 @@ func (p *hosted) instance(ctx context.Context) (*instance, error) {
 	if h.closing.Load() {
 		return nil, errHostClosed(p.name)
 	}
-	// Check the binary ourselves first, for a clear error; go-plugin's
-	// SecureConfig checks it again at launch.
+	// Check the binary before anything else, for a clear error (launch
+	// checks it again, from the digest cache when the file is unchanged).
 	got, err := fileSHA256(p.res.Path)
 	if err != nil {
 		return nil, &spec.Error{Code: CodePluginStart, Message: fmt.Sprintf("plugin %s: restarting: %v", p.name, err)}
