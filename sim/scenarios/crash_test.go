@@ -401,7 +401,7 @@ func TestCrashThenRollback(t *testing.T) {
 			}
 			// The step cut off by the crash ran again, completed, and was
 			// rolled back with the rest.
-			for _, step := range []string{"dns_iot", "start_dr", "db_switchover"} {
+			for _, step := range []string{"dns_iot", "guard_dr_services", "db_switchover"} {
 				if len(r.eventsOf(step, journal.RollbackSucceeded)) != 1 {
 					t.Errorf("%s was not rolled back: %+v", step, r.eventsOf(step, ""))
 				}

@@ -132,7 +132,7 @@ func TestDNSFailureRollsBack(t *testing.T) {
 	for _, e := range res.eventsOf("", journal.RollbackSucceeded) {
 		order = append(order, e.Step)
 	}
-	if want := []string{"dns_iot", "start_dr", "db_switchover"}; !slices.Equal(order, want) {
+	if want := []string{"dns_iot", "guard_dr_services", "db_switchover"}; !slices.Equal(order, want) {
 		t.Errorf("rollbacks %v, want %v", order, want)
 	}
 	s.assertActiveIn(s.state(), s.topo.Primary, s.topo.DR)
