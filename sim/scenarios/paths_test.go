@@ -185,8 +185,8 @@ func TestFailoverAndFailbackDeclareTheSameInputs(t *testing.T) {
 func TestUnknownPathIsRejected(t *testing.T) {
 	s := &sim{t: t, dir: t.TempDir()}
 	base := s.writeFile("base.yaml", strings.Join([]string{
-		"primary: {aws_region: eu-west-1, hostname: spacelift.example.com, iot_broker_endpoint: worker-iot.spacelift.example.com}",
-		"dr: {aws_region: eu-west-3, hostname: spacelift.example.com, iot_broker_endpoint: worker-iot.spacelift.example.com}",
+		"primary: {aws_region: eu-west-1, hostname: spacelift.example.com, iot_broker_endpoint: worker-iot.spacelift.example.com, disaster_recovery: {s3_bucket_replication: {enabled: true}}}",
+		"dr: {aws_region: eu-west-3, hostname: spacelift.example.com, iot_broker_endpoint: worker-iot.spacelift.example.com, disaster_recovery: {s3_bucket_replication: {enabled: true}}}",
 		"global_cluster: spacelift",
 		"ecs_cluster_primary: spacelift",
 		"ecs_cluster_dr: spacelift",
@@ -214,14 +214,47 @@ func TestUnknownPathIsRejected(t *testing.T) {
 				if res.code != 2 {
 					t.Errorf("%s %s %v: exit %d, want 2\n%s", cmd, rb, c.args, res.code, res.stderr)
 				}
-				if !strings.Contains(res.stderr, c.want) {
-					t.Errorf("%s %s %v: stderr does not say %q:\n%s", cmd, rb, c.args, c.want, res.stderr)
+				if !strings.Contains(res.stderr, c.want) || !strings.Contains(res.stderr, "1 error(s); nothing was run") {
+					t.Errorf("%s %s %v: stderr does not say only %q:\n%s", cmd, rb, c.args, c.want, res.stderr)
 				}
 			}
 		}
 	}
 	if entries, err := os.ReadDir(filepath.Join(state, "runs")); err == nil && len(entries) > 0 {
 		t.Errorf("a refused run was journaled: %v", entries)
+	}
+}
+
+// A chosen path without its inputs fails at the first step, naming every
+// missing input, before anything is read or changed.
+func TestMissingPathInputsAreNamed(t *testing.T) {
+	s := &sim{t: t, dir: t.TempDir()}
+	base := s.writeFile("base.yaml", strings.Join([]string{
+		"primary: {aws_region: eu-west-1, hostname: spacelift.example.com, iot_broker_endpoint: worker-iot.spacelift.example.com, disaster_recovery: {s3_bucket_replication: {enabled: true}}}",
+		"dr: {aws_region: eu-west-3, hostname: spacelift.example.com, iot_broker_endpoint: worker-iot.spacelift.example.com, disaster_recovery: {s3_bucket_replication: {enabled: true}}}",
+		"global_cluster: spacelift",
+		"ecs_cluster_primary: spacelift",
+		"ecs_cluster_dr: spacelift",
+		"load_balancer_primary: {dns_name: a.example.com, zone_id: Z1}",
+		"load_balancer_dr: {dns_name: b.example.com, zone_id: Z1}",
+	}, "\n")+"\n", 0o644)
+	for _, rb := range []string{failover, failback} {
+		res := s.runbook(s.ctx(), nil, "run", rb, "--auto-approve", "-o", "json", "--var-file", base, "--state", filepath.Join(s.dir, "state"),
+			"--var", "traffic=cloudfront", "--var", "workers=kubernetes", "--var", "k8s_deployment=a", "--var", "k8s_selector=b",
+			"--var", "rewrite_installer_configs=true")
+		if res.code != 1 {
+			t.Fatalf("%s: exit %d, want 1\n%s", rb, res.code, res.stderr)
+		}
+		f := res.eventsOf("check_inputs", journal.StepFailed)
+		want := "hosted_zone_id, cloudfront_distribution_id, k8s_namespace, exactly one of k8s_deployment and k8s_selector, primary_config_file and dr_config_file"
+		if len(f) != 1 || f[0].Error == nil || !strings.Contains(f[0].Error.Message, want) {
+			t.Errorf("%s: check_inputs: want a failure naming %q, got %+v", rb, want, f)
+		}
+		for _, e := range res.eventsOf("", journal.StepStarted) {
+			if e.Step != "check_inputs" {
+				t.Errorf("%s: step %s started after the input check failed", rb, e.Step)
+			}
+		}
 	}
 }
 
