@@ -1,0 +1,68 @@
+package main
+
+// notes explains the figures: what bounds each one, what was changed to
+// reach the targets, and what was tried where a target does not hold. It is
+// kept with the generator so the document stays whole when it is rewritten.
+const notes = `**Per-step overhead.** A no-op step is three journal records, one gRPC stream over AutoMTLS to the plugin
+process and back, and the expression environment for the next step. Two things made it grow with the runbook and are
+fixed: the engine rebuilt the map of every finished step's status, outputs and times for each evaluation (quadratic:
+1,000 in-process steps cost 1.27 ms each, now ~60 µs), and the host read /proc/<pid>/stat (four system calls) before
+each call to tell a dead plugin, now one waitid(WNOWAIT). On this machine system calls are expensive (a sandboxed
+kernel): the profile of BenchmarkRunNoopSteps is about 40% system calls (journal writes, the gRPC socket, futex
+wake-ups) and the interpreter's own CPU is under 10%. What remains per step is the round trip through a second process
+over TLS; batching journal writes into the next barrier would save two write calls per step but would lose records to a
+kill -9 of the interpreter (a write reaches the page cache and survives the process; a buffer does not), so it was not
+done.
+
+**fsync.** The journal used to fsync every record (three per step). It now fsyncs only records after which the engine
+acts or stops (attempt_started, approvals, run_paused, run_interrupted, run_finished; journal.Barrier); the records in
+between are written at once and made durable by the next barrier, or within 100 ms. A machine crash inside that window
+can lose the outcome of a step that finished; resume then treats that step as cut off mid-action (re-run if
+idempotent, otherwise the operator decides), exactly as for a crash during the action. The per-step figure is the
+marginal count (1,000 steps minus 100 steps); the few others are the run's start and end, the state directory and the lock.
+
+**Against Ansible.** The figure compares the slope of wall time over N, so both tools' start-up is left out. Ansible
+runs each task's module as a new Python process and re-renders the play's context per task; runbook keeps one plugin
+process per plugin for the whole run and sends each step over an existing gRPC connection.
+
+**Start-up.** Where it went (five plugins, 181 MB of executables): validation describes each plugin with
+` + "`<plugin> describe`" + ` (a process each) after hashing it; the host then hashed each executable again, go-plugin's
+SecureConfig hashed it a third time before exec, and each plugin then does the go-plugin handshake with AutoMTLS (an
+ECDSA P-521 key and certificate generated on each side) and answers Describe over gRPC. sha256 runs at ~750 MB/s here,
+so the three passes alone were ~0.7 s of CPU. Each binary is now hashed once per process: the digest is remembered with
+the file's device, inode, size, mtime and ctime (never for a file changed in the last 2 s, the way git treats racily
+clean index entries) and the host checks the pin itself right before exec, as SecureConfig did; a binary swapped or
+rewritten between validation and start is still refused (test/acceptance integrity tests). This took the five-plugin
+start from ~1.07 s to about half a second. The rest is bounded by hashing 181 MB once (~240 ms of CPU on two cores),
+five describe processes and five launches with their P-521 handshakes. Further steps, not taken here because they change
+the CLI or go-plugin's protocol: let ` + "`run`" + ` validate against the descriptions the started plugins return over gRPC
+instead of running ` + "`describe`" + ` first (saves five process starts), and verify-and-exec from one file descriptor
+(hash the open file, exec /proc/self/fd/N), which would close the check-then-exec window SecureConfig also has. P-521 is
+go-plugin's choice for AutoMTLS; a P-256 key would be cheaper but needs a TLS config of our own on both sides.
+
+**Validation.** Identical expressions (the same ` + "`${{ inputs.region }}`" + ` in every step) are compiled once against
+the same environment type and each expression's references are parsed once (process-wide caches, keyed by source and a
+canonical form of the environment type); an exact ` + "`${{ e }}`" + ` takes its static type from the compiled program
+instead of compiling it a second time. What remains for 1,000 steps is YAML decoding with positions, one parse and type
+check per distinct expression (expr-lang builds a fresh configuration with its builtin table for every Compile), schema
+checks of every parameter, and the fixed cost of the AWS plugin's describe (the 1-step row). The in-process Go benchmark
+runs with warm caches after its first iteration, so the CLI figure is the one to hold to the target.
+
+**Failover.** The critical path of the model is db switchover, then the services, then the two DNS records side by
+side, then the worker refresh and stopping the old region side by side. Every wait one at a time adds the second DNS
+record and stopping the old region; the runbook already runs those side by side, so its floor is the critical path
+and the 60% target cannot hold for this runbook: critical path over the sum of waits is the ratio in the table, well
+above 60%. What keeps it there is a safety ordering kept on purpose (docs/decisions.md): the services start only once
+the database writer is in the DR region, and the workers restart only after the broker record points at the DR region
+(else they reconnect to the old broker). The runbook was not reordered to win a benchmark. The gap between the wall
+time and the critical path is start-up, the preflight reads, the plugins' own API calls around each wait, and the
+detection delay of each wait (up to one poll interval, 2 s by default).
+
+**Polling.** Each wait polls at poll_interval (2 s by default) and stops at the first read that shows the resource
+ready, so it notices readiness within one interval; read calls per second per resource stay at or below 0.5.
+
+**Memory.** The interpreter keeps every step's state and outputs for expressions and the summary, so its peak grows
+slowly with the number of steps; plugins are Go processes with the AWS SDK or client-go linked in.
+
+**Parallel groups.** Children start as soon as a slot is free; the group's overhead over the ideal is the launch of
+each wave's attempts and their journal barriers.`

@@ -1,0 +1,477 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+type machineInfo struct {
+	CPU, Go, Kernel, Memory, Date string
+	Cores                         int
+}
+
+// report is everything one run measured.
+type report struct {
+	Machine  machineInfo
+	Quick    bool
+	Problems []string
+
+	Steps              []stepsFigure
+	StepSlope          time.Duration
+	StepsCmd, FsyncCmd string
+	Fsync100           int
+	Fsync1000          int
+
+	Ansible           []ansibleFigure
+	AnsibleVersion    string
+	AnsibleSlope      time.Duration
+	RunbookSlopeSmall time.Duration
+	AnsibleCmd        string
+
+	Startup    *startupFigure
+	StartupCmd string
+
+	Validation    *validationFigure
+	ValidationCmd string
+
+	Parallel    []parallelFigure
+	ParallelCmd string
+
+	Failover    *failoverFigure
+	FailoverCmd string
+
+	Go    []goBench
+	GoCmd string
+}
+
+func (r *report) goBench(pkg, name string) *goBench {
+	for i := range r.Go {
+		if r.Go[i].Pkg == pkg && r.Go[i].Name == name {
+			return &r.Go[i]
+		}
+	}
+	return nil
+}
+
+func (r *report) step(n int) *stepsFigure {
+	for i := range r.Steps {
+		if r.Steps[i].N == n {
+			return &r.Steps[i]
+		}
+	}
+	return nil
+}
+
+type target struct {
+	what, goal, figure string
+	holds              *bool
+}
+
+func yes(b bool) *bool { return &b }
+
+func verdict(t target) string {
+	switch {
+	case t.holds == nil:
+		return "not measured"
+	case *t.holds:
+		return "**holds**"
+	}
+	return "**does not hold**"
+}
+
+func (r *report) targets() []target {
+	var ts []target
+	if f := r.step(1000); f != nil {
+		ts = append(ts, target{"Per-step overhead without fsync cost (CLI, N=1,000, state on tmpfs)", "≤ 0.5 ms median",
+			"median " + ms(f.IntervalTmpfs), yes(f.IntervalTmpfs > 0 && f.IntervalTmpfs <= 500*time.Microsecond)})
+	}
+	if b := r.goBench("sdk/pluginhost", "BenchmarkRunNoopSteps/N=1000/journal=nosync"); b != nil {
+		v := time.Duration(b.Median["ns/step"])
+		ts = append(ts, target{"Per-step overhead without fsync (Go: engine + host + plugin process, N=1,000)", "≤ 0.5 ms",
+			"mean " + ms(v), yes(v <= 500*time.Microsecond)})
+	}
+	if r.Fsync1000 > 0 && r.Fsync100 > 0 {
+		per := float64(r.Fsync1000-r.Fsync100) / 900
+		ts = append(ts, target{"fsyncs per step (journal on disk)", "≤ 1", fmt.Sprintf("%.2f (%d for 100 steps, %d for 1,000)", per, r.Fsync100, r.Fsync1000), yes(per <= 1.0)})
+	}
+	if small, big := r.step(100), r.step(r.Steps[len(r.Steps)-1].N); small != nil && big != nil && big.N > small.N {
+		ratio := float64(big.Interval) / float64(small.Interval)
+		ts = append(ts, target{fmt.Sprintf("Linear growth: median step interval at N=%d over N=%d", big.N, small.N), "≈ 1 (≤ 1.5)",
+			fmt.Sprintf("%.2f (%s vs %s)", ratio, ms(big.Interval), ms(small.Interval)), yes(ratio <= 1.5)})
+	}
+	if r.AnsibleSlope > 0 && r.RunbookSlopeSmall > 0 {
+		ratio := float64(r.AnsibleSlope) / float64(r.RunbookSlopeSmall)
+		ts = append(ts, target{"Per-step overhead against Ansible (ansible.builtin.ping, connection: local)", "≥ 100× less",
+			fmt.Sprintf("%.0f× (%s vs %s per step)", ratio, ms(r.AnsibleSlope), ms(r.RunbookSlopeSmall)), yes(ratio >= 100)})
+	}
+	if s := r.Startup; s != nil {
+		ts = append(ts, target{"Start-up: `runbook run` to the first action, five plugins", "≤ 150 ms", ms(s.ToFirstAction), yes(s.ToFirstAction <= 150*time.Millisecond)})
+	}
+	if v := r.Validation; v != nil {
+		ts = append(ts, target{"`runbook validate` of 1,000 steps with expressions", "≤ 100 ms", ms(v.Wall1000), yes(v.Wall1000 <= 100*time.Millisecond)})
+	}
+	var worst int64
+	worstName := ""
+	consider := func(name string, kib int64) {
+		if kib > worst {
+			worst, worstName = kib, name
+		}
+	}
+	if f := r.step(r.Steps[len(r.Steps)-1].N); f != nil {
+		consider(fmt.Sprintf("runbook (%d steps)", f.N), f.PeakRSS)
+		consider("runbook-plugin-test", f.PluginRSS)
+	}
+	if s := r.Startup; s != nil {
+		for k, v := range s.PluginRSS {
+			consider(k, v)
+		}
+	}
+	if f := r.Failover; f != nil {
+		consider("runbook (failover)", f.InterpreterRSS)
+		for k, v := range f.PluginRSS {
+			consider(k+" (failover)", v)
+		}
+	}
+	if worst > 0 {
+		ts = append(ts, target{"Peak RSS of the interpreter and of each plugin", "≤ 40 MiB each", fmt.Sprintf("largest: %s, %s", worstName, mib(worst)), yes(worst <= 40*1024)})
+	}
+	if f := r.Failover; f != nil && f.CriticalPath > 0 {
+		ts = append(ts, target{"Failover wall time against the critical path (realistic timing)", "≤ critical path + 5%",
+			fmt.Sprintf("%s vs %s (+%.1f%%)", ms(f.Wall), ms(f.CriticalPath), 100*(f.Wall.Seconds()/f.CriticalPath.Seconds()-1)), yes(f.Wall.Seconds() <= 1.05*f.CriticalPath.Seconds())})
+		ts = append(ts, target{"Failover wall time against all waits one at a time", "≤ 60%",
+			fmt.Sprintf("%.0f%% (%s of %s)", 100*f.Wall.Seconds()/f.SumOfWait.Seconds(), ms(f.Wall), ms(f.SumOfWait)), yes(f.Wall.Seconds() <= 0.6*f.SumOfWait.Seconds())})
+		okDelay, okRate := true, true
+		worstDelay, worstRate := "", 0.0
+		for _, w := range f.Waits {
+			delay := w.Measured - w.Model
+			if delay > max(2*time.Second, w.Model/10) {
+				okDelay = false
+			}
+			if worstDelay == "" || delay > parseDelay(worstDelay) {
+				worstDelay = fmt.Sprintf("%s (%s)", ms(delay), w.Step)
+			}
+			rate := pollRate(w)
+			worstRate = math.Max(worstRate, rate)
+			if rate > 0.5 {
+				okRate = false
+			}
+		}
+		ts = append(ts, target{"Readiness noticed after the emulated resource is ready", "within max(2 s, 10% of the wait)", "worst " + worstDelay, yes(okDelay)})
+		ts = append(ts, target{"Polling calls per resource", "≤ 1 per 2 s on average", fmt.Sprintf("worst %.2f calls/s", worstRate), yes(okRate)})
+	}
+	for _, p := range r.Parallel {
+		ts = append(ts, target{fmt.Sprintf("100 parallel children, %s", maxParallelName(p.MaxParallel)), "group ≈ ideal (waves × slowest child)",
+			fmt.Sprintf("%s vs ideal %s (slowest child %s)", ms(p.Group), ms(p.Ideal), ms(p.Slowest)), yes(p.Group.Seconds() <= 1.1*p.Ideal.Seconds()+0.05)})
+	}
+	return ts
+}
+
+func parseDelay(s string) time.Duration {
+	f := strings.Fields(s)
+	if len(f) < 2 {
+		return 0
+	}
+	d, _ := time.ParseDuration(f[0] + strings.TrimSuffix(f[1], ")"))
+	return d
+}
+
+// pollRate is the wait's read calls per second per polled resource: the
+// mutating calls that start the operation are not polling.
+func pollRate(w waitFigure) float64 {
+	if w.Measured <= 0 {
+		return 0
+	}
+	reads := 0
+	for _, part := range strings.Split(w.Ops, ", ") {
+		var op string
+		var n int
+		if _, err := fmt.Sscanf(strings.Replace(part, " ×", " ", 1), "%s %d", &op, &n); err != nil {
+			continue
+		}
+		if strings.HasPrefix(op, "Describe") || strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "List") {
+			reads += n
+		}
+	}
+	return float64(reads) / w.Measured.Seconds() / float64(max(1, w.Resources))
+}
+
+func maxParallelName(mp int) string {
+	if mp == 0 {
+		return "no max_parallel"
+	}
+	return fmt.Sprintf("max_parallel: %d", mp)
+}
+
+func render(r *report) string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	p("# Benchmarks")
+	p("")
+	p("<!-- Generated by `make bench` (bench/run.sh -> go run ./bench/cmd/bench): do not edit the figures by hand. -->")
+	p("")
+	p("How fast runbook is where it matters, measured side by side with the alternative where one exists, in one run on one")
+	p("machine. `make bench` reruns everything and rewrites this file; the command behind each figure is given with it. The")
+	p("targets are what we hold ourselves to; they are compared here, never asserted in tests.")
+	p("")
+	m := r.Machine
+	p("| machine | |")
+	p("| --- | --- |")
+	p("| CPU | %s, %d cores |", m.CPU, m.Cores)
+	p("| memory | %s |", m.Memory)
+	p("| OS | %s |", m.Kernel)
+	p("| Go | %s |", m.Go)
+	p("| date | %s |", m.Date)
+	if r.Quick {
+		p("| run | `-quick`: fewer sizes and repetitions |")
+	}
+	p("")
+	p("## Targets")
+	p("")
+	p("| what | target | figure | |")
+	p("| --- | --- | --- | --- |")
+	for _, t := range r.targets() {
+		p("| %s | %s | %s | %s |", t.what, t.goal, t.figure, verdict(t))
+	}
+	p("")
+	renderSteps(r, p)
+	renderAnsible(r, p)
+	renderStartup(r, p)
+	renderValidation(r, p)
+	renderMemory(r, p)
+	renderFailover(r, p)
+	renderParallel(r, p)
+	renderGo(r, p)
+	p("## Notes")
+	p("")
+	p(notes)
+	if len(r.Problems) > 0 {
+		p("## Not measured in this run")
+		p("")
+		for _, pr := range r.Problems {
+			p("- %s", strings.ReplaceAll(strings.TrimSpace(pr), "\n", " "))
+		}
+		p("")
+	}
+	return b.String()
+}
+
+type printer func(string, ...any)
+
+func renderSteps(r *report, p printer) {
+	if len(r.Steps) == 0 {
+		return
+	}
+	p("## 1. Per-step overhead")
+	p("")
+	p("N no-op steps through a real plugin process over gRPC (AutoMTLS), journal on disk with its fsyncs, and the same with")
+	p("the state directory on tmpfs (`/dev/shm`), where an fsync costs nothing. The step interval is the time from one")
+	p("step's `step_started` to the next's, read from the JSON events: everything the interpreter, the journal, the host")
+	p("and the plugin do for one step.")
+	p("")
+	p("Command: `%s`", r.StepsCmd)
+	p("")
+	p("| N | runs | wall (median) | wall / N | step interval median | p90 | on tmpfs: wall | on tmpfs: interval median |")
+	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, f := range r.Steps {
+		p("| %d | %d | %s | %s | %s | %s | %s | %s |", f.N, f.Runs, ms(f.Wall), ms(f.Wall/time.Duration(f.N)), ms(f.Interval), ms(f.IntervalP90), ms(f.WallTmpfs), ms(f.IntervalTmpfs))
+	}
+	p("")
+	p("Least-squares slope of wall time over N: **%s per step** (the intercept is start-up).", ms(r.StepSlope))
+	p("")
+	if r.Fsync1000 > 0 {
+		p("fsyncs (`%s`): %d for 100 steps, %d for 1,000 steps, so **%.2f per step**: the journal syncs at records",
+			r.FsyncCmd, r.Fsync100, r.Fsync1000, float64(r.Fsync1000-r.Fsync100)/900)
+		p("after which the engine acts (`attempt_started`, approvals, the run's end); the others ride along (docs/execution.md).")
+		p("")
+	}
+}
+
+func renderAnsible(r *report, p printer) {
+	if len(r.Ansible) == 0 {
+		return
+	}
+	p("## 2. Against Ansible")
+	p("")
+	p("The same N no-op steps as a playbook: `connection: local`, `gather_facts: false`, one `ansible.builtin.ping` task per")
+	p("step (a module runs out of process, as our actions do). %s, installed by bench/run.sh into bench/.venv-ansible.", r.AnsibleVersion)
+	p("")
+	p("Command: `%s`", r.AnsibleCmd)
+	p("")
+	p("| N | runs | Ansible wall (median) | runbook wall (median, journal on disk) |")
+	p("| ---: | ---: | ---: | ---: |")
+	for _, a := range r.Ansible {
+		rb := "—"
+		if f := r.step(a.N); f != nil {
+			rb = ms(f.Wall)
+		}
+		p("| %d | %d | %s | %s |", a.N, a.Runs, ms(a.Wall), rb)
+	}
+	p("")
+	if r.RunbookSlopeSmall > 0 {
+		p("Per step (slope over N): Ansible **%s**, runbook **%s**: **%.0f×**.", ms(r.AnsibleSlope), ms(r.RunbookSlopeSmall), float64(r.AnsibleSlope)/float64(r.RunbookSlopeSmall))
+		p("")
+	}
+}
+
+func renderStartup(r *report, p printer) {
+	s := r.Startup
+	if s == nil {
+		return
+	}
+	p("## 3. Start-up")
+	p("")
+	p("Command: `%s`", r.StartupCmd)
+	p("")
+	p("| runs | to `run_started` (validated, locked, five plugins started) | to the first `attempt_started` | `runbook validate` of the same file |")
+	p("| ---: | ---: | ---: | ---: |")
+	p("| %d | %s | %s | %s |", s.Runs, ms(s.ToRunStarted), ms(s.ToFirstAction), ms(s.Validate))
+	p("")
+	if b := r.goBench("sdk/pluginhost", "BenchmarkStartFivePlugins"); b != nil {
+		p("`BenchmarkStartFivePlugins` (five copies of the 19 MB test plugin: hash, launch, AutoMTLS handshake, Describe, then Close): %s.", ms(time.Duration(b.Median["ns/op"])))
+		p("")
+	}
+}
+
+func renderValidation(r *report, p printer) {
+	v := r.Validation
+	if v == nil {
+		return
+	}
+	p("## 4. Validation")
+	p("")
+	p("Command: `%s`", r.ValidationCmd)
+	p("")
+	p("| runbook | size | runs | wall (median) |")
+	p("| --- | ---: | ---: | ---: |")
+	p("| 1 step (fixed cost: start, hash and describe the AWS plugin) | | %d | %s |", v.Runs, ms(v.Wall1))
+	p("| 1,000 steps | %d KB | %d | %s |", v.Bytes/1000, v.Runs, ms(v.Wall1000))
+	p("")
+	if b := r.goBench("sdk/runbook", "BenchmarkValidate1000Steps"); b != nil {
+		p("In process, `BenchmarkValidate1000Steps` (decode, catalog look-ups, schema checks, every expression compiled; the")
+		p("compile caches are warm after the first iteration): %s, %.0f allocations.", ms(time.Duration(b.Median["ns/op"])), b.Median["allocs/op"])
+		p("")
+	}
+}
+
+func renderMemory(r *report, p printer) {
+	p("## 7. Memory")
+	p("")
+	p("Peak resident set size (VmHWM from /proc, sampled every 10 ms while the command runs).")
+	p("")
+	p("| process | during | peak RSS |")
+	p("| --- | --- | ---: |")
+	for _, f := range r.Steps {
+		p("| runbook | %d no-op steps | %s |", f.N, mib(f.PeakRSS))
+	}
+	if f := r.step(r.Steps[len(r.Steps)-1].N); f != nil {
+		p("| runbook-plugin-test | %d no-op steps | %s |", f.N, mib(f.PluginRSS))
+	}
+	if s := r.Startup; s != nil {
+		for _, k := range sortedKeys(s.PluginRSS) {
+			p("| %s | start-up runbook | %s |", k, mib(s.PluginRSS[k]))
+		}
+	}
+	if f := r.Failover; f != nil {
+		p("| runbook | simulated failover | %s |", mib(f.InterpreterRSS))
+		for _, k := range sortedKeys(f.PluginRSS) {
+			p("| %s | simulated failover | %s |", k, mib(f.PluginRSS[k]))
+		}
+	}
+	p("")
+}
+
+func sortedKeys(m map[string]int64) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func renderFailover(r *report, p printer) {
+	f := r.Failover
+	if f == nil {
+		return
+	}
+	p("## 5–6. Failover time and polling cost")
+	p("")
+	p("Command: `%s`. Run status: %s.", r.FailoverCmd, f.Status)
+	p("")
+	p("The timing model (`%s` preset, seconds): %s.", f.Preset, timingString(f.Timing))
+	p("")
+	p("| | time |")
+	p("| --- | ---: |")
+	p("| wall time of `runbook run` (process start to exit) | %s |", ms(f.Wall))
+	p("| the run (`run_started` to `run_finished`) | %s |", ms(f.Run))
+	p("| critical path of the model: db → services → traffic (DNS side by side) → workers and stopping the old region side by side | %s |", ms(f.CriticalPath))
+	p("| every wait one at a time | %s |", ms(f.SumOfWait))
+	p("")
+	p("Each wait: the model's duration, the step's measured duration, the delay past readiness (measured − model: an upper")
+	p("bound, since it includes the action's own calls before the wait) and the API calls the fault proxy logged for that")
+	p("resource during the step.")
+	p("")
+	p("| step | transition | model | measured | noticed after | calls | read calls per second | calls |")
+	p("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+	for _, w := range f.Waits {
+		p("| %s | %s | %s | %s | %s | %d | %.2f | %s |", w.Step, w.Transition, ms(w.Model), ms(w.Measured), ms(w.Measured-w.Model), w.Calls, pollRate(w), w.Ops)
+	}
+	p("")
+}
+
+func timingString(t map[string]float64) string {
+	var ks []string
+	for k := range t {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var parts []string
+	for _, k := range ks {
+		parts = append(parts, fmt.Sprintf("%s %g", k, t[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func renderParallel(r *report, p printer) {
+	if len(r.Parallel) == 0 {
+		return
+	}
+	p("## 8. Parallel groups")
+	p("")
+	p("Command: `%s`", r.ParallelCmd)
+	p("")
+	p("| concurrency | runs | group wall (median) | slowest child | ideal (waves × child) | overhead over ideal |")
+	p("| --- | ---: | ---: | ---: | ---: | ---: |")
+	for _, f := range r.Parallel {
+		p("| %s | %d | %s | %s | %s | %s |", maxParallelName(f.MaxParallel), f.Runs, ms(f.Group), ms(f.Slowest), ms(f.Ideal), ms(f.Group-f.Ideal))
+	}
+	p("")
+}
+
+func renderGo(r *report, p printer) {
+	if len(r.Go) == 0 {
+		return
+	}
+	p("## Go benchmarks")
+	p("")
+	p("Command: `%s`.", r.GoCmd)
+	p("")
+	p("| package | benchmark | time/op | per step | allocs/op |")
+	p("| --- | --- | ---: | ---: | ---: |")
+	for _, b := range r.Go {
+		op := fmt.Sprintf("%s [%s–%s]", ms(time.Duration(b.Median["ns/op"])), ms(time.Duration(b.Min["ns/op"])), ms(time.Duration(b.Max["ns/op"])))
+		step := ""
+		if v, ok := b.Median["ns/step"]; ok {
+			step = ms(time.Duration(v))
+		}
+		allocs := ""
+		if v, ok := b.Median["allocs/op"]; ok {
+			allocs = fmt.Sprintf("%.0f", v)
+		}
+		p("| %s | %s | %s | %s | %s |", b.Pkg, b.Name, op, step, allocs)
+	}
+	p("")
+}
