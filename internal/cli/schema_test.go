@@ -313,7 +313,16 @@ func TestSchemaAcceptsTheRepositoryRunbooks(t *testing.T) {
 	py := jsonschemaPython(t)
 	root := repoRoot(t)
 	bin := t.TempDir()
-	for _, p := range []string{"aws", "dns"} {
+	// Every plugin the DR runbooks declare.
+	entries, err := os.ReadDir(filepath.Join(root, "plugins"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		p := e.Name()
 		build := exec.Command("go", "build", "-o", filepath.Join(bin, "runbook-plugin-"+p), "./plugins/"+p)
 		build.Dir = root
 		if out, err := build.CombinedOutput(); err != nil {
@@ -321,7 +330,10 @@ func TestSchemaAcceptsTheRepositoryRunbooks(t *testing.T) {
 		}
 	}
 	t.Setenv("RUNBOOK_PLUGIN_PATH", bin)
-	dr := []string{filepath.Join(root, "runbooks", "failover.yaml"), filepath.Join(root, "runbooks", "failback.yaml")}
+	dr, err := filepath.Glob(filepath.Join(root, "runbooks", "*.yaml"))
+	if err != nil || len(dr) < 3 {
+		t.Fatalf("runbooks: %v %v", dr, err)
+	}
 	io, _, out, errOut := TestStreams()
 	if code := Run(context.Background(), io, append([]string{"schema"}, dr...)); code != 0 {
 		t.Fatalf("schema: exit %d\n%s", code, errOut)
