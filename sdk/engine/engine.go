@@ -239,10 +239,12 @@ func (e *Engine) runInfo() *journal.RunInfo {
 	for _, in := range e.rb.Inputs {
 		declared[in.Name] = true
 		v := e.inputs[in.Name]
+		defaulted := false
 		if in.Secret {
+			defaulted = in.HasDefault && sameJSON(v, in.Default)
 			v = redacted
 		}
-		info.Inputs = append(info.Inputs, journal.Input{Name: in.Name, Value: v, Secret: in.Secret})
+		info.Inputs = append(info.Inputs, journal.Input{Name: in.Name, Value: v, Secret: in.Secret, Defaulted: defaulted})
 	}
 	var extra []string
 	for k := range e.inputs {

@@ -182,8 +182,10 @@ func (e *Engine) resumeInputs(recorded []journal.Input, force bool) (map[string]
 		given, ok := e.opts.Inputs[in.Name]
 		if in.Secret {
 			if !ok {
-				// Not journaled: given again, or its declared default.
-				if decl := e.rb.Input(in.Name); decl != nil && decl.HasDefault {
+				// Not journaled: a secret that took its declared default
+				// takes it again; one that was given must be given again
+				// (falling back to the default would run without it).
+				if decl := e.rb.Input(in.Name); decl != nil && decl.HasDefault && in.Defaulted {
 					out[in.Name] = decl.Default
 					continue
 				}

@@ -546,6 +546,39 @@ func TestResumeInputs(t *testing.T) {
 	}
 }
 
+// A secret input that took its declared default takes it again on resume;
+// one that was given must be given again, not silently replaced by the
+// default (a notice webhook would be dropped, a token would be missing).
+func TestResumeSecretDefaults(t *testing.T) {
+	inputs := []*runbook.Input{{Name: "hook", Type: runbook.TypeString, Secret: true, Default: "", HasDefault: true}}
+	mk := func() *runbook.Runbook {
+		return build(t, rbOpts{inputs: inputs},
+			def{id: "confirm", uses: "core.approve", with: map[string]any{"message": "ok?"}},
+			def{id: "use", uses: "x.do", with: map[string]any{"hook": "${{ inputs.hook }}"}})
+	}
+	for name, tc := range map[string]struct {
+		given   map[string]any
+		wantErr bool
+	}{
+		"defaulted": {given: map[string]any{}, wantErr: false},
+		"given":     {given: map[string]any{"hook": "https://hooks.example/s3cr3t"}, wantErr: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			store := journal.NewFileStore(t.TempDir())
+			res := runJournaled(t, context.Background(), store, "r1", Options{Runbook: mk(), Invoker: newInvoker(nil), Inputs: tc.given})
+			expectStatus(t, res, StatusPaused)
+			inv := newInvoker(nil)
+			_, err := resumeJournaled(t, store, "r1", Options{Runbook: mk(), Invoker: inv, Inputs: map[string]any{}}, ResumeOptions{AutoApprove: true})
+			if tc.wantErr != (err != nil) {
+				t.Fatalf("resume without the secret: err = %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "hook") {
+				t.Fatalf("error does not name the input: %v", err)
+			}
+		})
+	}
+}
+
 func TestSecretsNeverAppear(t *testing.T) {
 	const (
 		inputSecret   = "in-secret-9f8e7d"

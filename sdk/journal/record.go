@@ -175,6 +175,9 @@ type Input struct {
 	Name   string `json:"name"`
 	Value  any    `json:"value"`
 	Secret bool   `json:"secret,omitempty"`
+	// Defaulted: a secret input took its declared default, so a resume
+	// may take it again; a secret that was given must be given again.
+	Defaulted bool `json:"defaulted,omitempty"`
 }
 
 // ResumeInfo describes a resume in its RunResumed record.
