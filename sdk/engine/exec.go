@@ -924,7 +924,7 @@ func (e *Engine) finish(ctx context.Context, oc outcome) *Result {
 	switch oc {
 	case outcomeOK:
 		res.Status = StatusSucceeded
-		outputs, shown := e.renderOutputs()
+		outputs, shown := e.renderOutputs(false)
 		res.Outputs = outputs
 		ev := Event{Type: journal.RunFinished, Status: string(res.Status), Outputs: shown, Duration: journal.Duration(time.Since(e.started))}
 		_ = e.emit(ev)
@@ -952,8 +952,12 @@ func (e *Engine) finish(ctx context.Context, oc outcome) *Result {
 		if res.Failure == nil && e.rollback {
 			runErr.Cause = "rolled back at the operator's request"
 		}
+		// The outputs that can still be computed (e.g. what was done and
+		// what is left) help the operator of a failed run too.
+		outputs, shown := e.renderOutputs(true)
+		res.Outputs = outputs
 		ev := Event{Type: journal.RunFinished, Status: string(res.Status), Error: res.Failure.record(),
-			RolledBack: res.RolledBack, Duration: journal.Duration(time.Since(e.started))}
+			RolledBack: res.RolledBack, Outputs: shown, Duration: journal.Duration(time.Since(e.started))}
 		if ev.Error == nil && runErr.Cause != "" {
 			ev.Error = &journal.Error{Message: runErr.Cause, Class: journal.ClassEngine}
 		}
@@ -992,8 +996,10 @@ func (e *Engine) finishStopped(ctx context.Context, res *Result, oc outcome) *Re
 // renderOutputs renders the runbook outputs: the real values for the
 // Result, and the values shown in events (secret outputs as "***"). An
 // output that cannot be rendered is reported in a warning and left out;
-// the steps have run, so it does not fail the run.
-func (e *Engine) renderOutputs() (values, shown map[string]any) {
+// the steps have run, so it does not fail the run. For a failed run
+// (partial), outputs that read steps which did not finish are left out
+// without a warning.
+func (e *Engine) renderOutputs(partial bool) (values, shown map[string]any) {
 	if len(e.rb.Outputs) == 0 {
 		return nil, nil
 	}
@@ -1001,6 +1007,9 @@ func (e *Engine) renderOutputs() (values, shown map[string]any) {
 	env, done := e.env(nil)
 	defer done()
 	for _, o := range e.rb.Outputs {
+		if partial && !e.finishedAll(o.Value.Refs().Steps) {
+			continue
+		}
 		v, err := o.Value.Render(env)
 		if err != nil {
 			e.log("warn", "", "output %s: %v", o.Name, err)
@@ -1032,4 +1041,27 @@ func (e *Engine) stepResults() []StepResult {
 		out = append(out, r)
 	}
 	return out
+}
+
+// finishedAll reports whether every step in ids finished (succeeded,
+// failed and continued, or skipped), so expressions can read it.
+func (e *Engine) finishedAll(ids []string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, id := range ids {
+		st, ok := e.states[id]
+		if !ok {
+			return false
+		}
+		switch st.status {
+		case StepSucceeded, StepSkipped:
+		case StepFailed:
+			if !st.continued {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -919,3 +919,27 @@ func TestPlanRunsReadOnlyActions(t *testing.T) {
 		t.Fatalf("after: %+v", a)
 	}
 }
+
+// A failed run still reports the outputs that read only steps which
+// finished: what was done, what is left.
+func TestFailedRunRendersWhatOutputsItCan(t *testing.T) {
+	inv := newInvoker(map[string]action{
+		"x.ok": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) {
+			return map[string]any{"v": "done"}, nil
+		},
+		"x.bad": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) {
+			return nil, spec.FatalCode("Boom", "boom")
+		},
+	})
+	rb := build(t, rbOpts{outputs: map[string]string{"first": "${{ steps.a.outputs.v }}", "second": "${{ steps.b.outputs.v }}"}},
+		def{id: "a", uses: "x.ok"}, def{id: "b", uses: "x.bad"})
+	e, _ := New(Options{Runbook: rb, Invoker: inv})
+	res, _ := e.Run(context.Background())
+	expectStatus(t, res, StatusFailed)
+	if res.Outputs["first"] != "done" {
+		t.Fatalf("outputs = %v", res.Outputs)
+	}
+	if _, ok := res.Outputs["second"]; ok {
+		t.Fatalf("an output of a failed step was rendered: %v", res.Outputs)
+	}
+}
