@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/smithy-go"
 
 	"github.com/runbookhq/runbook/sdk/plugin"
@@ -144,6 +146,68 @@ func TestAccountPrefixedHostReachesIPEndpoint(t *testing.T) {
 	}
 }
 
+// An endpoint that accepts the connection and never answers (a black-holed
+// region) fails each request after the response timeout, the SDK retries,
+// and the error is retryable: the call does not hang until the step's
+// deadline.
+func TestBlackHoleTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
+	t.Setenv(ResponseTimeoutEnv, "200ms")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // the step's deadline
+	defer cancel()
+	cfg, err := Conn{Region: "eu-west-1", EndpointURL: srv.URL}.Config(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rds.NewFromConfig(cfg).DescribeGlobalClusters(ctx, &rds.DescribeGlobalClustersInput{})
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("err = %v, ctx = %v: want a timeout before the deadline", err, ctx.Err())
+	}
+	var pe *plugin.Error
+	if c := Classify(err, "describing"); !errors.As(c, &pe) || !pe.Retryable {
+		t.Fatalf("classified %v, want retryable", c)
+	}
+	mu.Lock()
+	if requests != 3 {
+		t.Fatalf("%d requests, want the SDK's 3 attempts", requests)
+	}
+	mu.Unlock()
+
+	// The step's own deadline passes through as such (not retryable: the
+	// engine sees the attempt's timeout).
+	t.Setenv(ResponseTimeoutEnv, "1m")
+	sctx, scancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer scancel()
+	cfg, err = Conn{Region: "eu-west-1", EndpointURL: srv.URL}.Config(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rds.NewFromConfig(cfg).DescribeGlobalClusters(sctx, &rds.DescribeGlobalClustersInput{})
+	if c := Classify(err, "describing"); errors.As(c, &pe) || !errors.Is(c, context.DeadlineExceeded) {
+		t.Fatalf("the step's deadline classified as %#v", c)
+	}
+
+	t.Setenv(ResponseTimeoutEnv, "soon")
+	if _, err := (Conn{Region: "eu-west-1"}).Config(ctx); err == nil || !strings.Contains(err.Error(), ResponseTimeoutEnv) {
+		t.Fatalf("a bad %s: %v", ResponseTimeoutEnv, err)
+	}
+}
+
 func TestPoll(t *testing.T) {
 	ctx := context.Background()
 	n := 0
@@ -160,6 +224,23 @@ func TestPoll(t *testing.T) {
 	err = Poll(cctx, time.Hour, "the thing", func(context.Context) (bool, error) { return false, nil })
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "waiting for the thing") {
 		t.Fatalf("err = %v", err)
+	}
+	// Retryable failures are tolerated a few times in a row, then returned.
+	n = 0
+	transient := &plugin.Error{Code: "Throttling", Message: "throttled", Retryable: true}
+	err = Poll(ctx, time.Millisecond, "x", func(context.Context) (bool, error) {
+		n++
+		if n%MaxTransientPollFailures != 0 && n < 2*MaxTransientPollFailures {
+			return false, transient
+		}
+		return n >= 2*MaxTransientPollFailures, nil
+	})
+	if err != nil || n != 2*MaxTransientPollFailures {
+		t.Fatalf("transient failures between successes: n = %d, err = %v", n, err)
+	}
+	n = 0
+	if err := Poll(ctx, time.Millisecond, "x", func(context.Context) (bool, error) { n++; return false, transient }); err != transient || n != MaxTransientPollFailures {
+		t.Fatalf("transient failures in a row: n = %d, err = %v", n, err)
 	}
 	c := Changes{}
 	if !c.Changed("a", "1") || c.Changed("a", "1") || !c.Changed("a", "2") {

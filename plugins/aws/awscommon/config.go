@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -83,14 +84,47 @@ func (c Conn) Config(ctx context.Context) (aws.Config, error) {
 		}
 		return aws.Config{}, fmt.Errorf("loading AWS configuration (%s, region %s): %w", who, c.Region, err)
 	}
+	timeout, err := ResponseTimeout()
+	if err != nil {
+		return aws.Config{}, err
+	}
+	var dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	if cfg.BaseEndpoint != nil {
 		if u, err := url.Parse(*cfg.BaseEndpoint); err == nil && bareHost(u.Hostname()) {
-			cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-				tr.DialContext = prefixDialer(u.Hostname())
-			})
+			dial = prefixDialer(u.Hostname())
 		}
 	}
+	cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.ResponseHeaderTimeout = timeout
+		if dial != nil {
+			tr.DialContext = dial
+		}
+	})
 	return cfg, nil
+}
+
+// DefaultResponseTimeout bounds the wait for the answer to one HTTP request
+// (its headers). A region that does not answer at all (a black hole: the
+// connection is accepted, nothing comes back) then fails each request after
+// this long and the SDK's retries, then the step's, apply; without it a call
+// hangs until the step's timeout, 15 minutes by default, for each attempt.
+// AWS's control-plane APIs answer in well under a second.
+const DefaultResponseTimeout = 10 * time.Second
+
+// ResponseTimeoutEnv overrides DefaultResponseTimeout (a duration, "30s").
+const ResponseTimeoutEnv = "RUNBOOK_AWS_RESPONSE_TIMEOUT"
+
+// ResponseTimeout is the bound on waiting for one request's answer.
+func ResponseTimeout() (time.Duration, error) {
+	v := os.Getenv(ResponseTimeoutEnv)
+	if v == "" {
+		return DefaultResponseTimeout, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a positive duration such as 30s", ResponseTimeoutEnv, v)
+	}
+	return d, nil
 }
 
 // bareHost reports whether subdomains of host cannot resolve: an IP

@@ -26,7 +26,7 @@ func Classify(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if fromContext(err) {
 		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
 	}
 	var pe *plugin.Error
@@ -40,6 +40,20 @@ func Classify(err error, format string, args ...any) error {
 		return &plugin.Error{Code: code, Message: msg, Retryable: true, Err: err}
 	}
 	return &plugin.Error{Code: code, Message: msg, Err: err}
+}
+
+// fromContext reports whether err is the caller's context ending (the step's
+// deadline, an interruption). errors.Is is not enough: net/http's own
+// timeouts (no answer within the response timeout) also claim to be
+// context.DeadlineExceeded, and those are failures of one request that the
+// SDK retried, worth another attempt.
+func fromContext(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e == context.Canceled || e == context.DeadlineExceeded {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrorCode returns the AWS error code of err ("GlobalClusterNotFoundFault"),

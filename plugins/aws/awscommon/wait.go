@@ -2,27 +2,39 @@ package awscommon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
+
+	"github.com/runbookhq/runbook/sdk/plugin"
 )
 
 // DefaultPollInterval is how often waits look at the world unless the step
 // says otherwise.
 const DefaultPollInterval = 2 * time.Second
 
+// MaxTransientPollFailures is how many reads in a row a wait survives when
+// each failed with a retryable error (throttling, 5xx, a timeout, after the
+// SDK's own retries): the next poll may well succeed, and giving up would
+// abandon an operation that goes on without us (a non-idempotent step, such
+// as an instance refresh, is not retried by the engine).
+const MaxTransientPollFailures = 3
+
 // Poll calls check every interval until it reports done or fails, or ctx
-// ends. The first check runs at once. A context error names what was being
-// waited for, so a step timeout reads "waiting for X: context deadline
-// exceeded".
+// ends. The first check runs at once. A check that fails with a retryable
+// *plugin.Error is tolerated up to MaxTransientPollFailures times in a row.
+// A context error names what was being waited for, so a step timeout reads
+// "waiting for X: context deadline exceeded".
 func Poll(ctx context.Context, interval time.Duration, what string, check func(ctx context.Context) (done bool, err error)) error {
 	if interval <= 0 {
 		interval = DefaultPollInterval
 	}
 	t := time.NewTimer(0)
 	defer t.Stop()
+	failures := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -30,11 +42,16 @@ func Poll(ctx context.Context, interval time.Duration, what string, check func(c
 		case <-t.C:
 		}
 		done, err := check(ctx)
-		if err != nil {
+		var pe *plugin.Error
+		switch {
+		case err != nil && ctx.Err() == nil && errors.As(err, &pe) && pe.Retryable && failures+1 < MaxTransientPollFailures:
+			failures++
+		case err != nil:
 			return err
-		}
-		if done {
+		case done:
 			return nil
+		default:
+			failures = 0
 		}
 		t.Reset(interval)
 	}
