@@ -230,7 +230,8 @@ func startRefresh(ctx context.Context, c *autoscaling.Client, p asgCycleParams) 
 func waitRefresh(ctx context.Context, req *plugin.Request[asgCycleParams], c *autoscaling.Client, id string) error {
 	p := req.Params
 	var last string
-	return awscommon.Poll(ctx, p.PollInterval, "instance refresh "+id+" of "+p.AutoScalingGroup, func(ctx context.Context) (bool, error) {
+	// Called right after StartInstanceRefresh: nothing to read at once.
+	return awscommon.PollAfter(ctx, p.PollInterval, "instance refresh "+id+" of "+p.AutoScalingGroup, func(ctx context.Context) (bool, error) {
 		out, err := c.DescribeInstanceRefreshes(ctx, &autoscaling.DescribeInstanceRefreshesInput{AutoScalingGroupName: aws.String(p.AutoScalingGroup), InstanceRefreshIds: []string{id}})
 		if err != nil {
 			return false, awscommon.Classify(err, "reading instance refresh %s of %s", id, p.AutoScalingGroup)

@@ -404,11 +404,17 @@ const startGrace = 60 * time.Second
 
 // waitForWriter polls the global cluster through conn until it is
 // available, idle, and target is the writer.
-func waitForWriter(ctx context.Context, req *plugin.Request[promoteParams], conn awscommon.Conn, id, target, kind string) error {
+// justStarted says the caller has just issued the operation (the first read
+// then waits one poll interval); a joined operation is read at once.
+func waitForWriter(ctx context.Context, req *plugin.Request[promoteParams], conn awscommon.Conn, id, target, kind string, justStarted bool) error {
 	seen := awscommon.Changes{}
 	started := time.Now()
 	sawOperation := false
-	return awscommon.Poll(ctx, req.Params.PollInterval, fmt.Sprintf("the %s of %s to %s", kind, id, target), func(ctx context.Context) (bool, error) {
+	poll := awscommon.Poll
+	if justStarted {
+		poll = awscommon.PollAfter
+	}
+	return poll(ctx, req.Params.PollInterval, fmt.Sprintf("the %s of %s to %s", kind, id, target), func(ctx context.Context) (bool, error) {
 		g, err := describeGlobalCluster(ctx, conn, id)
 		if err != nil {
 			return false, err
@@ -461,7 +467,7 @@ func auroraGlobalSwitchover() plugin.Action {
 			prev := aws.ToString(op.FromDbClusterArn)
 			prevRegion, _ := awscommon.RegionOfARN(prev)
 			req.Progress("joining the switchover already under way", "from", prev, "to", target.ARN)
-			if err := waitForWriter(ctx, &req, p.Conn(), g.ID, target.ARN, "switchover"); err != nil {
+			if err := waitForWriter(ctx, &req, p.Conn(), g.ID, target.ARN, "switchover", false); err != nil {
 				return promoteOutputs{}, err
 			}
 			return promoteOutputs{WriterClusterARN: target.ARN, WriterRegion: target.Region, PreviousWriterClusterARN: prev, PreviousWriterRegion: prevRegion, Switched: true, Duration: time.Since(start)}, nil
@@ -495,7 +501,7 @@ func auroraGlobalSwitchover() plugin.Action {
 		if err != nil {
 			return promoteOutputs{}, awscommon.Classify(err, "switching global cluster %s over to %s (in %s)", g.ID, target.ARN, writer.Region)
 		}
-		if err := waitForWriter(ctx, &req, p.Conn(), g.ID, target.ARN, "switchover"); err != nil {
+		if err := waitForWriter(ctx, &req, p.Conn(), g.ID, target.ARN, "switchover", true); err != nil {
 			return promoteOutputs{}, err
 		}
 		req.Progress("switchover complete", "writer", target.ARN, "writer_region", target.Region)
@@ -531,6 +537,7 @@ func auroraGlobalFailover() plugin.Action {
 		}
 		writer, hasWriter := g.writer()
 		out := failoverOutputs{}
+		started := false
 		if hasWriter {
 			out.PreviousWriterClusterARN, out.PreviousWriterRegion = writer.ARN, writer.Region
 		}
@@ -569,8 +576,9 @@ func auroraGlobalFailover() plugin.Action {
 			if err != nil {
 				return failoverOutputs{}, awscommon.Classify(err, "failing global cluster %s over to %s (in %s)", g.ID, target.ARN, p.Region)
 			}
+			started = true
 		}
-		if err := waitForWriter(ctx, &req, conn, g.ID, target.ARN, "failover"); err != nil {
+		if err := waitForWriter(ctx, &req, conn, g.ID, target.ARN, "failover", started); err != nil {
 			return failoverOutputs{}, err
 		}
 		req.Progress("failover complete", "writer", target.ARN, "writer_region", target.Region)

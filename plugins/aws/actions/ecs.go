@@ -222,7 +222,13 @@ func ecsServices() plugin.Action {
 			return out, nil
 		}
 		seen := awscommon.Changes{}
-		err = awscommon.Poll(ctx, p.PollInterval, fmt.Sprintf("services of %s/%s to be stable", p.Region, p.Cluster), func(ctx context.Context) (bool, error) {
+		// Services whose count was just changed are deploying: the first
+		// read waits one interval. Unchanged ones may already be stable.
+		poll := awscommon.Poll
+		if len(out.Changed) > 0 {
+			poll = awscommon.PollAfter
+		}
+		err = poll(ctx, p.PollInterval, fmt.Sprintf("services of %s/%s to be stable", p.Region, p.Cluster), func(ctx context.Context) (bool, error) {
 			now, missing, err := describeServices(ctx, client, p.Cluster, names)
 			if err != nil {
 				return false, err

@@ -29,10 +29,27 @@ const MaxTransientPollFailures = 3
 // A context error names what was being waited for, so a step timeout reads
 // "waiting for X: context deadline exceeded".
 func Poll(ctx context.Context, interval time.Duration, what string, check func(ctx context.Context) (done bool, err error)) error {
+	return poll(ctx, false, interval, what, check)
+}
+
+// PollAfter is Poll for an operation the caller has just started (a change
+// submitted, a switchover or refresh begun): it cannot be complete yet, so
+// the first check comes one interval later instead of at once. That spares
+// one read per wait (a wait of T costs T/interval reads, not one more) and
+// notices completion no later than Poll does.
+func PollAfter(ctx context.Context, interval time.Duration, what string, check func(ctx context.Context) (done bool, err error)) error {
+	return poll(ctx, true, interval, what, check)
+}
+
+func poll(ctx context.Context, wait bool, interval time.Duration, what string, check func(ctx context.Context) (done bool, err error)) error {
 	if interval <= 0 {
 		interval = DefaultPollInterval
 	}
-	t := time.NewTimer(0)
+	first := time.Duration(0)
+	if wait {
+		first = interval
+	}
+	t := time.NewTimer(first)
 	defer t.Stop()
 	failures := 0
 	for {

@@ -440,7 +440,13 @@ func apply(ctx context.Context, req plugin.Request[Params]) (Outputs, error) {
 	id := strings.TrimPrefix(aws.ToString(resp.ChangeInfo.Id), "/change/")
 	req.Progress("change submitted: "+describe(cur)+" -> "+describe(want), "change_id", id, "status", string(resp.ChangeInfo.Status))
 	status := resp.ChangeInfo.Status
-	err = awscommon.Poll(ctx, p.PollInterval, "Route 53 change "+id+" to be INSYNC", func(ctx context.Context) (bool, error) {
+	// A change just submitted is PENDING: the first GetChange waits one
+	// interval (an answer already INSYNC is taken at once).
+	poll := awscommon.PollAfter
+	if status == types.ChangeStatusInsync {
+		poll = awscommon.Poll
+	}
+	err = poll(ctx, p.PollInterval, "Route 53 change "+id+" to be INSYNC", func(ctx context.Context) (bool, error) {
 		if status == types.ChangeStatusInsync {
 			return true, nil
 		}
