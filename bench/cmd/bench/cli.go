@@ -24,6 +24,7 @@ type stepsFigure struct {
 	Runs                                 int
 	PeakRSS                              int64 // interpreter, KiB
 	PluginRSS                            int64 // the test plugin, KiB
+	PeakAnon, PluginAnon                 int64 // their private memory, KiB
 }
 
 func noopRunbook(n int) string {
@@ -87,6 +88,8 @@ func measureSteps(ctx context.Context, c *config, rep *report) error {
 				ivs = append(ivs, iv...)
 				f.PeakRSS = max(f.PeakRSS, r.peakSelf)
 				f.PluginRSS = max(f.PluginRSS, r.peakChildren["runbook-plugin-test"])
+				f.PeakAnon = max(f.PeakAnon, r.anonSelf)
+				f.PluginAnon = max(f.PluginAnon, r.anonChildren["runbook-plugin-test"])
 				_ = i
 			}
 		}
@@ -231,7 +234,7 @@ func measureAnsible(ctx context.Context, c *config, rep *report) error {
 type startupFigure struct {
 	ToFirstAction, ToRunStarted, Validate time.Duration
 	Runs                                  int
-	PluginRSS                             map[string]int64
+	PluginRSS, PluginAnon                 map[string]int64
 }
 
 const startupRunbook = `version: 1
@@ -264,7 +267,7 @@ func measureStartup(ctx context.Context, c *config, rep *report) error {
 	if r := run(ctx, dir, env, c.runbookBin(), "plugins", "lock", path); r.err != nil {
 		return r.err
 	}
-	f := startupFigure{Runs: c.count, PluginRSS: map[string]int64{}}
+	f := startupFigure{Runs: c.count, PluginRSS: map[string]int64{}, PluginAnon: map[string]int64{}}
 	var first, started, val []time.Duration
 	for range c.count {
 		r := run(ctx, dir, env, c.runbookBin(), "run", path, "--state", filepath.Join(dir, "state"), "-o", "json")
@@ -280,6 +283,7 @@ func measureStartup(ctx context.Context, c *config, rep *report) error {
 		started = append(started, s.Time.Sub(r.start))
 		for k, v := range r.peakChildren {
 			f.PluginRSS[k] = max(f.PluginRSS[k], v)
+			f.PluginAnon[k] = max(f.PluginAnon[k], r.anonChildren[k])
 		}
 		v := run(ctx, dir, env, c.runbookBin(), "validate", path)
 		if v.err != nil {

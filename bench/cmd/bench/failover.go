@@ -22,19 +22,22 @@ type waitStep struct {
 	Service    string // as the fault proxy logs it
 	Region     string // "primary" or "dr"
 	Stage      int    // position on the critical path; same stage = side by side
-	Resources  int    // resources polled together in one call
+	// Resources polled in this window by steps side by side (the two DNS
+	// records each poll their own change).
+	Resources int
+	PollOp    string // the read the wait repeats
 }
 
 // The planned failover with Route 53 and an auto-scaling group of workers
 // (the simulation's defaults): db -> services -> traffic (two DNS records
 // side by side) -> workers and stopping the old region side by side.
 var waitSteps = []waitStep{
-	{"db_switchover", "aurora_switchover", "rds", "primary", 1, 1},
-	{"start_dr", "ecs_stabilize", "ecs", "dr", 2, 1},
-	{"dns_server", "route53_insync", "route53", "", 3, 1},
-	{"dns_iot", "route53_insync", "route53", "", 3, 1},
-	{"workers", "asg_instance_refresh", "autoscaling", "dr", 4, 1},
-	{"stop_primary", "ecs_stabilize", "ecs", "primary", 4, 1},
+	{"db_switchover", "aurora_switchover", "rds", "", 1, 1, "DescribeGlobalClusters"},
+	{"start_dr", "ecs_stabilize", "ecs", "dr", 2, 1, "DescribeServices"},
+	{"dns_server", "route53_insync", "route53", "", 3, 2, "GetChange"},
+	{"dns_iot", "route53_insync", "route53", "", 3, 2, "GetChange"},
+	{"workers", "asg_instance_refresh", "autoscaling", "dr", 4, 1, "DescribeInstanceRefreshes"},
+	{"stop_primary", "ecs_stabilize", "ecs", "primary", 4, 1, "DescribeServices"},
 }
 
 type waitFigure struct {
@@ -42,6 +45,22 @@ type waitFigure struct {
 	Model, Measured time.Duration
 	Calls           int
 	Ops             string
+	// Polls are the PollOp reads after the operation was started (its
+	// first mutating call), over PollSpan: the wait's own polling.
+	Polls    int
+	PollSpan time.Duration
+}
+
+// PollRate is the wait's reads per second per polled resource.
+func (w waitFigure) PollRate() float64 {
+	if w.PollSpan <= 0 {
+		return 0
+	}
+	return float64(w.Polls) / w.PollSpan.Seconds() / float64(max(1, w.Resources))
+}
+
+func isRead(op string) bool {
+	return strings.HasPrefix(op, "Describe") || strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "List")
 }
 
 type failoverFigure struct {
@@ -53,6 +72,8 @@ type failoverFigure struct {
 	Status                  string
 	InterpreterRSS          int64
 	PluginRSS               map[string]int64
+	InterpreterAnon         int64
+	PluginAnon              map[string]int64
 }
 
 func measureFailover(ctx context.Context, c *config, rep *report) error {
@@ -94,7 +115,8 @@ func measureFailover(ctx context.Context, c *config, rep *report) error {
 	if r.err != nil {
 		return r.err
 	}
-	f := &failoverFigure{Preset: "realistic", Timing: timing, Wall: r.wall, InterpreterRSS: r.peakSelf, PluginRSS: r.peakChildren}
+	f := &failoverFigure{Preset: "realistic", Timing: timing, Wall: r.wall, InterpreterRSS: r.peakSelf, PluginRSS: r.peakChildren,
+		InterpreterAnon: r.anonSelf, PluginAnon: r.anonChildren}
 	if fin, ok := firstEvent(r.events, "run_finished"); ok {
 		f.Status = fin.Status
 		if s, ok := firstEvent(r.events, "run_started"); ok {
@@ -118,6 +140,7 @@ func measureFailover(ctx context.Context, c *config, rep *report) error {
 		model := time.Duration(timing[w.Transition] * float64(time.Second))
 		wf := waitFigure{waitStep: w, Model: model, Measured: t[1].Sub(t[0])}
 		ops := map[string]int{}
+		var started time.Time
 		for _, e := range log {
 			if e.Time.Before(t[0]) || e.Time.After(t[1]) || !strings.EqualFold(e.Service, w.Service) {
 				continue
@@ -127,6 +150,15 @@ func measureFailover(ctx context.Context, c *config, rep *report) error {
 			}
 			wf.Calls++
 			ops[e.Operation]++
+			if !isRead(e.Operation) && started.IsZero() {
+				started = e.Time
+			}
+			if e.Operation == w.PollOp && !started.IsZero() {
+				wf.Polls++
+			}
+		}
+		if !started.IsZero() {
+			wf.PollSpan = t[1].Sub(started)
 		}
 		wf.Ops = opsString(ops)
 		f.Waits = append(f.Waits, wf)

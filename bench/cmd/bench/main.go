@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -26,6 +27,7 @@ import (
 type config struct {
 	root, bin, out, ansible string
 	quick, skipSim, skipGo  bool
+	only                    string
 	count                   int
 	work                    string
 	testPlugin              string
@@ -40,6 +42,7 @@ func main() {
 	flag.BoolVar(&c.skipSim, "skip-sim", false, "skip the failover simulation")
 	flag.BoolVar(&c.skipGo, "skip-go", false, "skip the Go benchmarks")
 	flag.IntVar(&c.count, "count", 5, "repetitions of each Go benchmark and CLI measurement")
+	flag.StringVar(&c.only, "only", "", "comma-separated measurements to run (steps, ansible, startup, validation, parallel, failover, go); for trying changes, not for the document")
 	flag.Parse()
 	if err := mainErr(&c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -90,15 +93,18 @@ func mainErr(c *config) error {
 		name string
 		fn   func(context.Context, *config, *report) error
 	}{
-		{"per-step overhead", measureSteps},
+		{"steps", measureSteps},
 		{"ansible", measureAnsible},
-		{"start-up", measureStartup},
+		{"startup", measureStartup},
 		{"validation", measureValidation},
-		{"memory and parallel groups", measureParallel},
-		{"failover simulation", measureFailover},
-		{"go benchmarks", measureGo},
+		{"parallel", measureParallel},
+		{"failover", measureFailover},
+		{"go", measureGo},
 	}
 	for _, s := range steps {
+		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), s.name) {
+			continue
+		}
 		logf("measuring %s", s.name)
 		t := time.Now()
 		if err := s.fn(ctx, c, rep); err != nil {

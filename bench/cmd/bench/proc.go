@@ -37,6 +37,10 @@ type runResult struct {
 	// executable name, the largest of its children.
 	peakSelf     int64
 	peakChildren map[string]int64
+	// the largest private (anonymous) resident memory seen, KiB: what is
+	// not file-backed pages of the executable shared with the page cache.
+	anonSelf     int64
+	anonChildren map[string]int64
 	err          error
 }
 
@@ -49,7 +53,7 @@ func run(ctx context.Context, dir string, env []string, name string, args ...str
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	r := runResult{peakChildren: map[string]int64{}}
+	r := runResult{peakChildren: map[string]int64{}, anonChildren: map[string]int64{}}
 	r.start = time.Now()
 	if err := cmd.Start(); err != nil {
 		r.err = err
@@ -99,20 +103,21 @@ func tail(s string, n int) string {
 func sampleMemory(pid int, r *runResult, stop <-chan struct{}) {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	var mu sync.Mutex
+	self := exeName(pid)
 	for {
-		if v := vmHWM(pid); v > r.peakSelf {
-			r.peakSelf = v
-		}
+		hwm, anon := memStatus(pid)
+		r.peakSelf = max(r.peakSelf, hwm)
+		r.anonSelf = max(r.anonSelf, anon)
 		for _, c := range children(pid) {
 			name := exeName(c)
-			if v := vmHWM(c); v > 0 {
-				mu.Lock()
-				if v > r.peakChildren[name] {
-					r.peakChildren[name] = v
-				}
-				mu.Unlock()
+			if name == self || name == "?" {
+				// Forked, not yet exec'd (still the parent's image), or
+				// already gone.
+				continue
 			}
+			hwm, anon := memStatus(c)
+			r.peakChildren[name] = max(r.peakChildren[name], hwm)
+			r.anonChildren[name] = max(r.anonChildren[name], anon)
 		}
 		select {
 		case <-stop:
@@ -122,21 +127,30 @@ func sampleMemory(pid int, r *runResult, stop <-chan struct{}) {
 	}
 }
 
-func vmHWM(pid int) int64 {
+// memStatus reads VmHWM (peak RSS so far) and RssAnon of pid, in KiB.
+func memStatus(pid int) (hwm, anon int64) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n
-			}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[0], 10, 64)
+		switch k {
+		case "VmHWM":
+			hwm = n
+		case "RssAnon":
+			anon = n
 		}
 	}
-	return 0
+	return hwm, anon
 }
 
 // children lists the direct children of pid (every thread's).
