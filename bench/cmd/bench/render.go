@@ -336,6 +336,9 @@ func renderValidation(r *report, p printer) {
 	if b := r.goBench("sdk/runbook", "BenchmarkValidate1000Steps"); b != nil {
 		p("In process, `BenchmarkValidate1000Steps` (decode, catalog look-ups, schema checks, every expression compiled; the")
 		p("compile caches are warm after the first iteration): %s, %.0f allocations.", ms(time.Duration(b.Median["ns/op"])), b.Median["allocs/op"])
+		if c := r.goBench("sdk/runbook", "BenchmarkValidate1000StepsCold"); c != nil {
+			p("With every expression new to the process, as in one `runbook validate` (`BenchmarkValidate1000StepsCold`): %s.", ms(time.Duration(c.Median["ns/op"])))
+		}
 		p("")
 	}
 }
