@@ -51,6 +51,15 @@ func Describe(ctx context.Context, r *Resolved) (*spec.Description, error) {
 }
 
 func describe(ctx context.Context, r *Resolved, extraEnv []string) (*spec.Description, error) {
+	out, err := describeOutput(ctx, r, extraEnv)
+	if err != nil {
+		return nil, err
+	}
+	return parseDescription(r, out)
+}
+
+// describeOutput runs `<plugin> describe` and returns what it printed.
+func describeOutput(ctx context.Context, r *Resolved, extraEnv []string) ([]byte, error) {
 	timeout := DefaultDescribeTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
@@ -88,7 +97,7 @@ func describe(ctx context.Context, r *Resolved, extraEnv []string) (*spec.Descri
 		}
 		return nil, fmt.Errorf("plugin %s: `%s describe` failed (%v)%s", r.Name, r.Path, err, msg)
 	}
-	return parseDescription(r, stdout.Bytes())
+	return stdout.Bytes(), nil
 }
 
 func parseDescription(r *Resolved, out []byte) (*spec.Description, error) {
@@ -135,11 +144,32 @@ func describeCached(ctx context.Context, r *Resolved, extraEnv []string) (*spec.
 	if d, ok := describeCache.Load(key); ok {
 		return d.(*spec.Description), nil
 	}
-	d, err := describe(ctx, r, extraEnv)
+	// The on-disk cache holds what a plugin with this digest printed in
+	// exactly this environment (the whole of it: a plugin may read any
+	// variable while describing itself); it is parsed and checked as fresh
+	// output is.
+	dkey := describeKey(r.SHA256, append(append(hostEnv(), extraEnv...), r.Env...))
+	cacheable := r.SHA256 != "" && !scriptCheck(r.Path)
+	if cacheable {
+		if out, ok := diskCacheGet("describe", dkey); ok {
+			if d, err := parseDescription(r, out); err == nil {
+				describeCache.Store(key, d)
+				return d, nil
+			}
+		}
+	}
+	out, err := describeOutput(ctx, r, extraEnv)
+	if err != nil {
+		return nil, err
+	}
+	d, err := parseDescription(r, out)
 	if err != nil {
 		return nil, err
 	}
 	describeCache.Store(key, d)
+	if cacheable {
+		diskCachePut("describe", dkey, out)
+	}
 	return d, nil
 }
 

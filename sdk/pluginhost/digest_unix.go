@@ -3,7 +3,9 @@
 package pluginhost
 
 import (
+	"fmt"
 	"io/fs"
+	"os"
 	"syscall"
 	"time"
 )
@@ -26,4 +28,15 @@ func identityOf(path string, fi fs.FileInfo) (fileIdentity, bool) {
 	}
 	return fileIdentity{path: path, dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size,
 		mtimeNs: fi.ModTime().UnixNano(), ctimeNs: ctimeOf(st)}, true
+}
+
+// ownedByMe: the file belongs to the user running this process.
+func ownedByMe(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
+}
+
+// key is the on-disk cache key of the identity.
+func (id fileIdentity) key() string {
+	return fmt.Sprintf("v1\x00%s\x00%d\x00%d\x00%d\x00%d\x00%d", id.path, id.dev, id.ino, id.size, id.mtimeNs, id.ctimeNs)
 }

@@ -215,6 +215,7 @@ func checkExecutable(p string) string {
 // change while it was hashed and its ctime is at least racyWindow old (as
 // git does for racily clean index entries), so a write in the same clock
 // tick as the hash, on a file system with coarse timestamps, is not missed.
+// Remembered digests are also kept on disk for the next runs (diskcache.go).
 func fileSHA256(p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -230,6 +231,10 @@ func fileSHA256(p string) (string, error) {
 		if sum, hit := digestCache.Load(id); hit {
 			return sum.(string), nil
 		}
+		if sum, hit := loadDigest(id); hit {
+			digestCache.Store(id, sum)
+			return sum, nil
+		}
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
@@ -239,6 +244,7 @@ func fileSHA256(p string) (string, error) {
 	if after, err := os.Stat(p); ok && err == nil {
 		if id2, ok2 := identityOf(p, after); ok2 && id2 == id && time.Since(id.ctime()) > racyWindow {
 			digestCache.Store(id, sum)
+			storeDigest(id, sum)
 		}
 	}
 	return sum, nil

@@ -35,6 +35,11 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// The on-disk cache of these tests is their own, not the user's.
+	if err := os.Setenv(DiskCacheEnv, filepath.Join(dir, "cache")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	bin.dir = dir
 	bin.plugin = filepath.Join(dir, "runbook-plugin-test")
 	bin.other = filepath.Join(dir, "runbook-plugin-test-other")
