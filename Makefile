@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := bin
 PLUGINS := aws dns k8sworkers notify spacelift
 
-.PHONY: all build venv proto proto-check test demo clean
+.PHONY: all build venv proto proto-check test fuzz reliability bench demo clean
 
 all: build
 
@@ -40,6 +40,36 @@ proto-check: proto
 # and the simulation scenarios (the DR runbooks against the emulator).
 test: venv build
 	$(GO) test -timeout 30m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# Coverage-guided fuzzing of the loader and validator, the ${{ }} templates,
+# var parsing and the journal reader: FUZZTIME each (brief in `make test`,
+# 10 minutes each in `make reliability`). A failing input is written under
+# the package's testdata/fuzz/ and fails the target.
+FUZZTIME ?= 15s
+FUZZ_TARGETS := sdk/runbook:FuzzParse sdk/runbook:FuzzTemplate sdk/runbook:FuzzVars sdk/journal:FuzzParse
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz: $$fn in ./$$pkg for $(FUZZTIME)"; \
+	  out=$$($(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) 2>&1) || { echo "$$out"; exit 1; }; \
+	  echo "$$out" | grep -E '^fuzz: elapsed' | tail -n 1; \
+	done
+
+# The full reliability sets (docs/reliability.md): every crash point, every
+# plugin death, every API fault and regional outage, split brain; then each
+# fuzz target for 10 minutes. `make test` runs a reduced set of each.
+RELIABILITY_TESTS := TestCrashMatrix|TestCrashThenRollback|TestPluginDeaths|TestAPIFaults|TestRegionalOutages|TestFailoverDuringAnotherSwitchover|TestServicesRefusedWhereTheWriterIsNot
+reliability: venv build
+	RUNBOOK_FULL_RELIABILITY=1 $(GO) test -count=1 -timeout 120m -v -run '^($(RELIABILITY_TESTS))$$' ./sim/scenarios/ \
+	  | grep -E '^(\s*--- |ok|FAIL|PASS)|crash matrix:|plugin deaths:|proxy saw|held unanswered|refused:'; \
+	  exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 ./test/acceptance/ ./sdk/journal/s3store/
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10m
+
+# Every figure of docs/benchmarks.md, side by side with its peer; rewrites
+# the document (bench/run.sh -quick for a smoke run).
+bench: venv build
+	bench/run.sh
 
 # The main job: fail over and back against the local simulation.
 demo: venv build
