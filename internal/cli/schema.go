@@ -338,6 +338,8 @@ func LanguageSchema(plugins []*spec.Description) obj {
 			"with":    obj{"type": "object", "description": "The rollback action's parameters."},
 			"timeout": obj{"$ref": "#/$defs/duration"},
 			"retry":   obj{"$ref": "#/$defs/retry"},
+			"when": obj{"enum": []any{"completed", "attempted"}, "default": "completed",
+				"description": "completed: compensate the step once it succeeded; attempted: also once it failed after an attempt started (the rollback then cannot read the step's outputs)."},
 		},
 		"allOf": rollbackRules,
 	}

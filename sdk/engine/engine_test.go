@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -428,6 +429,57 @@ func TestFailureRollsBackInReverseCompletionOrder(t *testing.T) {
 	if len(rec.find(journal.RollbackStarted, "*")) != 4 || len(rec.find(journal.RollbackSucceeded, "*")) != 4 {
 		t.Fatal("want 4 rollback_started and 4 rollback_succeeded")
 	}
+}
+
+// A rollback with `when: attempted` also compensates its step when the step
+// failed after an attempt started (an action may change something and then
+// fail), in the place of its failure in the reverse order; a failed step
+// whose rollback says nothing is not compensated, nor a step that never ran.
+func TestRollbackWhenAttemptedCompensatesAFailedStep(t *testing.T) {
+	undo := func(attempted bool) *rbDef {
+		return &rbDef{uses: "x.undo", with: map[string]any{"restore": "${{ inputs.n }}"}, attempted: attempted}
+	}
+	inv := newInvoker(map[string]action{
+		"x.do": ok(map[string]any{}),
+		"x.half": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) {
+			return nil, fatalErr("changed one of two records, then failed")
+		},
+		"x.fail": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) { return nil, fatalErr("boom") },
+	})
+	rb := build(t, rbOpts{inputs: []*runbook.Input{{Name: "n", Type: runbook.TypeNumber, Default: 1.0}}},
+		def{id: "a", uses: "x.do", rollback: undo(false)},
+		def{id: "tolerated", uses: "x.half", cont: true, rollback: undo(true)},
+		def{id: "quiet", uses: "x.half", cont: true, rollback: undo(false)},
+		def{id: "g", parallel: []def{
+			{id: "ok", uses: "x.do", rollback: undo(false)},
+			{id: "half", uses: "x.half", rollback: undo(true)},
+		}},
+		def{id: "never", uses: "x.fail", rollback: undo(true)},
+	)
+	res := mustRun(t, Options{Runbook: rb, Invoker: inv, RunID: "r"})
+	expectStatus(t, res, StatusFailed)
+	if diff := cmp.Diff([]string{"half", "ok", "tolerated", "a"}, sortedByGroupOrder(inv.rollbackOrder(), "half", "ok")); diff != "" {
+		t.Fatalf("rollback order (-want +got):\n%s", diff)
+	}
+	for _, id := range []string{"half", "tolerated"} {
+		if r := stepStatus(t, res, id); r.Status != StepFailed || r.Rollback == nil || r.Rollback.Status != StepSucceeded {
+			t.Errorf("%s: status %s, rollback %+v; want failed and compensated", id, r.Status, r.Rollback)
+		}
+	}
+	if len(inv.callsOf("quiet", true)) != 0 || len(inv.callsOf("never", true)) != 0 {
+		t.Fatal("a failed step was compensated without when: attempted, or one that was never attempted")
+	}
+}
+
+// sortedByGroupOrder puts a and b, siblings whose relative completion order
+// the test does not fix, in the order given, where both appear.
+func sortedByGroupOrder(order []string, a, b string) []string {
+	out := slices.Clone(order)
+	i, j := slices.Index(out, a), slices.Index(out, b)
+	if i >= 0 && j >= 0 && i > j {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
 }
 
 func TestFailingRollbackIsRecordedAndOthersStillRun(t *testing.T) {

@@ -69,7 +69,11 @@ type stepState struct {
 	// completedSeq is the journal sequence number of step_succeeded: the
 	// rollback order is the reverse of it.
 	completedSeq int64
-	choice       resumeChoice
+	// failedSeq is the sequence number of step_failed after at least one
+	// attempt started: a rollback with `when: attempted` compensates the
+	// step in that place of the order.
+	failedSeq int64
+	choice    resumeChoice
 	// approval granted (possibly before the run stopped).
 	approval approval
 	rb       rollbackState
@@ -329,8 +333,14 @@ func (e *Engine) failStep(st *stepState, serr *StepError) outcome {
 	}
 	ev := stepEvent(journal.StepFailed, st)
 	ev.Time, ev.Error, ev.Continued, ev.Attempt, ev.Duration = now, serr.record(), cont, st.attempts, journal.Duration(now.Sub(st.started))
+	attempted := st.attempts > 0 && !st.step.IsGroup()
 	e.mu.Unlock()
-	_ = e.emit(ev)
+	seq, _ := e.emitSeq(ev)
+	if attempted {
+		e.mu.Lock()
+		st.failedSeq = seq
+		e.mu.Unlock()
+	}
 	if cont {
 		return outcomeOK
 	}
@@ -810,18 +820,36 @@ func deepCopy(v any) any {
 	return v
 }
 
-// rollbackAll runs the rollback of every completed step, most recently
-// completed first. A failing rollback is recorded and the others still run.
+// compensationSeq is where st's rollback stands in the reverse order: the
+// sequence number of its step_succeeded, or, for a rollback with `when:
+// attempted`, of its step_failed after an attempt started; 0 if st is not to
+// be compensated.
+func (st *stepState) compensationSeq() int64 {
+	rb := st.step.Rollback
+	switch {
+	case rb == nil:
+		return 0
+	case st.status == StepSucceeded:
+		return st.completedSeq
+	case st.status == StepFailed && rb.Attempted:
+		return st.failedSeq
+	}
+	return 0
+}
+
+// rollbackAll runs the rollback of every completed step (and of every failed
+// one whose rollback says `when: attempted`), most recent first. A failing
+// rollback is recorded and the others still run.
 func (e *Engine) rollbackAll(ctx context.Context) (oc outcome, ran bool, failures []*StepError) {
 	e.mu.Lock()
 	var stack []*stepState
 	for _, st := range e.order {
-		if st.completedSeq > 0 && st.status == StepSucceeded && st.step.Rollback != nil {
+		if st.compensationSeq() > 0 {
 			stack = append(stack, st)
 		}
 	}
 	e.mu.Unlock()
-	sort.Slice(stack, func(i, j int) bool { return stack[i].completedSeq > stack[j].completedSeq })
+	sort.Slice(stack, func(i, j int) bool { return stack[i].compensationSeq() > stack[j].compensationSeq() })
 
 	for _, st := range stack {
 		rb := st.step.Rollback

@@ -46,6 +46,7 @@ type rbDef struct {
 	timeout    time.Duration
 	retry      runbook.Retry
 	idempotent bool
+	attempted  bool // when: attempted
 }
 
 type rbOpts struct {
@@ -114,7 +115,7 @@ func build(t testing.TB, o rbOpts, defs ...def) *runbook.Runbook {
 		if r := d.rollback; r != nil {
 			rbEnv := untilEnv // a rollback may read its own step's outputs as `outputs`
 			s.Rollback = &runbook.Rollback{Uses: r.uses, With: value(t, r.with, rbEnv), Timeout: r.timeout, Retry: r.retry,
-				Spec: &spec.ActionSpec{Idempotent: r.idempotent}}
+				Spec: &spec.ActionSpec{Idempotent: r.idempotent}, Attempted: r.attempted}
 			s.Rollback.Plugin, s.Rollback.Action, _ = strings.Cut(r.uses, ".")
 			if s.Rollback.Retry.Attempts == 0 {
 				s.Rollback.Retry.Attempts = 1

@@ -313,6 +313,9 @@ func (e *Engine) replay(records []journal.Record) []string {
 			st.status, st.finished, st.continued = StepFailed, r.Time, r.Continued
 			st.err = stepErrorFromRecord(st.step.ID, false, r.Error, r.Attempt)
 			st.err.Uses = st.step.Uses
+			if r.Attempt > 0 && !st.step.IsGroup() {
+				st.failedSeq = r.Seq
+			}
 			if !r.Continued && st.group == "" && e.failure == nil {
 				e.failure = st.err
 			}

@@ -26,6 +26,9 @@ type exprCtx struct {
 	// outputs: the current step's outputs are readable as `outputs` (in
 	// until, and in the step's rollback).
 	outputs bool
+	// attempted: a rollback with `when: attempted`, which may run after its
+	// step failed, without outputs.
+	attempted bool
 	// secret is set when an expression reads a secret input or a secret
 	// output of a step.
 	secret bool
@@ -34,6 +37,8 @@ type exprCtx struct {
 	// uses is the action that receives `with` ("" elsewhere).
 	uses string
 }
+
+const noOutputsWhenAttempted = "a rollback with when: attempted also runs after its step failed, when the step has no outputs: write it from inputs and earlier steps"
 
 // stepRefs are the steps an expression reads. Compiling against only those
 // (not every step before it) keeps validation linear in the runbook's size;
@@ -141,12 +146,15 @@ func (l *loader) checkStep(sn *stepNode) {
 			l.stepsEnv()[s.ID] = stepEntry(sn.outputs)
 			l.visible[s.ID] = true
 		}
-		l.env["outputs"] = sn.outputs
+		attempted := rn.rb.Attempted
+		if !attempted {
+			l.env["outputs"] = sn.outputs
+		}
 		var params *schema.Schema
 		if rn.rb.Spec != nil {
 			params = rn.rb.Spec.Params
 		}
-		rn.rb.With = l.with(rn.f, entry{K: rn.key, V: rn.uses}, params, &exprCtx{what: "rollback.with", self: sn, outputs: true, uses: rn.rb.Uses}, rn.rb.Spec != nil)
+		rn.rb.With = l.with(rn.f, entry{K: rn.key, V: rn.uses}, params, &exprCtx{what: "rollback.with", self: sn, outputs: !attempted, attempted: attempted, uses: rn.rb.Uses}, rn.rb.Spec != nil)
 		delete(l.env, "outputs")
 		if revealed {
 			l.hide(sn)
@@ -294,7 +302,9 @@ func (l *loader) checkRefs(src string, n *yaml.Node, start int, ctx *exprCtx) (s
 			if x.Value == "steps" {
 				stepsIdents++
 			}
-			if x.Value == "outputs" && !ctx.outputs {
+			if x.Value == "outputs" && ctx.attempted {
+				report(x, noOutputsWhenAttempted)
+			} else if x.Value == "outputs" && !ctx.outputs {
 				report(x, "outputs (the current step's outputs) can only be read in until and in a rollback; use steps.<id>.outputs.<name>")
 			}
 		case *ast.MemberNode:
@@ -314,14 +324,18 @@ func (l *loader) checkRefs(src string, n *yaml.Node, start int, ctx *exprCtx) (s
 					refs.ids[props[0].(*ast.StringNode).Value] = true
 					l.checkStepRef(props[0], ctx, report)
 				case 2:
-					if p := props[1].(*ast.StringNode); p.Value == "outputs" {
+					if p := props[1].(*ast.StringNode); p.Value == "outputs" && ctx.attempted && ctx.self != nil && props[0].(*ast.StringNode).Value == ctx.self.step.ID {
+						report(p, noOutputsWhenAttempted)
+					} else if p.Value == "outputs" {
 						wholeOutputs = append(wholeOutputs, x)
 					} else if !contains([]string{"status", "started_at", "finished_at"}, p.Value) && l.visible[props[0].(*ast.StringNode).Value] {
 						report(p, "steps.%s.%s does not exist: a step has outputs, status, started_at and finished_at", props[0].(*ast.StringNode).Value, p.Value)
 					}
 				case 3:
 					id, field := props[0].(*ast.StringNode).Value, props[1].(*ast.StringNode).Value
-					if field == "outputs" && l.visible[id] {
+					if field == "outputs" && ctx.attempted && ctx.self != nil && id == ctx.self.step.ID {
+						// reported at steps.<id>.outputs
+					} else if field == "outputs" && l.visible[id] {
 						extended[x.Node] = true
 						l.checkOutputRef(l.byID[id], "steps."+id+".outputs", props[2].(*ast.StringNode), ctx, report)
 					}

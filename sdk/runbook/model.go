@@ -182,7 +182,12 @@ type Until struct {
 
 // Rollback is a step's compensation.
 type Rollback struct {
-	Uses    string
+	// Attempted (`when: attempted`) compensates the step also when it
+	// failed after at least one attempt started, not only when it
+	// succeeded: for actions that may have changed something before
+	// failing. Such a rollback cannot read the step's outputs.
+	Attempted bool
+	Uses      string
 	Plugin  string
 	Action  string
 	Spec    *spec.ActionSpec

@@ -16,7 +16,7 @@ import (
 
 var (
 	stepKeys     = []string{"id", "name", "uses", "with", "if", "timeout", "retry", "until", "continue_on_error", "rollback", "parallel", "max_parallel", "milestone"}
-	rollbackKeys = []string{"uses", "with", "timeout", "retry"}
+	rollbackKeys = []string{"uses", "with", "timeout", "retry", "when"}
 	untilKeys    = []string{"condition", "interval", "timeout"}
 	actionRe     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
 )
@@ -286,6 +286,17 @@ func (l *loader) rollback(sn *stepNode, e entry, what string, stepTimeout *time.
 		rs = l.retry(r.V, what+": retry")
 	}
 	rb.Retry = rs.merge(stepRetry).resolve(l.defRetry)
+	if w, ok := f["when"]; ok {
+		if v, ok := l.str(w.V, what+": when"); ok {
+			switch v {
+			case "completed":
+			case "attempted":
+				rb.Attempted = true
+			default:
+				l.errorf(w.V, "%s: when must be completed (the default: compensate the step once it succeeded) or attempted (also once it failed after an attempt started), not %q", what, v)
+			}
+		}
+	}
 	sn.rb = rn
 	sn.step.Rollback = rb
 }
