@@ -18,10 +18,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -153,6 +155,7 @@ func New(target string, seed uint64) (*Proxy, error) {
 			// Keep the client's Host: the emulator reads some services from it.
 			pr.Out.Host = pr.In.Host
 		},
+		Transport: reachTransport{http.DefaultTransport},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return
@@ -433,7 +436,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := parseCall(r)
 	d := p.decide(c)
 	e := Entry{Time: start, Region: c.Region, Service: c.Service, Operation: c.Operation, Method: r.Method, Path: r.URL.Path}
+	// Forwarded is whether the request was written to the emulator in full
+	// (reachTransport), whatever happened to the answer: a client that died
+	// while the emulator answered makes the reverse proxy abort the handler,
+	// and the call took effect all the same.
+	reached := new(atomic.Bool)
+	r = r.WithContext(context.WithValue(r.Context(), reachedKey{}, reached))
 	defer func() {
+		e.Forwarded = reached.Load()
 		e.Duration = time.Since(start)
 		p.record(e)
 	}()
@@ -454,14 +464,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d.errKind == "" && d.blackhole == "" {
 		sw := &statusWriter{ResponseWriter: w}
 		p.rp.ServeHTTP(sw, r)
-		e.Forwarded, e.Status = true, sw.status()
+		e.Status = sw.status()
 		return
 	}
 	e.Faulted, e.Rule = true, d.rule
 	if d.after {
 		// Let the call take effect, then lose its answer.
 		p.rp.ServeHTTP(discardWriter{}, r)
-		e.Forwarded = true
 	}
 	if d.blackhole != "" {
 		e.Fault = d.blackhole
@@ -528,3 +537,22 @@ func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (discardWriter) WriteHeader(int)             {}
 
 var _ io.Writer = discardWriter{}
+
+type reachedKey struct{}
+
+// reachTransport marks, on the inbound request's context, that the
+// outbound request was written to the emulator in full.
+type reachTransport struct{ base http.RoundTripper }
+
+func (t reachTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if mark, ok := req.Context().Value(reachedKey{}).(*atomic.Bool); ok {
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			WroteRequest: func(i httptrace.WroteRequestInfo) {
+				if i.Err == nil {
+					mark.Store(true)
+				}
+			},
+		}))
+	}
+	return t.base.RoundTrip(req)
+}

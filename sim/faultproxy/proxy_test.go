@@ -549,3 +549,67 @@ func TestBodyContainsFailsOnlyMatchingChanges(t *testing.T) {
 		t.Errorf("counts = %+v", got)
 	}
 }
+
+// A call counts as forwarded when it was written to the emulator in full,
+// whatever then happens to its answer: a client that dies while the
+// emulator answers (a plugin killed mid-call) still made the call take
+// effect. One that never reached the emulator (nothing listening) is not
+// counted.
+func TestForwardedMeansWrittenToTheEmulator(t *testing.T) {
+	answering := make(chan struct{})
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, `{"part":`)
+		w.(http.Flusher).Flush()
+		close(answering)
+		<-release // the rest of the answer comes after the client is gone
+		fmt.Fprint(w, strings.Repeat(" ", 1<<20)+`1}`)
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(release) })
+	p := startProxy(t, slow.URL, 1)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.URL+"/", strings.NewReader("Action=UpdateService"))
+	req.Header.Set("Authorization", strings.ReplaceAll(authEU1RDS, "/rds/", "/ecs/"))
+	req.Header.Set("X-Amz-Target", "AmazonEC2ContainerServiceV20141113.UpdateService")
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-answering
+	cancel() // the client dies mid-answer
+	<-done
+	deadline := time.Now().Add(5 * time.Second) // the proxy logs when its handler unwinds
+	for len(p.Log()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := p.CountWhere(Filter{Service: "ecs"}); got.Total != 1 || got.Forwarded != 1 {
+		t.Fatalf("a call the emulator received, whose client died mid-answer: %+v, want total 1, forwarded 1", got)
+	}
+
+	// Nothing listening at the target: the call did not reach it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	q := startProxy(t, dead, 1)
+	req2, _ := http.NewRequest(http.MethodPost, q.URL+"/", strings.NewReader("x"))
+	req2.Header.Set("Authorization", authEU1RDS)
+	if resp, err := http.DefaultClient.Do(req2); err == nil {
+		resp.Body.Close()
+	}
+	if got := q.CountWhere(Filter{Service: "rds"}); got.Total != 1 || got.Forwarded != 0 {
+		t.Fatalf("a call to a target with nothing listening: %+v, want total 1, forwarded 0", got)
+	}
+}

@@ -2,6 +2,9 @@ package scenarios_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -31,6 +34,10 @@ type crashPoint struct {
 	name  string
 	ci    bool // in the reduced set CI runs
 	match func(journal.Record) bool
+	// slowNotice sends the notice to a local webhook that answers after
+	// 2 s, so that a kill at the last steps lands before the run ends
+	// (with the console only, the notice takes microseconds).
+	slowNotice bool
 }
 
 var crashPoints = []crashPoint{
@@ -64,8 +71,8 @@ var crashPoints = []crashPoint{
 	{name: "mid old-region stop: draining", ci: true, match: onProgress("stop_primary", "running 1/0")},
 	{name: "after stop_primary succeeded", match: on(journal.StepSucceeded, "stop_primary")},
 	{name: "after finish succeeded", match: on(journal.StepSucceeded, "finish")},
-	{name: "after installer_next succeeded", match: on(journal.StepSucceeded, "installer_next")},
-	{name: "after notice attempt started", match: on(journal.AttemptStarted, "notice")},
+	{name: "after installer_next succeeded", match: on(journal.StepSucceeded, "installer_next"), slowNotice: true},
+	{name: "after notice attempt started", match: on(journal.AttemptStarted, "notice"), slowNotice: true},
 }
 
 // nonIdempotent are the actions of the failover (default paths) that are not
@@ -108,6 +115,19 @@ func crashAndResume(t *testing.T, p crashPoint) {
 	// before the kill, to check that they die with it.
 	var plugins []int
 	var at journal.Record
+	var extra []string // for the run and every resume (a secret input is given again)
+	if p.slowNotice {
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			select {
+			case <-time.After(2 * time.Second):
+			case <-r.Context().Done():
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		t.Cleanup(hook.Close)
+		extra = []string{"--var", "webhook_url=" + hook.URL}
+	}
 	res := s.runbook(ctx, func(e journal.Record, cmd *exec.Cmd) {
 		if at.Type != "" || !p.match(e) {
 			return
@@ -117,7 +137,7 @@ func crashAndResume(t *testing.T, p crashPoint) {
 			plugins = append(plugins, pr.pid)
 		}
 		_ = cmd.Process.Signal(syscall.SIGKILL)
-	}, s.failoverArgs()...)
+	}, s.failoverArgs(extra...)...)
 	if at.Type == "" {
 		t.Fatalf("the failover ended (exit %d) without reaching the point", res.code)
 	}
@@ -139,7 +159,10 @@ func crashAndResume(t *testing.T, p crashPoint) {
 	// 2. The operator resumes. The lock of the dead run is stale: resume
 	// refuses it and says how to remove it; `runbook unlock` does.
 	state := "--state=" + s.dir + "/state"
-	r := s.runbook(ctx, nil, "resume", id, "--auto-approve", "-o", "json", state)
+	resume := func(flags ...string) []string {
+		return append(append([]string{"resume", id, "--auto-approve", "-o", "json", state}, extra...), flags...)
+	}
+	r := s.runbook(ctx, nil, resume()...)
 	t.Logf("resume with the stale lock: exit %d: %s", r.code, strings.TrimSpace(r.stderr))
 	if r.code == 0 || !strings.Contains(r.stderr, "runbook unlock") {
 		t.Fatalf("resume with the dead run's lock: exit %d, want a refusal naming `runbook unlock`:\n%s", r.code, r.stderr)
@@ -154,7 +177,7 @@ func crashAndResume(t *testing.T, p crashPoint) {
 	// Which steps were cut off mid-action with an action that is not
 	// idempotent: resume must stop and name exactly those.
 	blocked := inFlightNonIdempotent(j)
-	r = s.runbook(ctx, nil, "resume", id, "--auto-approve", "-o", "json", state)
+	r = s.runbook(ctx, nil, resume()...)
 	s.assertNoProcesses("after resume")
 	var retried []string
 	if len(blocked) > 0 {
@@ -182,7 +205,7 @@ func crashAndResume(t *testing.T, p crashPoint) {
 				retried = append(retried, step)
 			}
 		}
-		r = s.runbook(ctx, nil, append([]string{"resume", id, "--auto-approve", "-o", "json", state}, flags...)...)
+		r = s.runbook(ctx, nil, resume(flags...)...)
 		s.assertNoProcesses("after resume with " + strings.Join(flags, " "))
 	}
 	noPanic(t, "resume", r)

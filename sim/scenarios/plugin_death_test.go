@@ -40,9 +40,9 @@ type deathPoint struct {
 	// mid-call when killed (an action that finds its work done returns at
 	// once).
 	slowAfter *faultproxy.Rule
-	// gap, if set, is a known gap: the point is reported as skipped, with
-	// what happened, while the end state shows it (it fails once closed).
-	gap string
+	// compensated: the failed step itself is rolled back (its rollback
+	// says when: attempted).
+	compensated bool
 }
 
 var deathPoints = []deathPoint{
@@ -76,8 +76,10 @@ var deathPoints = []deathPoint{
 			}
 			return e.Type == journal.AttemptStarted
 		},
-		slowAfter: &faultproxy.Rule{Service: "route53", Latency: faultproxy.Duration(2 * time.Second)},
-		gap:       "a failed step is not compensated: the server record changed by the first attempt stays on the DR load balancer while the rest is rolled back (see docs/reliability.md, Plugin deaths)"},
+		// The first attempt's change took effect: the step's rollback (when:
+		// attempted) points the record back although the step failed.
+		slowAfter:   &faultproxy.Rule{Service: "route53", Latency: faultproxy.Duration(2 * time.Second)},
+		compensated: true},
 }
 
 func TestPluginDeaths(t *testing.T) {
@@ -224,14 +226,10 @@ func pluginDeath(t *testing.T, p deathPoint, kills *int) {
 		if len(res.eventsOf("db_switchover", journal.RollbackSucceeded)) != 1 {
 			t.Errorf("the switchover was not rolled back")
 		}
-		st := s.state()
-		if p.gap != "" {
-			if strings.EqualFold(st.serverAlias, s.topo.DR.LoadBalancerDNS) {
-				t.Skipf("known gap: %s (server record: %s)", p.gap, st.serverAlias)
-			}
-			t.Errorf("known gap closed? %s: the server record is %s", p.gap, st.serverAlias)
+		if p.compensated && len(res.eventsOf(p.step, journal.RollbackSucceeded)) != 1 {
+			t.Errorf("the failed step %s was not compensated: %+v", p.step, res.eventsOf(p.step, ""))
 		}
-		s.assertActiveIn(st, s.topo.Primary, s.topo.DR)
+		s.assertActiveIn(s.state(), s.topo.Primary, s.topo.DR)
 	case p.action == "asg_cycle":
 		// Not idempotent: not retried; the step fails, tolerated, and the
 		// summary says what is left.
