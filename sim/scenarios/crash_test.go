@@ -70,7 +70,7 @@ var crashPoints = []crashPoint{
 	{name: "mid old-region stop: desired count set", match: onProgress("stop_primary", "desired count set")},
 	{name: "mid old-region stop: draining", ci: true, match: onProgress("stop_primary", "running 1/0")},
 	{name: "after stop_primary succeeded", match: on(journal.StepSucceeded, "stop_primary")},
-	{name: "after finish succeeded", match: on(journal.StepSucceeded, "finish")},
+	{name: "after finish succeeded", match: on(journal.StepSucceeded, "finish"), slowNotice: true},
 	{name: "after installer_next succeeded", match: on(journal.StepSucceeded, "installer_next"), slowNotice: true},
 	{name: "after notice attempt started", match: on(journal.AttemptStarted, "notice"), slowNotice: true},
 }
