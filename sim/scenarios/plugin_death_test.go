@@ -49,7 +49,7 @@ var deathPoints = []deathPoint{
 	{name: "aws: aurora_global_status", plugin: "aws", step: "db_status", action: "aurora_global_status",
 		match: onProgress("db_status", "global cluster read"), slow: &faultproxy.Rule{Service: "rds", Operation: "DescribeDBClusters", Latency: faultproxy.Duration(3 * time.Second)}},
 	{name: "aws: s3_replication_check", plugin: "aws", step: "replication", action: "s3_replication_check",
-		match: onProgress("replication", "bucket checked")},
+		match: on(journal.AttemptStarted, "replication"), slow: &faultproxy.Rule{Service: "s3", Operation: "GetBucketReplication", Latency: faultproxy.Duration(3 * time.Second)}},
 	{name: "aws: iot_endpoint", plugin: "aws", step: "dr_iot", action: "iot_endpoint",
 		match: on(journal.AttemptStarted, "dr_iot"), slow: &faultproxy.Rule{Region: "eu-west-3", Service: "iot", Latency: faultproxy.Duration(3 * time.Second)}},
 	{name: "aws: aurora_global_switchover", ci: true, plugin: "aws", step: "db_switchover", action: "aurora_global_switchover",

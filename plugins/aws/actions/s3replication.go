@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -93,8 +94,11 @@ func s3ReplicationCheck() plugin.Action {
 				out.Problems = append(out.Problems, side.name+": the installer config has s3_bucket_replication.enabled: false")
 			}
 		}
+		var mu sync.Mutex // guards clients
 		clients := map[string]*s3.Client{}
 		clientFor := func(region string) (*s3.Client, error) {
+			mu.Lock()
+			defer mu.Unlock()
 			if c, ok := clients[region]; ok {
 				return c, nil
 			}
@@ -106,25 +110,47 @@ func s3ReplicationCheck() plugin.Action {
 			clients[region] = c
 			return c, nil
 		}
-		for _, kind := range bucketKinds {
+		pairs := make([][]*bucketReport, len(bucketKinds))
+		for k, kind := range bucketKinds {
 			a, b := bucketName(p.Buckets.get(kind)), bucketName(p.ReplicaBuckets.get(kind))
-			pair := []*bucketReport{
+			pairs[k] = []*bucketReport{
 				{Kind: kind, Bucket: a, Peer: b, Destinations: []string{}, ReplicaKMSKeys: []string{}, Problems: []string{}},
 				{Kind: kind, Bucket: b, Peer: a, Destinations: []string{}, ReplicaKMSKeys: []string{}, Problems: []string{}},
 			}
+		}
+		// The ten buckets are read concurrently: a region that does not
+		// answer then costs one request timeout (and the SDK's retries)
+		// once, not once per bucket. The first error in bucket order wins,
+		// so the outcome does not depend on which answer came first.
+		errs := make([][2]error, len(bucketKinds))
+		var wg sync.WaitGroup
+		for k, pair := range pairs {
 			for i, r := range pair {
 				if r.Bucket == "" {
-					field := kind + "_bucket_arn"
+					field := r.Kind + "_bucket_arn"
 					side := []string{"buckets", "replica_buckets"}[i]
-					r.Problems = append(r.Problems, fmt.Sprintf("no %s bucket given (%s.%s is empty)", kind, side, field))
+					r.Problems = append(r.Problems, fmt.Sprintf("no %s bucket given (%s.%s is empty)", r.Kind, side, field))
 					continue
 				}
-				// GetBucketLocation answers from the bucket's own region and from
-				// us-east-1; try the pair's regions first.
-				if err := inspectBucket(ctx, clientFor, uniq(p.Region, p.ReplicaRegion, "us-east-1"), r); err != nil {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// GetBucketLocation answers from the bucket's own region and
+					// from us-east-1; try the pair's regions first.
+					errs[k][i] = inspectBucket(ctx, clientFor, uniq(p.Region, p.ReplicaRegion, "us-east-1"), r)
+				}()
+			}
+		}
+		wg.Wait()
+		for _, e := range errs {
+			for _, err := range e {
+				if err != nil {
 					return s3ReplicationCheckOutputs{}, err
 				}
 			}
+		}
+		for _, pair := range pairs {
+			kind := pair[0].Kind
 			// The pair must span the two regions.
 			if pair[0].Region != "" && pair[1].Region != "" {
 				if pair[0].Region == pair[1].Region {
