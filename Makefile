@@ -60,9 +60,10 @@ fuzz:
 # fuzz target for 10 minutes. `make test` runs a reduced set of each.
 RELIABILITY_TESTS := TestCrashMatrix|TestCrashThenRollback|TestPluginDeaths|TestAPIFaults|TestRegionalOutages|TestFailoverDuringAnotherSwitchover|TestServicesRefusedWhereTheWriterIsNot
 reliability: venv build
+	@mkdir -p .sim
 	RUNBOOK_FULL_RELIABILITY=1 $(GO) test -count=1 -timeout 120m -v -run '^($(RELIABILITY_TESTS))$$' ./sim/scenarios/ \
-	  | grep -E '^(\s*--- |ok|FAIL|PASS)|crash matrix:|plugin deaths:|proxy saw|held unanswered|refused:'; \
-	  exit $${PIPESTATUS[0]}
+	  | tee .sim/reliability.log | grep -E '^(\s*--- |ok|FAIL|PASS)|crash matrix:|plugin deaths:|proxy saw|held unanswered|refused:'; \
+	  rc=$${PIPESTATUS[0]}; echo "full log: .sim/reliability.log"; exit $$rc
 	$(GO) test -count=1 ./test/acceptance/ ./sdk/journal/s3store/
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=10m
 
