@@ -136,6 +136,11 @@ func TestAPIFaults(t *testing.T) {
 			}
 			t.Logf("%s: exit %d in %s; the proxy saw %d AWS requests, %d answered with an injected error, %d delayed",
 				c.name, res.code, took.Round(time.Second), all.Total, faulted, all.Faulted-faulted)
+			for _, e := range res.events {
+				if (e.Type == journal.AttemptFailed || e.Type == journal.StepFailed || e.Type == journal.RollbackFailed) && e.Error != nil {
+					t.Logf("  %s %s (attempt %d): %s", e.Type, e.Step, e.Attempt, e.Error.Message)
+				}
+			}
 			c.check(t, s, before, res)
 		})
 	}
