@@ -147,9 +147,9 @@ func TestAccountPrefixedHostReachesIPEndpoint(t *testing.T) {
 }
 
 // An endpoint that accepts the connection and never answers (a black-holed
-// region) fails each request after the response timeout, the SDK retries,
-// and the error is retryable: the call does not hang until the step's
-// deadline.
+// region) fails each request after the response timeout, without the
+// SDK's retries, and the error is retryable (the step retries): the call
+// does not hang until the step's deadline.
 func TestBlackHoleTimesOut(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
@@ -183,8 +183,8 @@ func TestBlackHoleTimesOut(t *testing.T) {
 		t.Fatalf("classified %v, want retryable", c)
 	}
 	mu.Lock()
-	if requests != 3 {
-		t.Fatalf("%d requests, want the SDK's 3 attempts", requests)
+	if requests != 1 {
+		t.Fatalf("%d requests, want 1: a request without an answer is retried by the step, not the SDK", requests)
 	}
 	mu.Unlock()
 
@@ -245,5 +245,41 @@ func TestPoll(t *testing.T) {
 	c := Changes{}
 	if !c.Changed("a", "1") || c.Changed("a", "1") || !c.Changed("a", "2") {
 		t.Fatal("Changes must report only changes")
+	}
+}
+
+// Throttling is retried by the SDK up to MaxAttempts times.
+func TestThrottlingRetriedUpToMaxAttempts(t *testing.T) {
+	var mu sync.Mutex
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		n := requests
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/xml")
+		if n < MaxAttempts {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r</RequestId></ErrorResponse>`)
+			return
+		}
+		fmt.Fprint(w, `<DescribeGlobalClustersResponse><DescribeGlobalClustersResult><GlobalClusters></GlobalClusters></DescribeGlobalClustersResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeGlobalClustersResponse>`)
+	}))
+	defer srv.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard
+	defer cancel()
+	cfg, err := Conn{Region: "eu-west-1", EndpointURL: srv.URL}.Config(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rds.NewFromConfig(cfg).DescribeGlobalClusters(ctx, &rds.DescribeGlobalClustersInput{}); err != nil {
+		t.Fatalf("throttled %d times, then answered: %v", MaxAttempts-1, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != MaxAttempts {
+		t.Fatalf("%d requests, want %d", requests, MaxAttempts)
 	}
 }

@@ -6,6 +6,7 @@ package awscommon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 )
@@ -63,8 +65,8 @@ func (p GlobalParams) Conn() Conn {
 func (c Conn) WithRegion(region string) Conn { c.Region = region; return c }
 
 // Config loads an SDK configuration: the default credential chain (or the
-// profile), the SDK's standard retryer (which retries throttling and 5xx
-// with backoff), and the endpoint override if any.
+// profile), the SDK's standard retryer with MaxAttempts (throttling and 5xx
+// retried with backoff; see newRetryer), and the endpoint override if any.
 func (c Conn) Config(ctx context.Context) (aws.Config, error) {
 	if c.Region == "" {
 		return aws.Config{}, fmt.Errorf("no AWS region given")
@@ -94,6 +96,7 @@ func (c Conn) Config(ctx context.Context) (aws.Config, error) {
 			dial = prefixDialer(u.Hostname())
 		}
 	}
+	cfg.Retryer = newRetryer
 	cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.ResponseHeaderTimeout = timeout
 		if dial != nil {
@@ -101,6 +104,45 @@ func (c Conn) Config(ctx context.Context) (aws.Config, error) {
 		}
 	})
 	return cfg, nil
+}
+
+// MaxAttempts is how many times the SDK sends one call that is throttled
+// or answered with a 5xx: AWS's control planes throttle hardest during the
+// regional incidents a failover is run in, and at a 20% error rate three
+// attempts leave one call in 125 failed (a ten-bucket check makes 40 calls),
+// five one in 3,125.
+const MaxAttempts = 5
+
+// newRetryer is the SDK's standard retryer (exponential backoff with
+// jitter, at most 20 s between attempts, its client-side retry quota) with
+// MaxAttempts, except that a request left without an answer (the response
+// timeout, a connection that cannot be made) is not retried by the SDK: a
+// region that does not answer would otherwise cost MaxAttempts response
+// timeouts per call. That failure is still reported retryable (Classify),
+// so the step's own retry policy tries again, once per attempt.
+func newRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = MaxAttempts
+		o.Retryables = append([]retry.IsErrorRetryable{noAnswer{}}, o.Retryables...)
+	})
+}
+
+// noAnswer marks a request that got no answer as not retryable by the SDK.
+type noAnswer struct{}
+
+func (noAnswer) IsErrorRetryable(err error) aws.Ternary {
+	var ne net.Error
+	// (net/http's response timeout also matches context.DeadlineExceeded;
+	// the step's own deadline needs no rule: the SDK stops retrying once
+	// the call's context is done.)
+	if errors.As(err, &ne) && ne.Timeout() {
+		return aws.FalseTernary
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
 }
 
 // DefaultResponseTimeout bounds the wait for the answer to one HTTP request
