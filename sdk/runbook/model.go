@@ -188,13 +188,13 @@ type Rollback struct {
 	// failing. Such a rollback cannot read the step's outputs.
 	Attempted bool
 	Uses      string
-	Plugin  string
-	Action  string
-	Spec    *spec.ActionSpec
-	With    *expr.Value
-	Timeout time.Duration
-	Retry   Retry
-	Pos     Pos
+	Plugin    string
+	Action    string
+	Spec      *spec.ActionSpec
+	With      *expr.Value
+	Timeout   time.Duration
+	Retry     Retry
+	Pos       Pos
 }
 
 // Output is a runbook output.
