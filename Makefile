@@ -10,11 +10,14 @@ PLUGINS := aws dns k8sworkers notify spacelift
 
 all: build
 
+# Plugins are built static (CGO off): the dynamic loader then has nothing
+# to load into them, so no LD_PRELOAD or library path can change what runs
+# beyond the binary runbook.lock pins (docs/plugins.md, "Trust").
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/... 
-	@for p in $(PLUGINS); do if [ -d plugins/$$p ]; then $(GO) build -o $(BIN)/runbook-plugin-$$p ./plugins/$$p || exit 1; fi; done
-	$(GO) build -o $(BIN)/runbook-plugin-hello ./examples/plugins/hello
+	@for p in $(PLUGINS); do if [ -d plugins/$$p ]; then CGO_ENABLED=0 $(GO) build -o $(BIN)/runbook-plugin-$$p ./plugins/$$p || exit 1; fi; done
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/runbook-plugin-hello ./examples/plugins/hello
 	$(GO) build -o $(BIN)/simctl ./sim/cmd/simctl
 
 # The emulator's Python environment, from the pinned requirements.
@@ -40,14 +43,14 @@ proto-check: proto
 # and the simulation scenarios (the DR runbooks against the emulator).
 test: venv build
 	$(GO) test -timeout 30m ./...
-	@$(MAKE) --no-print-directory fuzz
 
 # Coverage-guided fuzzing of the loader and validator, the ${{ }} templates,
-# var parsing and the journal reader: FUZZTIME each (brief in `make test`,
-# 10 minutes each in `make reliability`). A failing input is written under
-# the package's testdata/fuzz/ and fails the target.
+# expression evaluation within its bounds, the redactor,
+# var parsing and the journal reader: FUZZTIME each (10 minutes each in
+# `make reliability`). A failing input is written under the package's
+# testdata/fuzz/; committed there, `make test` runs it with the seeds.
 FUZZTIME ?= 15s
-FUZZ_TARGETS := sdk/runbook:FuzzParse sdk/runbook:FuzzTemplate sdk/runbook:FuzzVars sdk/journal:FuzzParse
+FUZZ_TARGETS := sdk/runbook:FuzzParse sdk/runbook:FuzzTemplate sdk/runbook:FuzzVars sdk/journal:FuzzParse sdk/expr:FuzzEval sdk/redact:FuzzRedactor
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz: $$fn in ./$$pkg for $(FUZZTIME)"; \
@@ -56,15 +59,18 @@ fuzz:
 	done
 
 # The full reliability sets (docs/reliability.md): every crash point, every
-# plugin death, every API fault and regional outage, split brain; then each
-# fuzz target for 10 minutes. `make test` runs a reduced set of each.
-RELIABILITY_TESTS := TestCrashMatrix|TestCrashThenRollback|TestPluginDeaths|TestAPIFaults|TestRegionalOutages|TestFailoverDuringAnotherSwitchover|TestServicesRefusedWhereTheWriterIsNot
+# plugin death, every API fault and regional outage, split brain; the
+# acceptance tests with the adversarial corpus (testdata/adversarial) and its
+# generated 4 MB files, the hostile input corpus (testdata/hostile), signals,
+# processes, pins and printed commands, and the state and plugin host tests;
+# then each fuzz target for 10 minutes. `make test` runs a reduced set of each.
+RELIABILITY_TESTS := TestCrashMatrix|TestCrashThenRollback|TestRollbackAfterFinish|TestPluginDeaths|TestAPIFaults|TestRegionalOutages|TestFailoverDuringAnotherSwitchover|TestServicesRefusedWhereTheWriterIsNot
 reliability: venv build
 	@mkdir -p .sim
 	RUNBOOK_FULL_RELIABILITY=1 $(GO) test -count=1 -timeout 120m -v -run '^($(RELIABILITY_TESTS))$$' ./sim/scenarios/ \
 	  | tee .sim/reliability.log | grep -E '^(\s*--- |ok|FAIL|PASS)|crash matrix:|plugin deaths:|proxy saw|held unanswered|refused:'; \
 	  rc=$${PIPESTATUS[0]}; echo "full log: .sim/reliability.log"; exit $$rc
-	$(GO) test -count=1 ./test/acceptance/ ./sdk/journal/s3store/
+	RUNBOOK_FULL_RELIABILITY=1 $(GO) test -count=1 ./test/acceptance/ ./test/pty/ ./sdk/journal/... ./sdk/safefile/ ./sdk/pluginhost/ ./sdk/expr/ ./sdk/redact/ ./internal/termtext/
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=10m
 
 # Every figure of docs/benchmarks.md, side by side with its peer; rewrites

@@ -3,7 +3,7 @@
 # AWS simulation, fail over to the DR region and back with live progress and
 # summaries, then stop the simulation. Nothing is left running.
 #
-#   DEMO_TIMING=realistic make demo   # DR.md's timings divided by ten (a few minutes)
+#   DEMO_TIMING=realistic make demo   # real-world timings divided by ten (a few minutes)
 #   DEMO_PORT=0 make demo             # any free port instead of 4566
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +13,18 @@ TIMING=${DEMO_TIMING:-ci}
 PORT=${DEMO_PORT:-4566}
 export PATH="$PWD/bin:$PATH" RUNBOOK_PLUGIN_PATH="$PWD/bin"
 
-stop() { simctl down --dir "$SIM" >/dev/null 2>&1 || true; }
-stop
+# The demo pins the plugins it built (runbooks/runbook.lock) and removes that
+# pin when it ends, unless one was there before: a lock left behind pins
+# bin/'s plugins, and the scenario tests (which build their own) would then
+# be refused as unpinned.
+LOCK=runbooks/runbook.lock
+OWN_LOCK=1
+[ -e "$LOCK" ] && OWN_LOCK=0
+stop() {
+  simctl down --dir "$SIM" >/dev/null 2>&1 || true
+  if [ "$OWN_LOCK" = 1 ]; then rm -f "$LOCK"; fi
+}
+simctl down --dir "$SIM" >/dev/null 2>&1 || true
 trap stop EXIT
 trap 'exit 130' INT TERM
 
@@ -30,7 +40,7 @@ set +a
 args=(--var "primary=@$SIM/config.json" --var "dr=@$SIM/config.dr.json"
       --var-file "$SIM/inputs.json" --var poll_interval=500ms --state "$SIM/state")
 
-step "Pinning the plugins (runbooks/runbook.lock)"
+step "Pinning the plugins ($LOCK, removed at the end unless it was there before)"
 runbook plugins lock runbooks/failover.yaml runbooks/failback.yaml
 
 step "Validating the runbooks"

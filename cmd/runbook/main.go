@@ -5,6 +5,14 @@ import (
 	"os"
 
 	"github.com/runbookhq/runbook/internal/cli"
+	"github.com/runbookhq/runbook/sdk/pluginhost"
 )
 
-func main() { os.Exit(cli.Main()) }
+func main() {
+	// No process a plugin starts may outlive runbook (this also runs the
+	// guard process when runbook was started as one).
+	exiting := pluginhost.ContainProcesses()
+	code := cli.Main()
+	exiting()
+	os.Exit(code)
+}

@@ -2,17 +2,21 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/runbookhq/runbook/internal/termtext"
 	"github.com/runbookhq/runbook/sdk/journal"
 	"github.com/runbookhq/runbook/sdk/pluginhost"
+	"github.com/runbookhq/runbook/sdk/redact"
 	"github.com/runbookhq/runbook/sdk/runbook"
 )
 
@@ -72,17 +76,34 @@ func (f *commonFlags) stateDir() string {
 	return journal.DefaultDirName
 }
 
-// openStore returns the store named by --state.
+// schemeRE matches a URL scheme ("s3://", "gs://", "file://").
+var schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
+
+func hasScheme(s string) bool { return schemeRE.MatchString(s) }
+
+// openStore returns the store named by --state: a directory, or an
+// s3:// URL; any other URL is refused rather than taken for a directory
+// named "gs:".
 func (f *commonFlags) openStore(ctx context.Context) (journal.Store, error) {
 	dir := f.stateDir()
-	if strings.HasPrefix(dir, "s3://") {
-		return openS3Store(ctx, dir)
+	switch {
+	case strings.HasPrefix(dir, "s3://"):
+		return openS3Store(ctx, dir, f.unlockCommand())
+	case hasScheme(dir):
+		what := "--state " + dir
+		if f.state == "" {
+			what = "$" + StateEnv + "=" + dir
+		}
+		scheme, _, _ := strings.Cut(dir, "://")
+		return nil, usageError("%s: %s:// is not a supported state: give a directory, or s3://bucket/prefix", what, scheme)
 	}
-	return journal.NewFileStore(dir), nil
+	st := journal.NewFileStore(dir)
+	st.UnlockCommand = f.unlockCommand()
+	return st, nil
 }
 
 // openS3Store is replaced when the S3 backend is linked in.
-var openS3Store = func(ctx context.Context, url string) (journal.Store, error) {
+var openS3Store = func(ctx context.Context, url, unlock string) (journal.Store, error) {
 	return nil, usageError("--state %s: S3 state is not supported by this build", url)
 }
 
@@ -91,8 +112,10 @@ func (f *commonFlags) logger(w io.Writer) hclog.Logger {
 		return hclog.NewNullLogger()
 	}
 	return hclog.New(&hclog.LoggerOptions{
-		Name:   "runbook",
-		Output: w,
+		Name: "runbook",
+		// Plugins' messages, and paths and values from the runbook, are
+		// data: each entry is escaped to one line (termtext).
+		Output: termtext.Writer(w),
 		Level:  hclog.LevelFromString(f.logLevel),
 	})
 }
@@ -106,6 +129,28 @@ type loaded struct {
 	// was validated against, pinned for the run when there is no lock
 	// file (nil with one: the lock pins them).
 	validated map[string]string
+	// lockCmd pins the runbook's plugins; locked: only pinned plugins run.
+	lockCmd string
+	locked  bool
+}
+
+// readLock reads dir's runbook.lock (nil if there is none), printing why
+// it cannot be used; lockCmd is the command that rewrites it.
+func readLock(io *IOStreams, dir, lockCmd string) (*pluginhost.LockFile, error) {
+	lock, err := pluginhost.ReadLock(dir)
+	if err != nil {
+		var pe *pluginhost.LockParseError
+		if errors.As(err, &pe) {
+			fmt.Fprintf(io.ErrOut, "%v\n", err)
+		} else {
+			fmt.Fprintf(io.ErrOut, "%s: %v\n", pluginhost.LockPath(dir), err)
+		}
+		return nil, silent(ExitUsage)
+	}
+	if lock != nil {
+		lock.Command = lockCmd
+	}
+	return lock, nil
 }
 
 // load reads, decodes and validates a runbook; the plugins it declares are
@@ -117,29 +162,39 @@ func load(ctx context.Context, io *IOStreams, path string) (*loaded, error) {
 		return nil, usageError("%s: %v", path, err)
 	}
 	dir := filepath.Dir(abs)
-	lock, err := pluginhost.ReadLock(dir)
+	lockCmd := commandLine("plugins", "lock", path)
+	lock, err := readLock(io, dir, lockCmd)
 	if err != nil {
-		fmt.Fprintf(io.ErrOut, "%s: %v\n", pluginhost.LockPath(dir), err)
-		return nil, silent(ExitUsage)
+		return nil, err
 	}
-	var cat *pluginhost.Catalog
-	rb, diags := runbook.Load(path, runbook.Options{Catalog: func(refs []*runbook.PluginRef) runbook.Catalog {
-		cat = pluginhost.NewCatalog(ctx, pluginhost.CatalogConfig{Dir: dir, Plugins: refs, Lock: lock})
+	// One catalog per file of the program (a runbook and those it calls);
+	// a plugin name stands for one command in all of them.
+	var cats []*pluginhost.Catalog
+	rb, diags := runbook.Load(path, runbook.Options{Context: ctx, Catalog: func(refs []*runbook.PluginRef) runbook.Catalog {
+		cat := pluginhost.NewCatalog(ctx, pluginhost.CatalogConfig{Dir: dir, Plugins: refs, Lock: lock, Locked: io.Locked, LockCommand: lockCmd})
+		cats = append(cats, cat)
 		return cat
 	}})
+	if ctx.Err() != nil {
+		// Ctrl-C during validation: nothing ran.
+		fmt.Fprintf(io.ErrOut, "%s: validation interrupted; nothing was run\n", path)
+		return nil, silent(ExitInterrupted)
+	}
 	if len(diags) > 0 {
 		printDiagnostics(io.ErrOut, diags)
 	}
 	if diags.HasErrors() || rb == nil {
 		return nil, silent(ExitUsage)
 	}
-	l := &loaded{rb: rb, dir: dir, lock: lock}
+	l := &loaded{rb: rb, dir: dir, lock: lock, lockCmd: lockCmd, locked: io.Locked}
 	if lock == nil {
 		// The binary that was described is the one that must run: one
 		// replaced between now and the start is refused.
 		l.validated = map[string]string{}
-		if cat != nil {
-			l.validated = cat.Checksums()
+		for _, cat := range cats {
+			for name, sum := range cat.Checksums() {
+				l.validated[name] = sum
+			}
 		}
 	}
 	return l, nil
@@ -147,7 +202,9 @@ func load(ctx context.Context, io *IOStreams, path string) (*loaded, error) {
 
 func printDiagnostics(w io.Writer, diags runbook.Diagnostics) {
 	for _, d := range diags {
-		fmt.Fprintln(w, d.String())
+		// A message may quote the file's text: escaped (termtext), line by
+		// line (some messages list things on lines of their own).
+		fmt.Fprintln(w, strings.Join(termtext.Lines(d.String()), "\n"))
 	}
 	n := 0
 	for _, d := range diags {
@@ -172,15 +229,18 @@ func resolveInputs(io *IOStreams, rb *runbook.Runbook, f *inputFlags) (map[strin
 	return vals, nil
 }
 
-// startHost starts every plugin the runbook declares.
-func startHost(ctx context.Context, io *IOStreams, l *loaded, flags *commonFlags, secrets []string) (*pluginhost.Host, error) {
+// startHost starts every plugin the runbook, and the runbooks it calls,
+// declare: one process per plugin for the whole program.
+func startHost(ctx context.Context, io *IOStreams, l *loaded, flags *commonFlags, red *redact.Redactor) (*pluginhost.Host, error) {
 	host, err := pluginhost.Start(ctx, pluginhost.Config{
-		Plugins:   l.rb.Plugins,
-		Dir:       l.dir,
-		Lock:      l.lock,
-		Validated: l.validated,
-		Logger:    flags.logger(io.ErrOut),
-		Secrets:   secrets,
+		Plugins:     l.rb.AllPlugins(),
+		Dir:         l.dir,
+		Lock:        l.lock,
+		Validated:   l.validated,
+		Logger:      flags.logger(io.ErrOut),
+		Redactor:    red,
+		Locked:      l.locked,
+		LockCommand: l.lockCmd,
 	})
 	if err != nil {
 		return nil, &ExitError{Code: ExitFailed, Err: fmt.Errorf("starting plugins: %w", err)}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -11,6 +10,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/runbookhq/runbook/sdk/journal"
+	"github.com/runbookhq/runbook/sdk/runbook"
+	"github.com/runbookhq/runbook/sdk/safefile"
 )
 
 // Shell completion: cobra's `completion bash|zsh|fish|powershell` command
@@ -129,35 +130,26 @@ func completeRunIDs(resumable bool) cobra.CompletionFunc {
 // stepsWaiting lists the steps of a run waiting for an approval, then the
 // other approval steps of its runbook that have not run.
 func stepsWaiting(j *journal.Journal) []string {
+	v := journal.ViewOf(j)
 	waiting := map[string]bool{}
-	var order []string
-	for _, r := range j.Records {
-		switch r.Type {
-		case journal.ApprovalRequested:
-			if !waiting[r.Step] {
-				order = append(order, r.Step)
-			}
-			waiting[r.Step] = true
-		case journal.ApprovalGranted, journal.ApprovalDenied:
-			waiting[r.Step] = false
-		}
-	}
 	var out []string
-	for _, id := range order {
-		if waiting[id] {
-			out = append(out, id+"\twaiting for approval")
+	for _, a := range v.Pending() {
+		if !waiting[a.Path] {
+			waiting[a.Path] = true
+			out = append(out, a.Path+"\twaiting for approval")
 		}
 	}
 	if start := j.Start(); start.Run != nil && start.Run.RunbookPath != "" {
-		done := map[string]bool{}
-		for _, r := range j.Records {
-			if r.Type == journal.StepSucceeded || r.Type == journal.StepFailed || r.Type == journal.StepSkipped {
-				done[r.Step] = true
-			}
-		}
 		steps, _ := yamlSteps(start.Run.RunbookPath)
 		for _, s := range steps {
-			if s.approve && !waiting[s.id] && !done[s.id] {
+			done := false
+			if sv := v.Step(s.id); sv != nil {
+				switch sv.Status {
+				case journal.StateSucceeded, journal.StateFailed, journal.StateSkipped:
+					done = true
+				}
+			}
+			if s.approve && !waiting[s.id] && !done {
 				out = append(out, s.id+"\tapproval step, not reached yet")
 			}
 		}
@@ -166,36 +158,18 @@ func stepsWaiting(j *journal.Journal) []string {
 }
 
 // stepsCutOff lists the steps (and rollbacks) of a run that started and
-// did not finish: those --retry-step and --skip-step name.
+// did not finish: those --retry-step and --skip-step name. A step waiting
+// for an approval is answered with --approve, not retried; a parallel group
+// is not retried itself.
 func stepsCutOff(j *journal.Journal) []string {
-	open := map[string]bool{}
-	var order []string
-	mark := func(id string, v bool) {
-		if _, seen := open[id]; !seen {
-			order = append(order, id)
-		}
-		open[id] = v
-	}
-	for _, r := range j.Records {
-		if r.Step == "" {
-			continue
-		}
-		switch r.Type {
-		case journal.StepStarted, journal.RollbackStarted, journal.AttemptStarted:
-			if r.Uses != "" { // a parallel group is not retried itself
-				mark(r.Step, true)
-			}
-		case journal.ApprovalRequested:
-			mark(r.Step, false) // answered with --approve, not retried
-		case journal.StepSucceeded, journal.StepFailed, journal.StepSkipped,
-			journal.RollbackSucceeded, journal.RollbackFailed, journal.RollbackSkipped:
-			mark(r.Step, false)
-		}
+	cut := func(status journal.StepState, uses string) bool {
+		return uses != "" && (status == journal.StateRunning || status == journal.StateInterrupted)
 	}
 	var out []string
-	for _, id := range order {
-		if open[id] {
-			out = append(out, id+"\tstarted, not finished")
+	for _, s := range journal.ViewOf(j).Steps() {
+		rb := s.Rollback
+		if cut(s.Status, s.Uses) && s.Granted == nil || rb != nil && cut(rb.Status, rb.Uses) {
+			out = append(out, s.Path+"\tstarted, not finished")
 		}
 	}
 	return out
@@ -254,14 +228,7 @@ type yamlStep struct {
 // validating it or describing its plugins: completion must be fast and
 // work on a runbook being edited.
 func yamlSteps(path string) ([]yamlStep, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > 4<<20 {
-		return nil, fmt.Errorf("%s: too large", path)
-	}
-	b, err := os.ReadFile(path)
+	b, err := safefile.ReadFile(path, runbook.MaxSourceBytes)
 	if err != nil {
 		return nil, err
 	}

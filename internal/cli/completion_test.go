@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,5 +157,28 @@ steps:
 	// No state directory: nothing to complete, and no error.
 	if got := complete(t, "resume", "--state", filepath.Join(dir, "none"), ""); len(got) != 0 {
 		t.Errorf("empty state completes %q", got)
+	}
+}
+
+// Completing the steps of a "runbook" that is a FIFO or a device returns at
+// once, offering nothing.
+func TestCompletionRefusesHostileFiles(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "rb.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, p := range []string{fifo, "/dev/zero"} {
+			if steps, err := yamlSteps(p); err == nil || len(steps) > 0 {
+				t.Errorf("%s: %v, %v", p, steps, err)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("completion blocked on a FIFO")
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// Exit codes (DESIGN.md §3).
+// Exit codes (docs/cli.md, "Exit codes").
 const (
 	ExitOK             = 0
 	ExitFailed         = 1

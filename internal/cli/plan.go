@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runbookhq/runbook/internal/termtext"
 	"github.com/runbookhq/runbook/internal/ui"
 	"github.com/runbookhq/runbook/sdk/engine"
 )
@@ -44,13 +45,13 @@ func runPlan(ctx context.Context, io *IOStreams, path string, inputs *inputFlags
 	if err != nil {
 		return err
 	}
-	secrets := l.rb.SecretValues(vals)
-	host, err := startHost(ctx, io, l, common, secrets)
+	red := l.rb.Redactor(vals)
+	host, err := startHost(ctx, io, l, common, red)
 	if err != nil {
 		return err
 	}
 	defer host.Close()
-	eng, err := engine.New(engine.Options{Runbook: l.rb, Inputs: vals, Invoker: host, Secrets: secrets, EngineVersion: Version})
+	eng, err := engine.New(engine.Options{Runbook: l.rb, Inputs: vals, Invoker: host, Redactor: red, EngineVersion: Version})
 	if err != nil {
 		return &ExitError{Code: ExitFailed, Err: err}
 	}
@@ -59,7 +60,7 @@ func runPlan(ctx context.Context, io *IOStreams, path string, inputs *inputFlags
 		return &ExitError{Code: ExitFailed, Err: err}
 	}
 	if common.output == "json" {
-		enc := json.NewEncoder(io.Out)
+		enc := json.NewEncoder(termtext.JSONWriter(io.Out))
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(plan); err != nil {
 			return err

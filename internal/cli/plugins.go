@@ -29,16 +29,34 @@ func newPluginsCmd(io *IOStreams) *cobra.Command {
 // declaredPlugins decodes runbooks just far enough to know their plugins,
 // validating everything else against the plugins' descriptions (but not
 // against an existing lock file, which is what is being replaced).
+//
+// In locked mode (--locked) the plugins must be pinned by the lock file
+// already, and are refused before they run otherwise.
 func declaredPlugins(ctx context.Context, io *IOStreams, path string) (string, []*runbook.PluginRef, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return "", nil, usageError("%s: %v", path, err)
 	}
 	dir := filepath.Dir(abs)
+	cfg := pluginhost.CatalogConfig{Dir: dir, LockCommand: commandLine("plugins", "lock", path)}
+	if io.Locked {
+		if cfg.Lock, err = readLock(io, dir, cfg.LockCommand); err != nil {
+			return "", nil, err
+		}
+		cfg.Locked = true
+	}
 	var refs []*runbook.PluginRef
+	seen := map[string]bool{}
 	_, diags := runbook.Load(path, runbook.Options{Catalog: func(r []*runbook.PluginRef) runbook.Catalog {
-		refs = r
-		return pluginhost.NewCatalog(ctx, pluginhost.CatalogConfig{Dir: dir, Plugins: r})
+		for _, p := range r { // the runbook's, then those of the runbooks it calls
+			if !seen[p.Name] {
+				seen[p.Name] = true
+				refs = append(refs, p)
+			}
+		}
+		c := cfg
+		c.Plugins = r
+		return pluginhost.NewCatalog(ctx, c)
 	}})
 	if diags.HasErrors() {
 		printDiagnostics(io.ErrOut, diags)
@@ -63,6 +81,9 @@ directory share one lock file; entries of other runbooks are kept.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if io.Locked {
+				return usageError("plugins lock runs the plugins it pins, and locked mode (--locked, $%s) runs only plugins already pinned: review the plugins, then lock them without it", pluginhost.LockedEnv)
+			}
 			byDir := map[string][]*runbook.PluginRef{}
 			var dirs []string
 			for _, path := range args {
@@ -119,9 +140,9 @@ func newPluginsListCmd(io *IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			lock, err := pluginhost.ReadLock(dir)
+			lock, err := readLock(io, dir, commandLine("plugins", "lock", args[0]))
 			if err != nil {
-				return &ExitError{Code: ExitFailed, Err: err}
+				return err
 			}
 			tw := tabwriter.NewWriter(io.Out, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PLUGIN\tVERSION\tPROTOCOL\tLOCK\tPATH")

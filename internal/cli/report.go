@@ -98,6 +98,22 @@ func runReport(ctx context.Context, io *IOStreams, runID string, opts *reportOpt
 	}
 	rb := reportRunbook(ctx, io, j, opts.runbookPath)
 	run := reportRun(j, rb, live)
+	if run.Status == report.RunIncomplete {
+		// The command, as it runs from here (the state included); secret
+		// inputs are not journaled and cannot be part of it.
+		run.Error += ": " + commandLine(append([]string{"resume", runID}, opts.common.stateArgs()...)...)
+		if start := j.Start(); start.Run != nil {
+			var secrets []string
+			for _, in := range start.Run.Inputs {
+				if in.Secret && !in.Defaulted {
+					secrets = append(secrets, in.Name)
+				}
+			}
+			if len(secrets) > 0 {
+				run.Error += fmt.Sprintf(" (with the secret input(s) %s given again)", strings.Join(secrets, ", "))
+			}
+		}
+	}
 
 	var buf bytes.Buffer
 	render := report.Markdown

@@ -12,9 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runbookhq/runbook/internal/termtext"
 	"github.com/runbookhq/runbook/internal/ui"
 	"github.com/runbookhq/runbook/sdk/engine"
 	"github.com/runbookhq/runbook/sdk/journal"
+	"github.com/runbookhq/runbook/sdk/redact"
 	"github.com/runbookhq/runbook/sdk/runbook"
 )
 
@@ -81,9 +83,10 @@ func runRun(ctx context.Context, io *IOStreams, path string, opts *runOptions) e
 	if err != nil {
 		return err
 	}
-	secrets := l.rb.SecretValues(inputs)
+	resumeFlags, missing := resumeArgs(&opts.common, &opts.inputs, "", l.rb)
 	return execute(ctx, io, execution{
-		l: l, store: store, runID: runID, common: &opts.common, secrets: secrets,
+		l: l, store: store, runID: runID, common: &opts.common, red: l.rb.Redactor(inputs),
+		resumeFlags: resumeFlags, secretsToGive: missing,
 		command:   "run " + path,
 		approvals: engine.Approvals{AutoApprove: opts.autoApprove, Approved: setOf(opts.approve)},
 		start: func(w journal.Writer) (journal.Writer, error) {
@@ -150,6 +153,9 @@ func runResume(ctx context.Context, io *IOStreams, runID string, opts *resumeOpt
 	if j.TornTail > 0 {
 		fmt.Fprintf(io.ErrOut, "note: the journal's last record was cut off by a crash and is ignored\n")
 	}
+	if why := stopCause(j); why != "" {
+		fmt.Fprintf(io.ErrOut, "note: run %s %s\n", runID, why)
+	}
 	start := j.Start()
 	if start.Run == nil {
 		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("run %s: journal has no run_started record", runID)}
@@ -174,10 +180,15 @@ func runResume(ctx context.Context, io *IOStreams, runID string, opts *resumeOpt
 	if diags.HasErrors() {
 		return silent(ExitUsage)
 	}
+	if missing := missingSecrets(start.Run.Inputs, l.rb, inputs); len(missing) > 0 {
+		return usageError("run %s: secret input(s) %s must be given again, since secrets are not journaled: add --var NAME=VALUE, --var NAME=@FILE or --var-file FILE, or set %sNAME; nothing was run",
+			runID, strings.Join(missing, ", "), runbook.EnvPrefix)
+	}
 	recordAbsPath(l.rb)
-	secrets := l.rb.SecretValues(inputs)
+	resumeFlags, missing := resumeArgs(&opts.common, &opts.inputs, opts.runbookPath, l.rb)
 	return execute(ctx, io, execution{
-		l: l, store: store, runID: runID, common: &opts.common, secrets: secrets,
+		l: l, store: store, runID: runID, common: &opts.common, red: l.rb.Redactor(inputs),
+		resumeFlags: resumeFlags, secretsToGive: missing,
 		command:   "resume " + runID,
 		approvals: engine.Approvals{AutoApprove: opts.autoApprove, Approved: setOf(opts.approve)},
 		start: func(journal.Writer) (journal.Writer, error) {
@@ -198,22 +209,74 @@ type execution struct {
 	store      journal.Store
 	runID      string
 	common     *commonFlags
-	secrets    []string
+	red        *redact.Redactor
 	command    string
 	approvals  engine.Approvals
 	start      func(journal.Writer) (journal.Writer, error)
 	engineOpts engine.Options
 	resume     *engine.ResumeOptions
+	// resumeFlags are the flags a printed `resume` of this run needs after
+	// the run id; secretsToGive the secret inputs it cannot carry.
+	resumeFlags   []string
+	secretsToGive []string
+}
+
+// resumeCommand is the command that resumes run id with extra flags.
+func (x *execution) resumeCommand(id string, extra ...string) string {
+	args := append([]string{"resume", id}, x.resumeFlags...)
+	return commandLine(append(args, extra...)...)
+}
+
+// hints are the commands the summary prints to continue the run.
+func (x *execution) hints() ui.Hints {
+	h := ui.Hints{Resume: func(extra ...string) string { return x.resumeCommand(x.runID, extra...) }}
+	for _, name := range x.secretsToGive {
+		h.Notes = append(h.Notes, fmt.Sprintf("give the secret input %s again (add --var %s=VALUE, or set %s%s): it is not journaled", name, name, runbook.EnvPrefix, name))
+	}
+	return h
+}
+
+// takeLock takes the state's lock for this run. A resume takes over the
+// lock of a holder that is provably dead on this host (see
+// journal.Holder.ProvablyDead), with a notice; any other holder is
+// reported with the command that removes its lock.
+func (x *execution) takeLock(ctx context.Context, io *IOStreams) (journal.Lock, error) {
+	me := journal.CurrentHolder(x.runID, x.command)
+	lock, err := x.store.Lock(ctx, me)
+	var le *journal.LockedError
+	if err == nil || !errors.As(err, &le) {
+		if err != nil {
+			return nil, &ExitError{Code: ExitFailed, Err: err}
+		}
+		return lock, nil
+	}
+	type takeOverer interface {
+		TakeOver(ctx context.Context, dead, h journal.Holder) (journal.Lock, string, error)
+	}
+	if to, ok := x.store.(takeOverer); ok && x.resume != nil {
+		if dead, _ := le.Holder.ProvablyDead(); dead {
+			lock, why, terr := to.TakeOver(ctx, le.Holder, me)
+			if terr == nil {
+				fmt.Fprintf(io.ErrOut, "notice: took over the lock of %s from %s: %s\n", x.store.Location(), le.Holder, why)
+				if le.Holder.RunID != x.runID {
+					fmt.Fprintf(io.ErrOut, "notice: run %s was left incomplete by that process; resume it later with: %s\n", le.Holder.RunID, x.resumeCommand(le.Holder.RunID))
+				}
+				return lock, nil
+			}
+			err = terr
+		}
+	}
+	msg := fmt.Sprintf("%v\nnothing was run", err)
+	if dead, _ := le.Holder.ProvablyDead(); dead && x.resume == nil && le.Holder.RunID != "" {
+		msg += fmt.Sprintf("; run %s, which held the lock, is incomplete: `%s` continues it (and takes the lock over)", le.Holder.RunID, x.resumeCommand(le.Holder.RunID))
+	}
+	return nil, &ExitError{Code: ExitFailed, Err: errors.New(msg)}
 }
 
 func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
-	lock, err := x.store.Lock(ctx, journal.CurrentHolder(x.runID, x.command))
+	lock, err := x.takeLock(ctx, io)
 	if err != nil {
-		var le *journal.LockedError
-		if errors.As(err, &le) {
-			return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%w\nnothing was run (the lock's state: --state %s)", err, x.common.stateDir())}
-		}
-		return &ExitError{Code: ExitFailed, Err: err}
+		return err
 	}
 	defer func() {
 		if rerr := lock.Release(); rerr != nil && err == nil {
@@ -230,7 +293,7 @@ func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
 	defer r.Close()
 	hostIO := *io
 	hostIO.ErrOut = ui.LogWriter(r, io.ErrOut)
-	host, err := startHost(context.WithoutCancel(ctx), &hostIO, x.l, x.common, x.secrets)
+	host, err := startHost(context.WithoutCancel(ctx), &hostIO, x.l, x.common, x.red)
 	if err != nil {
 		return err
 	}
@@ -261,7 +324,7 @@ func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
 		}
 		r.Event(ev)
 	}
-	opts.Secrets = x.secrets
+	opts.Redactor = x.red
 	opts.EngineVersion = Version
 	eng, err := engine.New(opts)
 	if err != nil {
@@ -279,7 +342,15 @@ func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
 		var blocked *engine.ResumeBlockedError
 		var changed *engine.RunbookChangedError
 		switch {
-		case errors.As(err, &blocked), errors.As(err, &changed), errors.Is(err, engine.ErrRunFinished):
+		case errors.As(err, &blocked):
+			msg := err.Error()
+			for _, st := range blocked.Steps {
+				msg += fmt.Sprintf("\n  run %s again: %s\n  go on without it: %s", st.ID, x.resumeCommand(x.runID, "--retry-step", st.ID), x.resumeCommand(x.runID, "--skip-step", st.ID))
+			}
+			return usageError("%s", msg)
+		case errors.As(err, &changed):
+			return usageError("%v\n  resume anyway: %s", err, x.resumeCommand(x.runID, "--force"))
+		case errors.Is(err, engine.ErrRunFinished):
 			return usageError("%v", err)
 		}
 		if res == nil {
@@ -291,7 +362,7 @@ func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
 		if len(res.Outputs) > 0 {
 			shown.Outputs = finishedOutputs
 		}
-		ui.Summary(io.Out, &shown, milestones(x.l.rb, res), secretOutputs(x.l.rb))
+		ui.SummaryWith(io.Out, &shown, milestones(x.l.rb, res), secretOutputs(x.l.rb), x.hints())
 	}
 	if code := res.ExitCode(); code != ExitOK {
 		return silent(code)
@@ -323,7 +394,11 @@ func (p *promptApprover) Approve(ctx context.Context, req engine.ApprovalRequest
 	if req.Rollback {
 		who += " (rollback)"
 	}
-	fmt.Fprintf(p.io.Out, "\n  Approval needed for step %s:\n    %s\n  Approve? Type 'yes' to continue, 'no' to refuse, or 'pause' to stop and resume later: ", who, strings.ReplaceAll(req.Message, "\n", "\n    "))
+	// The message comes from the runbook and the values it read: each of
+	// its lines is escaped (termtext) and marked, so that nothing in it can
+	// rewrite or imitate the question.
+	fmt.Fprintf(p.io.Out, "\n  Approval needed for step %s:\n    │ %s\n  Approve? Type 'yes' to continue, 'no' to refuse, or 'pause' to stop and resume later: ",
+		who, strings.Join(termtext.Lines(req.Message), "\n    │ "))
 	answer := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(p.io.In).ReadString('\n')
@@ -365,9 +440,9 @@ func setOf(ids []string) map[string]bool {
 
 func checkApproveIDs(rb *runbook.Runbook, ids []string) error {
 	for _, id := range ids {
-		s := rb.Step(id)
+		s := rb.StepAt(id)
 		if s == nil {
-			return usageError("--approve %s: no such step", id)
+			return usageError("--approve %s: no such step (a step of a called runbook is named by its path: the calling step's id, a dot and its id)", id)
 		}
 		if s.Uses != "core.approve" && (s.Rollback == nil || s.Rollback.Uses != "core.approve") {
 			return usageError("--approve %s: step %s is not a core.approve step", id, id)
@@ -400,11 +475,12 @@ func secretOutputs(rb *runbook.Runbook) map[string]bool {
 func milestones(rb *runbook.Runbook, res *engine.Result) []ui.Milestone {
 	var out []ui.Milestone
 	at := map[string]int{}
-	rb.Walk(func(s *runbook.Step) {
+	engine.WalkSteps(rb, func(ref engine.StepRef) {
+		s := ref.Step
 		if s.Milestone == "" {
 			return
 		}
-		r, ok := res.Step(s.ID)
+		r, ok := res.Step(ref.Path)
 		if !ok || r.Status != engine.StepSucceeded || r.Finished.IsZero() {
 			return
 		}
@@ -418,4 +494,45 @@ func milestones(rb *runbook.Runbook, res *engine.Result) []ui.Milestone {
 		out = append(out, ui.Milestone{Name: s.Milestone, At: r.Finished})
 	})
 	return out
+}
+
+// stopCause says how a run's last session ended, for a resume: the cause
+// its run_interrupted record gives (a signal, a full disk, a lost lock), or
+// that the journal ends without a final record (the process was killed, or
+// the machine stopped). "" for a run that paused.
+func stopCause(j *journal.Journal) string {
+	if len(j.Records) == 0 {
+		return ""
+	}
+	last := j.Records[len(j.Records)-1]
+	switch last.Type {
+	case journal.RunInterrupted:
+		if last.Message != "" {
+			return "was interrupted: " + last.Message
+		}
+		return "was interrupted"
+	case journal.RunPaused, journal.RunFinished:
+		return ""
+	}
+	return "stopped without recording why: its process was killed (SIGKILL, out of memory) or the machine stopped"
+}
+
+// missingSecrets are the secret inputs of a run that a resume must be given
+// again and was not: every secret recorded, except one that took its
+// declared default (the engine gives it the default again).
+func missingSecrets(recorded []journal.Input, rb *runbook.Runbook, given map[string]any) []string {
+	var missing []string
+	for _, in := range recorded {
+		if !in.Secret {
+			continue
+		}
+		if _, ok := given[in.Name]; ok {
+			continue
+		}
+		if decl := rb.Input(in.Name); decl != nil && decl.HasDefault && in.Defaulted {
+			continue
+		}
+		missing = append(missing, in.Name)
+	}
+	return missing
 }

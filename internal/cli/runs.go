@@ -2,14 +2,13 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/runbookhq/runbook/sdk/journal"
+	"github.com/runbookhq/runbook/internal/termtext"
 )
 
 func init() { commands = append(commands, newRunsCmd, newUnlockCmd) }
@@ -33,7 +32,7 @@ func newRunsCmd(io *IOStreams) *cobra.Command {
 				return &ExitError{Code: ExitFailed, Err: err}
 			}
 			if common.output == "json" {
-				enc := json.NewEncoder(io.Out)
+				enc := json.NewEncoder(termtext.JSONWriter(io.Out))
 				for _, r := range runs {
 					if err := enc.Encode(r); err != nil {
 						return err
@@ -49,14 +48,14 @@ func newRunsCmd(io *IOStreams) *cobra.Command {
 			fmt.Fprintln(tw, "RUN\tRUNBOOK\tSTATUS\tSTARTED\tDURATION")
 			for _, r := range runs {
 				if r.Err != "" {
-					fmt.Fprintf(tw, "%s\t\tunreadable: %s\t\t\n", r.RunID, r.Err)
+					fmt.Fprintf(tw, "%s\t\tunreadable: %s\t\t\n", r.RunID, termtext.Escape(fmt.Sprint(r.Err)))
 					continue
 				}
 				dur := ""
 				if !r.Finished.IsZero() {
 					dur = r.Finished.Sub(r.Started).Round(time.Second).String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.RunID, r.Runbook, r.Status, r.Started.Local().Format(time.RFC3339), dur)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.RunID, termtext.Escape(r.Runbook), r.Status, r.Started.Local().Format(time.RFC3339), dur)
 			}
 			return tw.Flush()
 		},
@@ -82,9 +81,9 @@ host) is only removed with --force: check first that no run is in progress.`,
 			}
 			h, err := store.Unlock(cmd.Context(), force)
 			if err != nil {
-				var le *journal.LockedError
-				if errors.As(err, &le) {
-					return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%w\nif you are sure no run is in progress, use --force", err)}
+				if !force {
+					forced := commandLine(append(append([]string{"unlock"}, common.stateArgs()...), "--force")...)
+					return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%w\nif you are sure no run is in progress: `%s`", err, forced)}
 				}
 				return &ExitError{Code: ExitFailed, Err: err}
 			}

@@ -111,6 +111,22 @@ func runSchema(ctx context.Context, io *IOStreams, files []string, opts *schemaO
 	failed := false
 	for _, f := range want {
 		r, err := pluginhost.Resolve(f.dir, f.ref)
+		if err == nil && io.Locked {
+			// Locked mode: only a plugin pinned by the lock file next to
+			// the runbook declaring it is run (--plugin and discovered
+			// plugins have none).
+			var lock *pluginhost.LockFile
+			if f.dir != "" {
+				lock, err = pluginhost.ReadLock(f.dir)
+			}
+			if err == nil {
+				lockDir, lockCmd := f.dir, commandLine("plugins", "lock", where[f.ref.Name])
+				if lockDir == "" {
+					lockDir, lockCmd = filepath.Dir(r.Path), ""
+				}
+				err = pluginhost.CheckPinned(lock, lockDir, r, lockCmd)
+			}
+		}
 		if err == nil {
 			var d *spec.Description
 			if d, err = pluginhost.Describe(ctx, r); err == nil {
@@ -343,7 +359,15 @@ func LanguageSchema(plugins []*spec.Description) obj {
 		},
 		"allOf": rollbackRules,
 	}
+	defs["call"] = obj{"type": "string", "pattern": `^\.\.?/`,
+		"description": "Another runbook file, relative to this one (./region-switch.yaml): the step runs its steps, with binding its inputs."}
 	stepRules = append(stepRules,
+		// A step that calls a runbook takes no action settings.
+		obj{
+			"if": obj{"required": []any{"uses"}, "properties": obj{"uses": obj{"$ref": "#/$defs/call"}}},
+			"then": obj{"properties": obj{"rollback": false, "timeout": false, "retry": false,
+				"until": false, "max_parallel": false}},
+		},
 		// A group carries no action settings; an action has no max_parallel.
 		obj{
 			"if": obj{"required": []any{"parallel"}},
@@ -359,8 +383,8 @@ func LanguageSchema(plugins []*spec.Description) obj {
 		"properties": obj{
 			"id":                obj{"$ref": "#/$defs/name", "description": "Unique across the whole runbook."},
 			"name":              obj{"type": "string", "description": "Display name."},
-			"uses":              obj{"$ref": "#/$defs/uses"},
-			"with":              obj{"type": "object", "description": "The action's parameters."},
+			"uses":              obj{"anyOf": []any{obj{"$ref": "#/$defs/uses"}, obj{"$ref": "#/$defs/call"}}},
+			"with":              obj{"type": "object", "description": "The action's parameters (the called runbook's inputs, for a call)."},
 			"if":                obj{"$ref": "#/$defs/condition", "description": "Run the step only when true; otherwise it is skipped."},
 			"timeout":           obj{"$ref": "#/$defs/duration", "description": "Bounds one attempt."},
 			"retry":             obj{"$ref": "#/$defs/retry"},

@@ -21,8 +21,9 @@ func init() { openS3Store = openS3 }
 
 // openS3 opens `--state s3://bucket/prefix` with the AWS SDK's default
 // configuration (credential chain, AWS_REGION, AWS_ENDPOINT_URL).
-func openS3(ctx context.Context, url string) (journal.Store, error) {
+func openS3(ctx context.Context, url, unlock string) (journal.Store, error) {
 	opts := s3store.Options{
+		UnlockCommand: unlock,
 		// The store has no terminal of its own: a renewal that failed, or
 		// a lock that was lost mid-run, is said on stderr at once.
 		Warnf: func(format string, args ...any) {

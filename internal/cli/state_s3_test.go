@@ -21,7 +21,11 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/runbookhq/runbook/sdk/journal"
+	"github.com/runbookhq/runbook/sdk/journal/s3store"
+	"github.com/runbookhq/runbook/sdk/spec"
+	"github.com/runbookhq/runbook/sim/contracts"
 	"github.com/runbookhq/runbook/sim/emulator"
+	"github.com/runbookhq/runbook/sim/faultproxy"
 )
 
 // s3e2e runs the real binary against the emulator's S3, as two machines
@@ -90,6 +94,17 @@ func (e *s3e2e) run(dir string, env []string, args ...string) s3Result {
 	timer := time.AfterFunc(2*time.Minute, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
 	defer timer.Stop()
 	_ = cmd.Wait()
+	return s3Result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// paste runs a command the CLI printed through sh, as a user pasting it.
+func (e *s3e2e) paste(dir string, env []string, command string) s3Result {
+	e.t.Helper()
+	cmd := exec.Command("sh", "-c", command)
+	cmd.Dir, cmd.Env = dir, env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run()
 	return s3Result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
 }
 
@@ -177,7 +192,15 @@ func TestS3StateEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &s3e2e{t: t, bin: bin, emuURL: emu.URL, marker: fmt.Sprintf("RUNBOOK_S3_E2E_MARKER=%d", time.Now().UnixNano())}
+	// The binary reaches S3 through a recording proxy: its calls are checked
+	// against the permissions the state declares, and AWS's API models.
+	proxy, err := faultproxy.Start(emu.URL, "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	proxy.Record(true)
+	e := &s3e2e{t: t, bin: bin, emuURL: proxy.URL, marker: fmt.Sprintf("RUNBOOK_S3_E2E_MARKER=%d", time.Now().UnixNano())}
 	t.Cleanup(func() {
 		if pids := e.leftovers(); len(pids) > 0 {
 			t.Errorf("processes left behind: %v", pids)
@@ -236,6 +259,21 @@ func TestS3StateEndToEnd(t *testing.T) {
 		objs := keys("dr/")
 		if len(objs) != int(fin.Seq) || objs[0] != "dr/runs/"+id+"/0000000001.json" {
 			t.Errorf("objects in the bucket: %v, want the %d journal records and no lock", objs, fin.Seq)
+		}
+
+		// The command the summary prints to continue a paused run carries
+		// the S3 state: pasted into a shell elsewhere, it resumes the run.
+		r = e.run(dirA, e.env(homeA), "run", "hello.yaml", "--state", state)
+		if r.code != 3 {
+			t.Fatalf("run: exit %d, want 3 (paused)\n%s", r.code, r.stderr)
+		}
+		_, hint, ok := strings.Cut(r.stdout, "continue with: ")
+		hint, _, _ = strings.Cut(hint, "\n")
+		if !ok || !strings.Contains(hint, "--state "+state) {
+			t.Fatalf("no resume command with the state in:\n%s", r.stdout)
+		}
+		if p := e.paste(dirB, e.env(homeB), hint); p.code != 0 || !strings.Contains(p.stdout, "succeeded") {
+			t.Fatalf("pasted %s: exit %d\n%s%s", hint, p.code, p.stdout, p.stderr)
 		}
 	})
 
@@ -313,7 +351,14 @@ func TestS3StateEndToEnd(t *testing.T) {
 			}
 			time.Sleep(300 * time.Millisecond)
 		}
-		r := e.run(dir, env, "unlock", "--state", state)
+		// The refusal names the unlock command, which is pasted as printed.
+		refusal := e.run(dir, env, "run", "slow.yaml", "--state", state, "--run-id", "race-d")
+		_, unlock, ok := strings.Cut(refusal.stderr, "remove the lock with `")
+		unlock, _, _ = strings.Cut(unlock, "`")
+		if !ok || !strings.Contains(unlock, "unlock --state "+state) {
+			t.Fatalf("no unlock command in:\n%s", refusal.stderr)
+		}
+		r := e.paste(dir, env, unlock)
 		if r.code != 0 || !strings.Contains(r.stdout, "removed the lock") || !strings.Contains(r.stdout, winner.id) {
 			t.Fatalf("unlock of the stale lock: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
@@ -330,6 +375,46 @@ func TestS3StateEndToEnd(t *testing.T) {
 		}
 		if k := keys("race/lock.json"); len(k) != 0 {
 			t.Errorf("lock left after the last run: %v", k)
+		}
+	})
+
+	t.Run("every call is one its permissions allow", func(t *testing.T) {
+		r, err := contracts.Check(ctx, proxy.Exchanges(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range r.Findings {
+			t.Errorf("API model: %s", f)
+		}
+		var perms []spec.Permission
+		for _, url := range []string{"s3://team-state/dr", "s3://team-state/race"} {
+			p, err := s3store.Permissions(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			perms = append(perms, p...)
+		}
+		ops := map[string]bool{}
+		for _, c := range r.Calls {
+			if !strings.Contains(c.UserAgent, s3store.UserAgentKey+"/s3") {
+				t.Errorf("%s %s does not say it is the state's: User-Agent %q", c.Service, c.Operation, c.UserAgent)
+				continue
+			}
+			ops[c.Operation] = true
+			needs, ok := contracts.Needs(c, "123456789012")
+			if !ok {
+				t.Fatalf("no IAM action known for %s %s", c.Service, c.Operation)
+			}
+			for _, n := range needs {
+				if !contracts.Declares(perms, n) {
+					t.Errorf("the S3 state called %s %s, which needs %s on %s: not in s3store.Permissions", c.Service, c.Operation, n.Action, n.Resource)
+				}
+			}
+		}
+		for _, op := range []string{"HeadBucket", "PutObject", "GetObject", "DeleteObject", "ListObjectsV2"} {
+			if !ops[op] {
+				t.Errorf("no %s among the state's calls %v", op, ops)
+			}
 		}
 	})
 

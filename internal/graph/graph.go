@@ -10,6 +10,7 @@
 package graph
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -56,6 +57,9 @@ type item struct {
 }
 
 type model struct {
+	// prefix makes the ids of a called runbook's steps unique: the calling
+	// steps' ids, each followed by _C_ (ids have no capitals).
+	prefix            string
 	name, description string
 	onFailure         runbook.FailurePolicy
 	root              cluster
@@ -89,7 +93,7 @@ func build(rb *runbook.Runbook) (*model, error) {
 		}
 		// Edges are listed in the order the flow takes them: the edge
 		// into a step before the step's own edges.
-		m.edges = append(m.edges, edge{from: exit, to: entryOf(s), label: condition(s)})
+		m.edges = append(m.edges, edge{from: exit, to: m.entryOf(s), label: condition(s)})
 		next, err := m.step(&m.root, s)
 		if err != nil {
 			return nil, err
@@ -102,15 +106,42 @@ func build(rb *runbook.Runbook) (*model, error) {
 }
 
 // entryOf is the node that edges into s lead to.
-func entryOf(s *runbook.Step) string {
-	if s.IsGroup() {
-		return forkID(s.ID)
+func (m *model) entryOf(s *runbook.Step) string {
+	switch {
+	case s.IsGroup():
+		return forkID(m.prefix + s.ID)
+	case s.IsCall() && len(s.Call.Runbook.Steps) > 0:
+		saved := m.prefix
+		m.prefix += s.ID + "_C_"
+		defer func() { m.prefix = saved }()
+		return m.entryOf(s.Call.Runbook.Steps[0])
 	}
-	return stepID(s.ID)
+	return stepID(m.prefix + s.ID)
 }
 
 // step adds s to c and returns the node that edges out of s leave from.
 func (m *model) step(c *cluster, s *runbook.Step) (exit string, err error) {
+	if s.IsCall() && len(s.Call.Runbook.Steps) > 0 {
+		// A called runbook is a box of its own steps, run one after another.
+		title := s.ID
+		if s.Name != "" {
+			title += ": " + s.Name
+		}
+		g := &cluster{id: clusterID(m.prefix + s.ID), title: title + " (calls " + s.Call.Ref + ")"}
+		c.items = append(c.items, item{cluster: g})
+		saved := m.prefix
+		m.prefix += s.ID + "_C_"
+		defer func() { m.prefix = saved }()
+		for i, cs := range s.Call.Runbook.Steps {
+			if i > 0 {
+				m.edges = append(m.edges, edge{from: exit, to: m.entryOf(cs), label: condition(cs)})
+			}
+			if exit, err = m.step(g, cs); err != nil {
+				return "", err
+			}
+		}
+		return exit, nil
+	}
 	if s.IsGroup() {
 		title := s.ID
 		if s.Name != "" {
@@ -121,16 +152,16 @@ func (m *model) step(c *cluster, s *runbook.Step) (exit string, err error) {
 			title += fmt.Sprintf(", at most %d at a time", s.MaxParallel)
 		}
 		title += ")"
-		g := &cluster{id: clusterID(s.ID), title: title}
+		g := &cluster{id: clusterID(m.prefix + s.ID), title: title}
 		c.items = append(c.items, item{cluster: g})
-		fork := &node{id: forkID(s.ID), kind: kindFork}
-		join := &node{id: joinID(s.ID), kind: kindJoin}
+		fork := &node{id: forkID(m.prefix + s.ID), kind: kindFork}
+		join := &node{id: joinID(m.prefix + s.ID), kind: kindJoin}
 		g.items = append(g.items, item{node: fork})
 		for _, child := range s.Parallel {
 			if child == nil || child.ID == "" {
 				return "", fmt.Errorf("graph: a step of group %s has no id", s.ID)
 			}
-			m.edges = append(m.edges, edge{from: fork.id, to: entryOf(child), label: condition(child)})
+			m.edges = append(m.edges, edge{from: fork.id, to: m.entryOf(child), label: condition(child)})
 			cx, err := m.step(g, child)
 			if err != nil {
 				return "", err
@@ -144,7 +175,7 @@ func (m *model) step(c *cluster, s *runbook.Step) (exit string, err error) {
 		return join.id, nil
 	}
 
-	n := &node{id: stepID(s.ID), kind: kindAction}
+	n := &node{id: stepID(m.prefix + s.ID), kind: kindAction}
 	switch {
 	case s.Uses == "core.approve":
 		n.kind = kindApproval
@@ -175,7 +206,7 @@ func (m *model) step(c *cluster, s *runbook.Step) (exit string, err error) {
 }
 
 func (m *model) rollback(c *cluster, s *runbook.Step, from string) {
-	r := &node{id: rollbackID(s.ID), kind: kindRollback, lines: []string{"rollback " + s.ID, s.Rollback.Uses}}
+	r := &node{id: rollbackID(m.prefix + s.ID), kind: kindRollback, lines: []string{"rollback " + s.ID, s.Rollback.Uses}}
 	c.items = append(c.items, item{node: r})
 	m.edges = append(m.edges, edge{from: from, to: r.id, label: "rollback", rollback: true})
 }
@@ -199,7 +230,7 @@ func text(v *expr.Value, key string) string {
 		return oneLine(t.Raw())
 	}
 	if f.IsStatic() {
-		if s, err := f.Render(nil); err == nil {
+		if s, err := f.Render(context.Background(), nil); err == nil {
 			if str, ok := s.(string); ok {
 				return oneLine(str)
 			}

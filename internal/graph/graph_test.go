@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/expr-lang/expr/types"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/runbookhq/runbook/sdk/expr"
@@ -22,15 +21,16 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // env is the expression environment the test runbooks compile against.
-func env() types.Map {
+func env() expr.Env {
+	outputs := expr.ObjectType(map[string]expr.Type{"stable": expr.BoolType})
 	return expr.Env{
-		Inputs: map[string]types.Type{"mode": types.String, "workers": types.String, "note": types.String, "primary_region": types.String},
-		Steps: map[string]types.Type{
-			"aurora_status": types.Map{"writer_region": types.String, "replication_lag_ms": types.Float64},
-			"services_dr":   types.Map{"stable": types.Bool},
+		Inputs: map[string]expr.Type{"mode": expr.StringType, "workers": expr.StringType, "note": expr.StringType, "primary_region": expr.StringType},
+		Steps: map[string]expr.Type{
+			"aurora_status": expr.ObjectType(map[string]expr.Type{"writer_region": expr.StringType, "replication_lag_ms": expr.NumberType}),
+			"services_dr":   outputs,
 		},
-		Outputs: types.Map{"stable": types.Bool},
-	}.Map()
+		Outputs: &outputs,
+	}
 }
 
 func cond(t *testing.T, src string) *expr.Program {

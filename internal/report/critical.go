@@ -68,7 +68,8 @@ func CriticalPath(r *Run) (*Path, error) {
 // criticalPath walks the structure the engine executed:
 //
 //   - Top-level steps run in sequence: each starts only after the previous
-//     one ended, so every one that took time is on the path. (Skipped steps
+//     one ended, so every one that took time is on the path. So do the
+//     steps of a called runbook, under the step that calls it. (Skipped steps
 //     took none; steps that never started are not part of the run.)
 //   - A parallel group ends when its last child ends, so the child that
 //     finished last is on the path; when all children start together, as
@@ -93,6 +94,11 @@ func (t *tree) criticalPath() *Path {
 		p.steps[n.step.ID] = true
 		if !n.isGroup() {
 			p.Segments = append(p.Segments, Segment{Step: n.step.ID, Start: n.start, End: n.end})
+			return
+		}
+		if n.step.Calls != "" {
+			// The steps of a called runbook run one after another.
+			seq(n.children)
 			return
 		}
 		for _, c := range chain(n.start, n.children) {

@@ -7,7 +7,7 @@ import (
 )
 
 // Hand-built runs for the golden files, the browser test and the docs'
-// screenshot. Times follow DR.md: an Aurora switchover of about a minute,
+// screenshot. Times follow the real ones (docs/dr-guide.md, Timings): an Aurora switchover of about a minute,
 // ECS services stable after two and a half minutes, Route 53 INSYNC within
 // a minute, worker replacement in minutes.
 
@@ -180,7 +180,11 @@ func unplannedResumed() *Run {
 			{ID: "aurora_status", Uses: "aws.aurora_global_status", Status: StepSucceeded, Started: at(0.1), Finished: at(2.0),
 				Attempts: []Attempt{{N: 1, Started: at(0.1), Finished: at(2.0)}}, Outputs: map[string]any{"replication_lag_ms": 2400.0}},
 			{ID: "db", Uses: "aws.aurora_global_failover", Status: StepSucceeded, Started: at(2.1), Finished: at(98.0),
-				Attempts: []Attempt{{N: 1, Started: at(2.1), Finished: at(98.0)}}},
+				Attempts: []Attempt{{N: 1, Started: at(2.1), Finished: at(98.0)}},
+				Outputs: map[string]any{"done_evidence": map[string]any{
+					"summary":        "read in eu-west-3 at 2025-03-04T03:13:45Z: spacelift-eu-west-3 is the writer of global cluster spacelift; its status is available and its writer instance spacelift-eu-west-3-1 is available (global cluster failing-over, not waited for: failover failing-over from arn:aws:rds:eu-west-1:123456789012:cluster:spacelift-eu-west-1 to arn:aws:rds:eu-west-3:123456789012:cluster:spacelift-eu-west-3)",
+					"read_in_region": "eu-west-3", "target_is_writer": true, "global_status": "failing-over",
+				}}},
 			{ID: "services_dr", Uses: "aws.ecs_services", Status: StepSucceeded, Started: at(98.1), Finished: at(1770.5),
 				Attempts: []Attempt{
 					{N: 1, Started: at(98.1), Finished: at(160.4), Error: "interrupted: the runbook process was killed", Retryable: true},

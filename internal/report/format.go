@@ -3,72 +3,42 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/runbookhq/runbook/internal/termtext"
+	"github.com/runbookhq/runbook/sdk/redact"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // redacted is what a secret looks like in a report (as in the journal).
-const redacted = "***"
-
-// minSecretLen: shorter secret values are not scrubbed from free text,
-// where replacing every "on" or "eu" would destroy the report. The input's
-// own value is always hidden, whatever its length.
-const minSecretLen = 4
+const redacted = redact.Mask
 
 // redactor scrubs the values of secret inputs from every text it is given,
 // as a second line of defence behind the engine's own redaction (a plugin
-// error message could quote a webhook URL).
-type redactor struct{ secrets []string }
+// error message could quote a webhook URL), with the engine's rules
+// (sdk/redact): encoded forms too, short values only whole.
+type redactor struct{ *redact.Redactor }
 
 func newRedactor(inputs []Input) redactor {
-	var r redactor
-	var collect func(v any)
-	collect = func(v any) {
-		switch x := v.(type) {
-		case string:
-			if len(x) >= minSecretLen && x != redacted {
-				r.secrets = append(r.secrets, x)
-			}
-		case map[string]any:
-			for _, e := range x {
-				collect(e)
-			}
-		case map[string]string:
-			for _, e := range x {
-				collect(e)
-			}
-		case []any:
-			for _, e := range x {
-				collect(e)
-			}
-		case []string:
-			for _, e := range x {
-				collect(e)
-			}
-		}
-	}
+	r := redact.New()
 	for _, in := range inputs {
 		if in.Secret {
-			collect(in.Value)
+			r.AddValue(in.Value)
 		}
 	}
-	// Longest first, so a secret that contains another is replaced whole.
-	sort.Slice(r.secrets, func(i, j int) bool { return len(r.secrets[i]) > len(r.secrets[j]) })
-	return r
+	return redactor{r}
 }
 
-func (r redactor) text(s string) string {
-	for _, sec := range r.secrets {
-		s = strings.ReplaceAll(s, sec, redacted)
-	}
-	return s
-}
+func (r redactor) text(s string) string { return r.String(s) }
 
 // value renders v as text with secrets scrubbed.
-func (r redactor) value(v any) string { return r.text(fmtValue(v)) }
+func (r redactor) value(v any) string {
+	if red := r.Value(v); red == redact.Mask {
+		return redacted
+	}
+	return r.text(fmtValue(v))
+}
 
 // fmtValue renders a value as a report shows it: strings as they are,
 // numbers without a needless fraction, lists and maps as compact JSON.
@@ -175,7 +145,9 @@ func truncate(s string, n int) string {
 // oneLine joins a multi-line message for a table cell.
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ⏎ ")), " ")
+	// Control characters escaped (termtext): a Markdown report is often
+	// read on a terminal.
+	return strings.Join(strings.Fields(termtext.Escape(strings.ReplaceAll(s, "\n", " ⏎ "))), " ")
 }
 
 func shortHash(h string) string {

@@ -35,6 +35,7 @@ type htmlPage struct {
 	Milestones                       []htmlMilestone
 	TotalLabel, TotalValue, TotalAt  string
 	Notes                            []string
+	Evidence                         []htmlKV
 	Chart                            template.HTML
 	Path                             []htmlPathItem
 	PathSummary                      string
@@ -104,6 +105,9 @@ func (v *view) htmlData() *htmlPage {
 		p.Notes = append(p.Notes, fmt.Sprintf("Retries: %d.", k))
 	}
 
+	for _, e := range v.evidence() {
+		p.Evidence = append(p.Evidence, htmlKV{Name: e.Step, Value: truncate(e.Summary, 600)})
+	}
 	for _, s := range v.path.Segments {
 		p.Path = append(p.Path, htmlPathItem{Within: v.within(s.Step), Step: s.Step, Duration: fmtDur(s.End.Sub(s.Start)), Rollback: s.Rollback})
 	}
@@ -123,6 +127,9 @@ func (v *view) htmlData() *htmlPage {
 			Critical: v.path.Has(s.ID), Group: n.isGroup()}
 		if hs.Group {
 			hs.Uses = "parallel"
+			if s.Calls != "" {
+				hs.Uses = "calls " + s.Calls
+			}
 		}
 		if s.Status == StepSkipped && s.SkipReason != "" {
 			hs.Status += " (" + oneLine(v.red.text(s.SkipReason)) + ")"
@@ -310,6 +317,21 @@ footer{margin-top:2.5rem;color:var(--muted);font-size:.85rem}
 <p>{{range $i, $n := .Notes}}{{if $i}} {{end}}{{$n}}{{end}}</p>
 {{- end}}
 </section>
+
+{{- if .Evidence}}
+
+<section id="evidence">
+<h2>What ended each wait</h2>
+<table>
+<thead><tr><th>Step</th><th>Evidence</th></tr></thead>
+<tbody>
+{{- range .Evidence}}
+<tr><td><code>{{.Name}}</code></td><td>{{.Value}}</td></tr>
+{{- end}}
+</tbody>
+</table>
+</section>
+{{- end}}
 
 <section id="timeline">
 <h2>Timeline</h2>

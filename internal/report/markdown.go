@@ -51,6 +51,7 @@ func (v *view) markdown(b *strings.Builder) {
 	b.WriteString("\n")
 
 	v.mdRecovery(b)
+	v.mdEvidence(b)
 	v.mdCriticalPath(b)
 	v.mdTimeline(b)
 
@@ -145,6 +146,18 @@ func (v *view) totalLabel() string {
 
 func (v *view) totalValue() string { return fmtDur(v.duration()) }
 
+func (v *view) mdEvidence(b *strings.Builder) {
+	ev := v.evidence()
+	if len(ev) == 0 {
+		return
+	}
+	b.WriteString("## What ended each wait\n\n| Step | Evidence |\n|---|---|\n")
+	for _, e := range ev {
+		fmt.Fprintf(b, "| %s | %s |\n", mdCode(e.Step), mdText(truncate(e.Summary, 600)))
+	}
+	b.WriteString("\n")
+}
+
 func (v *view) mdCriticalPath(b *strings.Builder) {
 	b.WriteString("## Critical path\n\n")
 	segs := v.path.Segments
@@ -187,7 +200,10 @@ func (v *view) mdTimeline(b *strings.Builder) {
 			name += " " + mdText(v.red.text(s.Name))
 		}
 		uses := "parallel"
-		if !n.isGroup() {
+		switch {
+		case s.Calls != "":
+			uses = "calls " + mdCode(s.Calls)
+		case !n.isGroup():
 			uses = mdCode(s.Uses)
 		}
 		status := stepGlyph(s.Status) + " " + stepStatusLabel(s)

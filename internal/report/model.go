@@ -94,7 +94,10 @@ type Step struct {
 	// Parallel marks a parallel group. A step that other steps name in
 	// Group is a group whether or not this is set.
 	Parallel bool
-	Status   StepStatus
+	// Calls is the runbook file a step calls (uses: ./file.yaml): its
+	// steps name it in Group, and run one after another.
+	Calls  string
+	Status StepStatus
 	// Started and Finished bound the step, all attempts and retry delays
 	// included. For a skipped step, Started (or Finished) is when it was
 	// skipped. Finished is zero while it runs.

@@ -49,6 +49,31 @@ func (v *view) milestones() []milestone {
 	return out
 }
 
+// evidenceOutput is the step output in which an action records what ended
+// its wait (the AWS plugin's switchover and failover: which reads, where,
+// when): an object with a "summary", or a string.
+const evidenceOutput = "done_evidence"
+
+type evidence struct{ Step, Summary string }
+
+// evidence lists, in document order, what ended each step's wait.
+func (v *view) evidence() []evidence {
+	var out []evidence
+	for _, n := range v.t.rows {
+		var summary string
+		switch e := n.step.Outputs[evidenceOutput].(type) {
+		case string:
+			summary = e
+		case map[string]any:
+			summary, _ = e["summary"].(string)
+		}
+		if summary != "" {
+			out = append(out, evidence{Step: n.step.ID, Summary: oneLine(v.red.text(summary))})
+		}
+	}
+	return out
+}
+
 // approvalWait is the time spent waiting for people, pending approvals
 // counted up to the end of the report.
 func (v *view) approvalWait() time.Duration {

@@ -35,53 +35,100 @@ type Live struct {
 	size func() (width, height int)
 	now  func() time.Time
 
+	// view is what this session's events say about each step; the rows
+	// add what is only for the screen.
+	view      *journal.View
 	rows      []*liveRow // document order, groups before their children
 	byID      map[string]*liveRow
 	labelW    int
 	next      int        // rows[:next] are printed for good (or never will be)
+	calls     []*liveRow // calls whose line is printed, not yet their end
 	rollbacks []*liveRow // in the order they started
 	rbNext    int
 	lastRB    map[string]*liveRow
 
-	out        []string // lines to print for good at the next draw
-	liveLines  int      // lines of the live region on screen now
-	milestones map[string]bool
-	started    time.Time
+	out       []string // lines to print for good at the next draw
+	liveLines int      // lines of the live region on screen now
+	started   time.Time
 
 	suspended, closed bool
 	stop, done        chan struct{}
 }
 
-// liveRow is a step (or a step's rollback) as the view shows it.
+// liveRow is a step (or a step's rollback) as the view shows it: the
+// step's state is its journal.StepView's (its Rollback for a rollback row);
+// the row holds what only the screen needs.
 type liveRow struct {
-	id, name, uses string
-	group          *liveRow
-	children       []*liveRow
-	depth          int
-	isGroup        bool
-	rollback       bool
-	milestone      string
+	// id is the step's path; label what the row shows (its id: a step of a
+	// called runbook sits under the calling step).
+	id, label, name string
+	v               *journal.StepView
+	group           *liveRow
+	children        []*liveRow
+	depth           int
+	isGroup         bool
+	rollback        bool
+	// call: the step calls a runbook. Once it runs, a line opens it and its
+	// steps are printed under it as they end; its own line closes it.
+	call bool
 
-	seen              bool
-	status            string
-	started, finished time.Time
-	dur               time.Duration
-	attempt           int
-	maxAttempts       int
+	seen bool
+	// shown replaces the recorded status of a row the run left unfinished
+	// (interrupted, or a group waiting for an approval inside it) or that
+	// never started; stoppedAt is when the run stopped it.
+	shown       string
+	stoppedAt   time.Time
+	maxAttempts int
 	// note is the dim sub-line of a running step. With noteDelay it is
 	// a countdown: note, the time left until noteUntil, noteAfter.
 	note      string
 	noteAfter string
 	noteUntil time.Time
 	noteDelay bool
-	errText   string
-	continued bool
-	detail    string // approval answer, skip reason...
+	// approval says how the step's approval was answered.
+	approval  string
 	retries   int
 	lastRetry string
 	// reached is the milestone line this row's success printed, shown
 	// after the row (after its group, for a group's child).
 	reached string
+}
+
+// x is what the row's records say: the step's, or its rollback's.
+func (r *liveRow) x() *journal.Execution {
+	if r.rollback {
+		return &r.v.Rollback.Execution
+	}
+	return &r.v.Execution
+}
+
+func (r *liveRow) status() string {
+	if r.shown != "" {
+		return r.shown
+	}
+	return string(r.x().Status)
+}
+
+// times are when the row started and ended, and the duration recorded.
+func (r *liveRow) times() (started, finished time.Time, dur time.Duration) {
+	x := r.x()
+	finished = x.Finished
+	if finished.IsZero() {
+		finished = r.stoppedAt
+	}
+	return x.Started, finished, x.Duration
+}
+
+func (r *liveRow) continued() bool { return !r.rollback && r.v.Continued }
+
+// errText is why the row failed. A group that failed because children did
+// has none of its own: their lines say why.
+func (r *liveRow) errText() string {
+	x := r.x()
+	if x.Status != journal.StateFailed || (r.isGroup || r.call) && x.Error != nil && x.Error.Code == "ChildFailed" {
+		return ""
+	}
+	return errorText(x.Error)
 }
 
 // Row statuses beyond the engine's step statuses.
@@ -111,26 +158,22 @@ func NewLive(w io.Writer, rb *runbook.Runbook, color bool, width int) Renderer {
 
 func newLive(w io.Writer, rb *runbook.Runbook, color bool, size func() (int, int), now func() time.Time) *Live {
 	l := &Live{w: w, p: painter{color}, size: size, now: now, byID: map[string]*liveRow{},
-		lastRB: map[string]*liveRow{}, milestones: map[string]bool{}}
+		lastRB: map[string]*liveRow{}, view: engine.NewView(rb, "")}
 	if rb != nil {
-		var walk func(steps []*runbook.Step, group *liveRow, depth int)
-		walk = func(steps []*runbook.Step, group *liveRow, depth int) {
-			for _, s := range steps {
-				r := &liveRow{id: s.ID, name: clean(s.Name), uses: s.Uses, group: group, depth: depth,
-					isGroup: s.IsGroup(), milestone: s.Milestone, status: string(engine.StepPending),
-					maxAttempts: s.Retry.Attempts}
-				if group != nil {
-					group.children = append(group.children, r)
-				}
-				l.rows = append(l.rows, r)
-				l.byID[s.ID] = r
-				walk(s.Parallel, r, depth+1)
+		engine.WalkSteps(rb, func(ref engine.StepRef) {
+			s := ref.Step
+			r := &liveRow{id: ref.Path, label: s.ID, name: clean(s.Name), v: l.view.Step(ref.Path), isGroup: s.IsGroup(),
+				call: s.IsCall(), maxAttempts: s.Retry.Attempts}
+			if g := l.byID[ref.Group]; g != nil {
+				r.group, r.depth = g, g.depth+1
+				g.children = append(g.children, r)
 			}
-		}
-		walk(rb.Steps, nil, 0)
+			l.rows = append(l.rows, r)
+			l.byID[ref.Path] = r
+		})
 	}
 	for _, r := range l.rows {
-		l.labelW = max(l.labelW, 2*r.depth+len([]rune(r.id)))
+		l.labelW = max(l.labelW, 2*r.depth+len([]rune(r.label)))
 	}
 	l.labelW = min(max(l.labelW, 8), 32)
 	return l
@@ -219,7 +262,7 @@ func (l *Live) row(id, group string) *liveRow {
 	if r, ok := l.byID[id]; ok {
 		return r
 	}
-	r := &liveRow{id: id, status: string(engine.StepPending)}
+	r := &liveRow{id: id, label: id, v: l.view.Step(id)}
 	pos := len(l.rows)
 	if g, ok := l.byID[group]; ok && group != "" {
 		r.group, r.depth = g, g.depth+1
@@ -237,7 +280,7 @@ func (l *Live) row(id, group string) *liveRow {
 	if pos < l.next {
 		l.next++
 	}
-	l.labelW = min(max(l.labelW, 2*r.depth+len([]rune(id))), 32)
+	l.labelW = min(max(l.labelW, 2*r.depth+len([]rune(r.label))), 32)
 	return r
 }
 
@@ -261,21 +304,15 @@ func isDescendant(r, g *liveRow) bool {
 
 // markSeen makes r and its groups part of this session's view. A resumed
 // run sends no step_started for steps that had already started.
-func (l *Live) markSeen(r *liveRow, t time.Time) {
+func (l *Live) markSeen(r *liveRow) {
 	for x := r; x != nil; x = x.group {
-		if !x.seen {
-			x.seen = true
-			if x.status == string(engine.StepPending) {
-				x.status = string(engine.StepRunning)
-			}
-			if x.started.IsZero() {
-				x.started = t
-			}
-		}
+		x.seen = true
 	}
 }
 
 func (l *Live) apply(e engine.Event) {
+	reached := len(l.view.Milestones)
+	l.view.Apply(e)
 	switch e.Type {
 	case journal.RunStarted:
 		l.started = e.Time
@@ -298,15 +335,15 @@ func (l *Live) apply(e engine.Event) {
 		// Steps still shown as running (a group around an interrupted
 		// child) stopped too. The summary says how the run ended.
 		for _, r := range append(l.rows, l.rollbacks...) {
-			if r.seen && !isFinal(r.status) && r.status != string(engine.StepWaiting) {
-				r.status, r.finished = string(engine.StepInterrupted), e.Time
+			if r.seen && !isFinal(r.status()) && r.status() != string(engine.StepWaiting) {
+				r.shown, r.stoppedAt = string(engine.StepInterrupted), e.Time
 			}
 		}
 		return
 	case journal.RunPaused:
 		for _, r := range l.rows {
-			if r.isGroup && r.seen && !isFinal(r.status) && hasWaiting(r) {
-				r.status = string(engine.StepWaiting)
+			if (r.isGroup || r.call) && r.seen && !isFinal(r.status()) && hasWaiting(r) {
+				r.shown = string(engine.StepWaiting)
 			}
 		}
 		return
@@ -321,21 +358,13 @@ func (l *Live) apply(e engine.Event) {
 		return
 	}
 	r := l.row(e.Step, e.Group)
-	if r.uses == "" {
-		r.uses = e.Uses
-	}
-	switch e.Type {
-	case journal.StepSkipped:
-		r.seen, r.status, r.detail = true, string(engine.StepSkipped), clean(e.Message)
-		r.started, r.finished = e.Time, e.Time
+	if e.Type == journal.StepSkipped {
+		r.seen = true
 		return
 	}
-	l.markSeen(r, e.Time)
+	l.markSeen(r)
 	switch e.Type {
-	case journal.StepStarted:
-		r.status, r.started = string(engine.StepRunning), e.Time
 	case journal.AttemptStarted:
-		r.status, r.attempt = string(engine.StepRunning), e.Attempt
 		if r.noteDelay {
 			r.setNote("")
 		}
@@ -351,51 +380,34 @@ func (l *Live) apply(e engine.Event) {
 	case journal.UntilUnmet:
 		r.setCountdown(fmt.Sprintf("condition not met after attempt %d, polling again in ", e.Attempt), e.Time.Add(e.NextDelay.Std()), "")
 	case journal.ApprovalRequested:
-		r.status = string(engine.StepWaiting)
 		r.setNote(clean(e.Message))
 	case journal.ApprovalGranted:
-		r.status = string(engine.StepRunning)
-		r.detail = clean(fmt.Sprintf("approved by %s (%s)", e.By, e.Via))
+		r.approval = clean(fmt.Sprintf("approved by %s (%s)", e.By, e.Via))
 		r.setNote("")
 	case journal.ApprovalDenied:
-		r.detail = clean(fmt.Sprintf("denied by %s", e.By))
+		r.approval = clean(fmt.Sprintf("denied by %s", e.By))
 		r.setNote("")
 	case journal.StepSucceeded:
-		r.status, r.finished, r.dur = string(engine.StepSucceeded), e.Time, e.Duration.Std()
-		r.attempt = max(r.attempt, e.Attempt)
-		l.reached(r, e.Time)
-	case journal.StepFailed:
-		r.status, r.finished, r.dur = string(engine.StepFailed), e.Time, e.Duration.Std()
-		r.continued = e.Continued
-		// A group failed because children did: their own lines say why.
-		if !(r.isGroup && e.Error != nil && e.Error.Code == "ChildFailed") {
-			r.errText = errorText(e.Error)
+		if len(l.view.Milestones) > reached {
+			l.reached(r, l.view.Milestones[reached])
 		}
-		r.attempt = max(r.attempt, e.Attempt)
 	case journal.StepInterrupted:
-		r.status, r.finished = string(engine.StepInterrupted), e.Time
-		if e.InFlight {
-			r.detail = "interrupted mid-action"
-		}
+		r.stoppedAt = e.Time
 	}
 }
 
 // reached prints a milestone the first time a step marking it succeeds.
-func (l *Live) reached(r *liveRow, at time.Time) {
-	if r.milestone == "" || l.milestones[r.milestone] {
-		return
-	}
-	l.milestones[r.milestone] = true
+func (l *Live) reached(r *liveRow, m journal.Milestone) {
 	after := ""
 	if !l.started.IsZero() {
-		after = " after " + fmtDur(at.Sub(l.started))
+		after = " after " + fmtDur(m.At.Sub(l.started))
 	}
-	r.reached = l.p.paint(sgrBold, "◆ "+r.milestone) + after
+	r.reached = l.p.paint(sgrBold, "◆ "+m.Name) + after
 }
 
 func (l *Live) applyRollback(e engine.Event) {
 	r := l.lastRB[e.Step]
-	if r == nil || e.Type == journal.RollbackStarted && isFinal(r.status) {
+	if r == nil {
 		if len(l.rollbacks) == 0 {
 			l.out = append(l.out, l.p.paint(sgrBold, "Rolling back the completed steps, most recent first"))
 		}
@@ -403,18 +415,12 @@ func (l *Live) applyRollback(e engine.Event) {
 		if s, ok := l.byID[e.Step]; ok {
 			depth = s.depth
 		}
-		r = &liveRow{id: e.Step, rollback: true, depth: depth, status: string(engine.StepRunning), seen: true, started: e.Time}
+		r = &liveRow{id: e.Step, label: e.Step, v: l.view.Step(e.Step), rollback: true, depth: depth, seen: true}
 		l.rollbacks = append(l.rollbacks, r)
 		l.lastRB[e.Step] = r
 	}
-	if e.Uses != "" {
-		r.uses = e.Uses
-	}
 	switch e.Type {
-	case journal.RollbackStarted:
-		r.started = e.Time
 	case journal.AttemptStarted:
-		r.attempt = e.Attempt
 		if r.noteDelay {
 			r.setNote("")
 		}
@@ -428,20 +434,11 @@ func (l *Live) applyRollback(e engine.Event) {
 			r.setCountdown(fmt.Sprintf("attempt %d failed, retrying in ", e.Attempt), e.Time.Add(e.NextDelay.Std()), ": "+msg)
 		}
 	case journal.ApprovalRequested:
-		r.status = string(engine.StepWaiting)
 		r.setNote(clean(e.Message))
 	case journal.ApprovalGranted:
-		r.status = string(engine.StepRunning)
 		r.setNote("")
-	case journal.RollbackSucceeded:
-		r.status, r.finished, r.dur = string(engine.StepSucceeded), e.Time, e.Duration.Std()
-	case journal.RollbackFailed:
-		r.status, r.finished, r.dur = string(engine.StepFailed), e.Time, e.Duration.Std()
-		r.errText = errorText(e.Error)
-	case journal.RollbackSkipped:
-		r.status, r.finished, r.detail = string(engine.StepSkipped), e.Time, clean(e.Message)
 	case journal.StepInterrupted:
-		r.status, r.finished = string(engine.StepInterrupted), e.Time
+		r.stoppedAt = e.Time
 	}
 }
 
@@ -457,7 +454,7 @@ func (r *liveRow) setCountdown(before string, until time.Time, after string) {
 
 func hasWaiting(g *liveRow) bool {
 	for _, c := range g.children {
-		if c.status == string(engine.StepWaiting) || c.isGroup && hasWaiting(c) {
+		if c.status() == string(engine.StepWaiting) || (c.isGroup || c.call) && hasWaiting(c) {
 			return true
 		}
 	}
@@ -489,31 +486,59 @@ func errorText(e *journal.Error) string {
 // this session never saw (done before a resume, or after the failure) are
 // passed over. With all set (Close), everything seen is committed as it is.
 func (l *Live) commit(all bool) {
-	for l.next < len(l.rows) {
+	for {
+		// A call whose steps are all printed is printed, closing them, once
+		// it has ended.
+		if n := len(l.calls); n > 0 {
+			c := l.calls[n-1]
+			if l.next >= len(l.rows) || !isDescendant(l.rows[l.next], c) {
+				if !isFinal(c.status()) && !all {
+					return
+				}
+				l.out = append(l.out, l.rowLines(c, true)...)
+				if c.reached != "" {
+					l.out = append(l.out, c.reached)
+				}
+				l.calls = l.calls[:n-1]
+				continue
+			}
+		}
+		if l.next >= len(l.rows) {
+			break
+		}
 		r := l.rows[l.next]
 		end := l.next + 1
 		for end < len(l.rows) && isDescendant(l.rows[end], r) {
 			end++
 		}
 		if !r.seen {
-			// Passed over only once a later step has been seen: it ran
-			// before a resume, or will not run in this session.
-			if !all && !l.seenFrom(end) {
+			// Passed over only once a later step has been seen, or the call
+			// it belongs to has ended: it ran before a resume, or will not
+			// run in this session.
+			if !all && !l.seenFrom(end) && !l.callEnded() {
 				return
 			}
 			l.next = end
 			continue
 		}
-		if !isFinal(r.status) && !all {
+		if r.call && !isFinal(r.status()) && !all {
+			// A call runs a whole runbook: its steps are printed as they
+			// end, under a line that opens it.
+			l.out = append(l.out, l.openLine(r))
+			l.calls = append(l.calls, r)
+			l.next++
+			continue
+		}
+		if !isFinal(r.status()) && !all {
 			return
 		}
 		var reached []string
 		for _, x := range l.rows[l.next:end] {
-			if !x.seen && r.isGroup {
-				if r.status == string(engine.StepSkipped) {
-					x.status = string(engine.StepSkipped)
+			if !x.seen && (r.isGroup || r.call) {
+				if r.status() == string(engine.StepSkipped) {
+					x.shown = string(engine.StepSkipped)
 				} else {
-					x.status = rowNotStarted
+					x.shown = rowNotStarted
 				}
 			}
 			l.out = append(l.out, l.rowLines(x, true)...)
@@ -526,12 +551,26 @@ func (l *Live) commit(all bool) {
 	}
 	for l.rbNext < len(l.rollbacks) {
 		r := l.rollbacks[l.rbNext]
-		if !isFinal(r.status) && !all {
+		if !isFinal(r.status()) && !all {
 			return
 		}
 		l.out = append(l.out, l.rowLines(r, true)...)
 		l.rbNext++
 	}
+}
+
+// callEnded reports whether the innermost call being printed has ended.
+func (l *Live) callEnded() bool {
+	return len(l.calls) > 0 && isFinal(l.calls[len(l.calls)-1].status())
+}
+
+// openLine is the line printed when a call starts, above its steps.
+func (l *Live) openLine(r *liveRow) string {
+	what := r.name
+	if what == "" {
+		what = "calls " + r.x().Uses
+	}
+	return strings.Repeat("  ", r.depth) + l.p.paint(sgrCyan, "▸") + " " + r.label + "  " + l.p.paint(sgrDim, what)
 }
 
 // seenFrom reports whether any row from index i on has been seen.
@@ -559,20 +598,20 @@ func (l *Live) liveBlocks() []liveBlock {
 	for i := l.next; i < len(l.rows); i++ {
 		r := l.rows[i]
 		if !r.seen {
-			if r.group == nil || !r.group.seen || isFinal(r.group.status) {
+			if r.group == nil || !r.group.seen || isFinal(r.group.status()) || r.group.call {
 				continue
 			}
 			blocks = append(blocks, liveBlock{lines: l.rowLines(r, false), prio: 2})
 			continue
 		}
-		b := liveBlock{lines: l.rowLines(r, false), prio: 1, done: isFinal(r.status)}
+		b := liveBlock{lines: l.rowLines(r, false), prio: 1, done: isFinal(r.status())}
 		if !b.done {
 			b.prio = 0
 		}
 		blocks = append(blocks, b)
 	}
 	for _, r := range l.rollbacks[l.rbNext:] {
-		b := liveBlock{lines: l.rowLines(r, false), prio: 1, done: isFinal(r.status)}
+		b := liveBlock{lines: l.rowLines(r, false), prio: 1, done: isFinal(r.status())}
 		if !b.done {
 			b.prio = 0
 		}
@@ -696,11 +735,11 @@ func (l *Live) erase() {
 var spinner = []rune("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
 
 func (l *Live) symbol(r *liveRow, final bool) string {
-	switch r.status {
+	switch r.status() {
 	case string(engine.StepSucceeded):
 		return l.p.paint(sgrGreen, "✓")
 	case string(engine.StepFailed):
-		if r.continued {
+		if r.continued() {
 			return l.p.paint(sgrYellow, "✗")
 		}
 		return l.p.paint(sgrRed, "✗")
@@ -724,17 +763,19 @@ func (l *Live) symbol(r *liveRow, final bool) string {
 
 // elapsed is how long the row ran, or has been running.
 func (l *Live) elapsed(r *liveRow) string {
+	started, finished, dur := r.times()
+	status := r.status()
 	switch {
-	case r.status == string(engine.StepSkipped) || r.status == rowNotStarted || !r.seen || r.started.IsZero():
+	case status == string(engine.StepSkipped) || status == rowNotStarted || !r.seen || started.IsZero():
 		return ""
-	case r.dur > 0:
-		return clock(r.dur)
-	case !r.finished.IsZero():
-		return clock(r.finished.Sub(r.started))
-	case isFinal(r.status):
+	case dur > 0:
+		return clock(dur)
+	case !finished.IsZero():
+		return clock(finished.Sub(started))
+	case isFinal(status):
 		return ""
 	}
-	return clock(l.now().Sub(r.started))
+	return clock(l.now().Sub(started))
 }
 
 // clock formats an elapsed time at a fixed resolution, so the column does
@@ -756,21 +797,21 @@ func clock(d time.Duration) string {
 // final: the row is printed for good (no spinner, full error text).
 func (l *Live) rowLines(r *liveRow, final bool) []string {
 	indent := strings.Repeat("  ", r.depth)
-	label := indent + r.id
+	label := indent + r.label
 	pad := max(l.labelW-len([]rune(label)), 0)
-	line := indent + l.symbol(r, final) + " " + r.id + strings.Repeat(" ", pad) + " " + fmt.Sprintf("%6s", l.elapsed(r)) + "  " + l.detail(r)
+	line := indent + l.symbol(r, final) + " " + r.label + strings.Repeat(" ", pad) + " " + fmt.Sprintf("%6s", l.elapsed(r)) + "  " + l.detail(r)
 	lines := []string{strings.TrimRight(line, " ")}
 	sub := indent + "    "
-	switch {
-	case r.errText != "":
+	switch errText := r.errText(); {
+	case errText != "":
 		style := sgrRed
-		if r.continued {
+		if r.continued() {
 			style = sgrYellow
 		}
-		lines = append(lines, sub+l.p.paint(style, "✗ "+r.errText))
-	case final && r.retries > 0 && r.status == string(engine.StepSucceeded):
+		lines = append(lines, sub+l.p.paint(style, "✗ "+errText))
+	case final && r.retries > 0 && r.status() == string(engine.StepSucceeded):
 		lines = append(lines, sub+l.p.paint(sgrDim, fmt.Sprintf("↻ %s before it succeeded: %s", plural(r.retries, "retry", "retries"), r.lastRetry)))
-	case !final && r.note != "" && !isFinal(r.status):
+	case !final && r.note != "" && !isFinal(r.status()):
 		note := r.note
 		if r.noteDelay {
 			note += fmtDur(max(r.noteUntil.Sub(l.now()), 0).Round(100*time.Millisecond)) + r.noteAfter
@@ -779,7 +820,7 @@ func (l *Live) rowLines(r *liveRow, final bool) []string {
 		if r.noteDelay {
 			mark = "↻ "
 		}
-		if r.status == string(engine.StepWaiting) {
+		if r.status() == string(engine.StepWaiting) {
 			mark = "? "
 		}
 		lines = append(lines, sub+l.p.paint(sgrDim, mark+note))
@@ -799,7 +840,7 @@ func plural(n int, one, many string) string {
 func (l *Live) detail(r *liveRow) string {
 	what := r.name
 	if what == "" {
-		what = r.uses
+		what = r.x().Uses
 	}
 	if r.isGroup {
 		what = "parallel"
@@ -808,24 +849,26 @@ func (l *Live) detail(r *liveRow) string {
 		}
 	}
 	dim := func(s string) string { return l.p.paint(sgrDim, s) }
+	status := r.status()
 	if r.rollback {
-		switch r.status {
+		uses := r.x().Uses
+		switch status {
 		case string(engine.StepSucceeded):
-			return "↺ rolled back" + dim(" · "+r.uses)
+			return "↺ rolled back" + dim(" · "+uses)
 		case string(engine.StepFailed):
-			return l.p.paint(sgrRed, "↺ ROLLBACK FAILED") + dim(" · "+r.uses)
+			return l.p.paint(sgrRed, "↺ ROLLBACK FAILED") + dim(" · "+uses)
 		case string(engine.StepSkipped):
-			return "↺ rollback skipped: " + r.detail
+			return "↺ rollback skipped: " + clean(r.v.Rollback.Message)
 		case string(engine.StepInterrupted):
-			return "↺ rollback interrupted" + dim(" · "+r.uses)
+			return "↺ rollback interrupted" + dim(" · "+uses)
 		case string(engine.StepWaiting):
-			return "↺ rollback waiting for approval" + dim(" · "+r.uses)
+			return "↺ rollback waiting for approval" + dim(" · "+uses)
 		}
-		return "↺ rolling back" + dim(" · "+r.uses) + l.attempts(r, false)
+		return "↺ rolling back" + dim(" · "+uses) + l.attempts(r, false)
 	}
-	switch r.status {
+	switch status {
 	case string(engine.StepSkipped):
-		reason := r.detail
+		reason := clean(r.v.SkipReason)
 		if reason == "" {
 			reason = "skipped"
 		} else {
@@ -840,47 +883,48 @@ func (l *Live) detail(r *liveRow) string {
 		return what + " · " + l.p.paint(sgrYellow, "waiting for approval")
 	case string(engine.StepInterrupted):
 		s := "interrupted"
-		if r.detail != "" {
-			s = r.detail
+		if r.v.InFlight {
+			s = "interrupted mid-action"
 		}
 		return what + " · " + l.p.paint(sgrYellow, s)
 	case string(engine.StepFailed):
 		s := "failed"
-		if r.continued {
+		if r.continued() {
 			s = "failed, run continued"
 		}
 		style := sgrRed
-		if r.continued {
+		if r.continued() {
 			style = sgrYellow
 		}
 		return what + " · " + l.p.paint(style, s) + l.attempts(r, true)
 	case string(engine.StepSucceeded):
-		if r.detail != "" {
-			return what + dim(" · "+r.detail)
+		if r.approval != "" {
+			return what + dim(" · "+r.approval)
 		}
 		return what + l.attempts(r, true)
 	}
 	if r.isGroup {
 		return what + dim(" · "+l.groupCounts(r))
 	}
-	if r.detail != "" {
-		return what + dim(" · "+r.detail)
+	if r.approval != "" {
+		return what + dim(" · "+r.approval)
 	}
 	return what + l.attempts(r, false)
 }
 
 // attempts says which attempt this is when there is more than one.
 func (l *Live) attempts(r *liveRow, final bool) string {
-	if r.attempt <= 1 {
+	n := r.x().Attempt
+	if n <= 1 {
 		return ""
 	}
 	if final {
-		return l.p.paint(sgrDim, fmt.Sprintf(" · %d attempts", r.attempt))
+		return l.p.paint(sgrDim, fmt.Sprintf(" · %d attempts", n))
 	}
 	if r.maxAttempts > 1 {
-		return l.p.paint(sgrYellow, fmt.Sprintf(" · attempt %d/%d", r.attempt, r.maxAttempts))
+		return l.p.paint(sgrYellow, fmt.Sprintf(" · attempt %d/%d", n, r.maxAttempts))
 	}
-	return l.p.paint(sgrYellow, fmt.Sprintf(" · attempt %d", r.attempt))
+	return l.p.paint(sgrYellow, fmt.Sprintf(" · attempt %d", n))
 }
 
 func (l *Live) groupCounts(g *liveRow) string {
@@ -889,9 +933,9 @@ func (l *Live) groupCounts(g *liveRow) string {
 		switch {
 		case !c.seen:
 			pending++
-		case isFinal(c.status):
+		case isFinal(c.status()):
 			done++
-		case c.status == string(engine.StepWaiting):
+		case c.status() == string(engine.StepWaiting):
 			waiting++
 		default:
 			running++

@@ -536,9 +536,57 @@ func TestLiveCleansPluginText(t *testing.T) {
 	if bytes.Contains(h.raw.Bytes(), []byte("\x1b[2J")) || bytes.Contains(h.raw.Bytes(), []byte{7}) {
 		t.Errorf("control sequences from a plugin reached the terminal: %q", h.raw.String())
 	}
-	if got := h.screenText(); !strings.Contains(got, "↻ attempt 1 failed, retrying in 1s: E: 50% done�") {
+	if got := h.screenText(); !strings.Contains(got, `↻ attempt 1 failed, retrying in 1s: E: 50% done\x07`) {
 		t.Errorf("screen:\n%s", got)
 	}
 	h.l.Close()
 	h.checkClean()
+}
+
+// A step that calls a runbook opens with a line when it starts; the
+// called runbook's steps are printed under it as they end (by their own
+// ids, indented), and the call's own line closes them when it ends. Its
+// steps' rollbacks are named by their paths.
+func TestLiveCall(t *testing.T) {
+	callee := &runbook.Runbook{Name: "region-switch", Steps: []*runbook.Step{
+		{ID: "db", Uses: "aws.switch", Milestone: "database writable", Retry: runbook.Retry{Attempts: 1}},
+		{ID: "dns", Uses: "dns.record", Retry: runbook.Retry{Attempts: 1}},
+		{ID: "later", Uses: "test.echo", Retry: runbook.Retry{Attempts: 1}},
+	}}
+	rb := &runbook.Runbook{Name: "failover", Steps: []*runbook.Step{
+		{ID: "check", Uses: "core.assert", Retry: runbook.Retry{Attempts: 1}},
+		{ID: "switch", Name: "Fail over", Uses: "./region-switch.yaml", Call: &runbook.Call{Ref: "./region-switch.yaml", Runbook: callee}},
+	}}
+	h := newHarness(t, rb, 80, 24, false)
+	h.at(0, engine.Event{Type: journal.RunStarted, Run: &journal.RunInfo{Runbook: "failover"}})
+	h.at(0, ev(journal.StepStarted, "check", uses("core.assert")))
+	h.at(0.1, ev(journal.StepSucceeded, "check", dur(0.1)))
+	h.at(0.1, ev(journal.StepStarted, "switch", uses("./region-switch.yaml")))
+	h.at(0.1, ev(journal.StepStarted, "switch.db", group("switch"), uses("aws.switch")))
+	h.at(0.2, ev(journal.AttemptStarted, "switch.db", group("switch"), attempt(1)))
+	if got := h.screenText(); !strings.Contains(got, "▸ switch  Fail over") || !regexp.MustCompile(`(?m)^  [⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] db +0\.1s  aws\.switch$`).MatchString(got) {
+		t.Fatalf("call opened, its running step under it:\n%s", got)
+	}
+	h.at(1, ev(journal.StepSucceeded, "switch.db", group("switch"), dur(0.9)))
+	h.at(1, ev(journal.StepStarted, "switch.dns", group("switch"), uses("dns.record")))
+	h.at(1.5, ev(journal.StepFailed, "switch.dns", group("switch"), dur(0.5), failure("Boom", "no", false)))
+	h.at(1.5, ev(journal.StepFailed, "switch", dur(1.4), func(e *engine.Event) { e.Error = &journal.Error{Code: "ChildFailed", Message: "dns failed"} }))
+	h.at(1.6, ev(journal.RollbackStarted, "switch.db", group("switch"), uses("aws.switch")))
+	h.at(2, ev(journal.RollbackSucceeded, "switch.db", group("switch"), uses("aws.switch"), dur(0.4)))
+	h.at(2, engine.Event{Type: journal.RunFinished, Status: "failed", RolledBack: true})
+	h.l.Close()
+	h.checkClean()
+	want := `Running failover  (run r1)
+✓ check      0.1s  core.assert
+▸ switch  Fail over
+  ✓ db       0.9s  aws.switch
+◆ database writable after 1s
+  ✗ dns      0.5s  dns.record · failed
+      ✗ Boom: no
+✗ switch     1.4s  Fail over · failed
+Rolling back the completed steps, most recent first
+  ✓ switch.db   0.4s  ↺ rolled back · aws.switch`
+	if got := strings.TrimRight(h.screenText(), "\n "); got != want {
+		t.Errorf("transcript:\n%s\nwant:\n%s", got, want)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/runbookhq/runbook/internal/termtext"
 	"github.com/runbookhq/runbook/sdk/engine"
 	"github.com/runbookhq/runbook/sdk/spec"
 )
@@ -45,7 +46,7 @@ var changeLegend = []struct{ kind, text string }{
 // and values only known at run time, whether an `if` skips it or decides
 // at run time, and the rollback it carries.
 func PlanText(w io.Writer, name string, p *engine.PlanResult) {
-	fmt.Fprintf(w, "Plan for %s: nothing has been changed.\n", name)
+	fmt.Fprintf(w, "Plan for %s: nothing has been changed.\n", clean(name))
 	if legend := planLegend(p); legend != "" {
 		fmt.Fprintf(w, "Legend: %s\n", legend)
 	}
@@ -84,7 +85,7 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 				skipped++
 			}
 			if !inherited {
-				fmt.Fprintf(w, "%s- skipped: %s\n", body, s.SkipReason)
+				fmt.Fprintf(w, "%s- skipped: %s\n", body, clean(s.SkipReason))
 			}
 			continue
 		case engine.PlanConditional:
@@ -92,7 +93,7 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 				conditional++
 			}
 			if !inherited {
-				fmt.Fprintf(w, "%s? runs only if %s (decided at run time)\n", body, s.Condition)
+				fmt.Fprintf(w, "%s? runs only if %s (decided at run time)\n", body, clean(s.Condition))
 			}
 		}
 		if s.Err != "" {
@@ -116,7 +117,7 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 					// Two objects: only what differs, one field a line.
 					fmt.Fprintf(w, "%s%s %s:\n", body, changeSymbol(c.Kind), changeWhat(c))
 					for _, f := range fields {
-						fmt.Fprintf(w, "%s    %s\n", body, f)
+						fmt.Fprintf(w, "%s    %s\n", body, termtext.Escape(f))
 					}
 					continue
 				}
@@ -150,6 +151,12 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 		if s.Rollback != "" {
 			fmt.Fprintf(w, "%s↺ rollback: %s\n", body, s.Rollback)
 		}
+		for _, cp := range s.ControlPlanes {
+			fmt.Fprintf(w, "%s⌂ calls the %s control plane (served from %s)\n", body, clean(cp.Service), clean(cp.Region))
+		}
+		for _, wn := range s.Warnings {
+			fmt.Fprintf(w, "%s⚠ %s\n", body, clean(wn))
+		}
 	}
 	fmt.Fprintf(w, "\n%s with changes, %s, %d skipped, %d conditional, %d not plannable",
 		count(changes, "step"), count(noops, "no-op"), skipped, conditional, unplannable)
@@ -157,6 +164,9 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 		fmt.Fprintf(w, ", %d could not be planned", errs)
 	}
 	fmt.Fprintln(w, ".")
+	for _, wn := range p.Warnings {
+		fmt.Fprintf(w, "\n⚠ %s\n", clean(wn))
+	}
 }
 
 func count(n int, what string) string {
@@ -292,15 +302,17 @@ func describeChange(c spec.Change) string {
 	return what + ": " + jsonValue(c.Before) + " -> " + after
 }
 
+// jsonValue shows a plugin's value: JSON, escaped for the terminal (JSON
+// leaves DEL and C1 controls as they are).
 func jsonValue(v any) string {
 	if v == nil {
 		return "(none)"
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Sprint(v)
+		return termtext.Escape(fmt.Sprint(v))
 	}
-	return string(b)
+	return termtext.Escape(string(b))
 }
 
 func paramNames(pointers []string) []string {

@@ -170,3 +170,30 @@ func TestDescribeChange(t *testing.T) {
 		}
 	}
 }
+
+// A step's control planes, the warnings on the steps and the approval, and
+// the path's warning after the totals.
+func TestPlanTextControlPlaneWarnings(t *testing.T) {
+	w := "Warning: this path depends on the Route 53 control plane in us-east-1 (steps dns_server), the region being left."
+	p := &engine.PlanResult{Steps: []engine.PlanStep{
+		{ID: "approve_db", Uses: "core.approve", Decision: engine.PlanRun, Plan: &spec.Plan{Summary: "would ask for approval: Promote?"}, Warnings: []string{w}},
+		{ID: "dns_server", Uses: "dns.route53_record", Decision: engine.PlanRun, Plan: &spec.Plan{Summary: "x"},
+			ControlPlanes: []spec.ControlPlane{{Service: "Route 53", Region: "us-east-1"}},
+			Warnings:      []string{"depends on the Route 53 control plane in us-east-1, the region being left (approval approve_db)"}},
+	}, Warnings: []string{w}}
+	var b bytes.Buffer
+	PlanText(&b, "x", p)
+	out := b.String()
+	for _, want := range []string{
+		"\n      ⚠ " + w + "\n",
+		"\n      ⌂ calls the Route 53 control plane (served from us-east-1)\n",
+		"\n      ⚠ depends on the Route 53 control plane in us-east-1, the region being left (approval approve_db)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan text lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.HasSuffix(out, ".\n\n⚠ "+w+"\n") {
+		t.Errorf("the path's warning is not after the totals:\n%s", out)
+	}
+}

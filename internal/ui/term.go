@@ -3,6 +3,8 @@ package ui
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/runbookhq/runbook/internal/termtext"
 )
 
 // ANSI control sequences the live view writes. Only these: test/pty and
@@ -116,16 +118,13 @@ func fit(s string, width int) string {
 // clean makes text from plugins and runbooks safe to draw: one line, runs
 // of whitespace collapsed, and no control characters, which could move the
 // cursor or recolour the terminal (an escape sequence in a progress
-// message) and break the redraw.
+// message) and break the redraw: they are shown escaped (termtext).
 func clean(s string) string {
 	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == '\t' || r == '\n' || r == '\r':
+		if r == '\t' || r == '\n' || r == '\r' {
 			return ' '
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			return '�'
 		}
 		return r
 	}, s)
-	return strings.Join(strings.Fields(s), " ")
+	return strings.Join(strings.Fields(termtext.Escape(s)), " ")
 }

@@ -13,8 +13,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/runbookhq/runbook/internal/termtext"
 	"github.com/runbookhq/runbook/sdk/engine"
 	"github.com/runbookhq/runbook/sdk/journal"
+	"github.com/runbookhq/runbook/sdk/redact"
 )
 
 // Renderer shows a run's events as they happen.
@@ -46,21 +48,22 @@ func (p *Plain) Event(e engine.Event) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "%s %s\n", e.Time.Local().Format(time.RFC3339), line)
+	fmt.Fprintf(p.w, "%s %s\n", e.Time.Local().Format(time.RFC3339), termtext.Escape(line))
 }
 
 func (p *Plain) Suspend() func() { p.mu.Lock(); return p.mu.Unlock }
 func (p *Plain) Close()          {}
 
 // JSON writes every event as one JSON object per line (the journal record
-// format, documented in docs/execution.md).
+// format, documented in docs/execution.md), with what a terminal would act
+// on escaped (termtext.JSON).
 type JSON struct {
 	mu  sync.Mutex
 	enc *json.Encoder
 }
 
 // NewJSON returns a JSON renderer on w.
-func NewJSON(w io.Writer) *JSON { return &JSON{enc: json.NewEncoder(w)} }
+func NewJSON(w io.Writer) *JSON { return &JSON{enc: json.NewEncoder(termtext.JSONWriter(w))} }
 
 func (j *JSON) Event(e engine.Event) {
 	j.mu.Lock()
@@ -201,9 +204,31 @@ func StepLabel(s engine.StepResult) string {
 	return string(s.Status)
 }
 
+// Hints are the commands the summary prints to continue a run.
+type Hints struct {
+	// Resume is the command that resumes the run with extra flags
+	// (--approve STEP, --rollback), as the user should type it; nil means
+	// "runbook resume RUN" followed by them.
+	Resume func(extra ...string) string
+	// Notes follow the commands: what they cannot carry (a secret to give
+	// again).
+	Notes []string
+}
+
 // Summary prints the final table: step, status, attempts, duration; the
 // total; milestones; the failure and what is left to do.
 func Summary(w io.Writer, res *engine.Result, milestones []Milestone, secretOutputs map[string]bool) {
+	SummaryWith(w, res, milestones, secretOutputs, Hints{})
+}
+
+// SummaryWith is Summary with the commands to continue the run given.
+func SummaryWith(w io.Writer, res *engine.Result, milestones []Milestone, secretOutputs map[string]bool, hints Hints) {
+	resume := hints.Resume
+	if resume == nil {
+		resume = func(extra ...string) string {
+			return strings.Join(append([]string{"runbook resume", res.RunID}, extra...), " ")
+		}
+	}
 	fmt.Fprintln(w)
 	var table strings.Builder
 	tw := tabwriter.NewWriter(&table, 2, 4, 2, ' ', 0)
@@ -247,21 +272,29 @@ func Summary(w io.Writer, res *engine.Result, milestones []Milestone, secretOutp
 		}
 		for _, m := range ms {
 			pad := strings.Repeat(" ", width-len([]rune(m.Name)))
-			fmt.Fprintf(w, "  ◆ %s%s  +%s\n", m.Name, pad, fmtDur(m.At.Sub(res.Started)))
+			fmt.Fprintf(w, "  ◆ %s%s  +%s\n", termtext.Escape(m.Name), pad, fmtDur(m.At.Sub(res.Started)))
 		}
 	}
 	if res.Failure != nil {
-		fmt.Fprintf(w, "  failed: %s\n", res.Failure.Error())
+		fmt.Fprintf(w, "  failed: %s\n", termtext.Escape(res.Failure.Error()))
 	}
 	for _, rf := range res.RollbackFailures {
-		fmt.Fprintf(w, "  rollback failed: %s — manual attention needed\n", rf.Error())
+		fmt.Fprintf(w, "  rollback failed: %s — manual attention needed\n", termtext.Escape(rf.Error()))
 	}
 	if len(res.Waiting) > 0 {
-		fmt.Fprintf(w, "  waiting for approval: %s\n  continue with: runbook resume %s --approve %s\n",
-			strings.Join(res.Waiting, ", "), res.RunID, strings.Join(res.Waiting, " --approve "))
+		var approve []string
+		for _, id := range res.Waiting {
+			approve = append(approve, "--approve", id)
+		}
+		fmt.Fprintf(w, "  waiting for approval: %s\n  continue with: %s\n", strings.Join(res.Waiting, ", "), resume(approve...))
 	}
 	if res.Status == engine.StatusInterrupted {
-		fmt.Fprintf(w, "  continue with: runbook resume %s   (or roll back: runbook resume %s --rollback)\n", res.RunID, res.RunID)
+		fmt.Fprintf(w, "  continue with: %s\n  or roll back:  %s\n", resume(), resume("--rollback"))
+	}
+	if len(res.Waiting) > 0 || res.Status == engine.StatusInterrupted {
+		for _, n := range hints.Notes {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
 	}
 	if len(res.Outputs) > 0 {
 		fmt.Fprintln(w, "\noutputs:")
@@ -273,9 +306,9 @@ func Summary(w io.Writer, res *engine.Result, milestones []Milestone, secretOutp
 		for _, k := range keys {
 			v := res.Outputs[k]
 			if secretOutputs[k] {
-				v = "***"
+				v = redact.Mask
 			}
-			fmt.Fprintf(w, "  %s = %s\n", k, fmtValue(v))
+			fmt.Fprintf(w, "  %s = %s\n", k, termtext.Escape(fmtValue(v)))
 		}
 	}
 }

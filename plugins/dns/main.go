@@ -5,6 +5,7 @@ package main
 
 import (
 	"github.com/runbookhq/runbook/plugins/dns/cloudflare"
+	"github.com/runbookhq/runbook/plugins/dns/resolve"
 	"github.com/runbookhq/runbook/plugins/dns/route53"
 	"github.com/runbookhq/runbook/sdk/plugin"
 )
@@ -15,6 +16,10 @@ var version = "0.1.0"
 func main() {
 	plugin.Serve(plugin.Info{Name: "dns", Version: version},
 		route53.Action(),
+		route53.AliasesAction(),
+		route53.FailoverAction(),
 		cloudflare.Action(),
+		cloudflare.CheckAction(),
+		resolve.Action(),
 	)
 }

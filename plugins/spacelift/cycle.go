@@ -14,7 +14,13 @@ import (
 )
 
 type cycleParams struct {
-	WorkerPoolID string        `json:"worker_pool_id" required:"true" doc:"the worker pool's id (as shown in Spacelift, e.g. 01HXYZ...)"`
+	WorkerPoolID string `json:"worker_pool_id" required:"true" doc:"the worker pool's id (as shown in Spacelift, e.g. 01HXYZ...)"`
+	apiParams
+}
+
+// apiParams say where the Spacelift API is and how to authenticate; every
+// action that calls the API embeds them.
+type apiParams struct {
 	Hostname     string        `json:"hostname" doc:"the Spacelift server hostname; the API is https://<hostname>/graphql"`
 	Endpoint     string        `json:"endpoint" doc:"the full GraphQL URL instead of hostname (http only for loopback hosts)"`
 	APIKeyID     string        `json:"api_key_id" doc:"the API key's id; default: $SPACELIFT_API_KEY_ID"`
@@ -49,7 +55,7 @@ func (cy *cycler) action() plugin.Action {
 
 // graphQLEndpoint turns hostname or endpoint into the URL to call,
 // refusing plain http except to loopback hosts.
-func graphQLEndpoint(p cycleParams) (string, error) {
+func graphQLEndpoint(p apiParams) (string, error) {
 	if (p.Hostname == "") == (p.Endpoint == "") {
 		return "", errors.New("set exactly one of hostname and endpoint")
 	}
@@ -94,16 +100,22 @@ func validateCycle(req plugin.ValidateRequest[cycleParams]) []plugin.Diagnostic 
 	if !req.Unknown("/worker_pool_id") && strings.TrimSpace(p.WorkerPoolID) == "" {
 		diags = append(diags, plugin.Errorf("/worker_pool_id", "worker_pool_id is empty"))
 	}
-	if !req.Unknown("/hostname") && !req.Unknown("/endpoint") {
-		if _, err := graphQLEndpoint(p); err != nil {
-			path := "/endpoint"
-			if p.Hostname != "" || p.Endpoint == "" {
-				path = "/hostname"
-			}
-			diags = append(diags, plugin.Errorf(path, "%v", err))
-		}
+	return append(diags, validateAPI(p.apiParams, req.Unknown)...)
+}
+
+// validateAPI checks hostname/endpoint when both are known.
+func validateAPI(p apiParams, unknown func(string) bool) []plugin.Diagnostic {
+	if unknown("/hostname") || unknown("/endpoint") {
+		return nil
 	}
-	return diags
+	if _, err := graphQLEndpoint(p); err != nil {
+		path := "/endpoint"
+		if p.Hostname != "" || p.Endpoint == "" {
+			path = "/hostname"
+		}
+		return []plugin.Diagnostic{plugin.Errorf(path, "%v", err)}
+	}
+	return nil
 }
 
 func planCycle(_ context.Context, req plugin.PlanRequest[cycleParams]) (plugin.Plan, error) {
@@ -114,7 +126,7 @@ func planCycle(_ context.Context, req plugin.PlanRequest[cycleParams]) (plugin.P
 		ch.Resource, summary = "worker pool (known after apply)", "cycle a worker pool"
 	}
 	if !req.Unknown("/hostname") && !req.Unknown("/endpoint") {
-		if ep, err := graphQLEndpoint(p); err == nil {
+		if ep, err := graphQLEndpoint(p.apiParams); err == nil {
 			summary += " via " + ep
 		}
 	}
@@ -123,14 +135,12 @@ func planCycle(_ context.Context, req plugin.PlanRequest[cycleParams]) (plugin.P
 	return plugin.Plan{Summary: summary, Changes: []plugin.Change{ch}}, nil
 }
 
-func (cy *cycler) cycleWorkerPool(ctx context.Context, req plugin.Request[cycleParams]) (cycleOutputs, error) {
-	p := req.Params
+// login builds a client for p's endpoint and exchanges the API key (the
+// parameters', else the plugin's environment's) for a JWT.
+func (cy *cycler) login(ctx context.Context, p apiParams, progress func(string, ...any)) (*graphQLClient, string, error) {
 	endpoint, err := graphQLEndpoint(p)
 	if err != nil {
-		return cycleOutputs{}, plugin.FatalCode("InvalidParams", "%v", err)
-	}
-	if strings.TrimSpace(p.WorkerPoolID) == "" {
-		return cycleOutputs{}, plugin.FatalCode("InvalidParams", "worker_pool_id is empty")
+		return nil, "", plugin.FatalCode("InvalidParams", "%v", err)
 	}
 	keyID, secret := p.APIKeyID, p.APIKeySecret
 	if keyID == "" {
@@ -140,16 +150,28 @@ func (cy *cycler) cycleWorkerPool(ctx context.Context, req plugin.Request[cycleP
 		secret = os.Getenv("SPACELIFT_API_KEY_SECRET")
 	}
 	if keyID == "" || secret == "" {
-		return cycleOutputs{}, plugin.FatalCode("MissingCredentials", "no Spacelift API key: set api_key_id and api_key_secret (or SPACELIFT_API_KEY_ID and SPACELIFT_API_KEY_SECRET in the plugin's environment)")
+		return nil, "", plugin.FatalCode("MissingCredentials", "no Spacelift API key: set api_key_id and api_key_secret (or SPACELIFT_API_KEY_ID and SPACELIFT_API_KEY_SECRET in the plugin's environment)")
 	}
 	c := &graphQLClient{http: cy.httpClient(p.Timeout), endpoint: endpoint, redact: redactor(secret)}
-
-	req.Progress("authenticating with the API key", "endpoint", endpoint)
+	progress("authenticating with the API key", "endpoint", endpoint)
 	jwt, err := c.token(ctx, keyID, secret)
+	if err != nil {
+		return nil, "", err
+	}
+	c.redact = redactor(secret, jwt)
+	return c, jwt, nil
+}
+
+func (cy *cycler) cycleWorkerPool(ctx context.Context, req plugin.Request[cycleParams]) (cycleOutputs, error) {
+	p := req.Params
+	if strings.TrimSpace(p.WorkerPoolID) == "" {
+		return cycleOutputs{}, plugin.FatalCode("InvalidParams", "worker_pool_id is empty")
+	}
+	c, jwt, err := cy.login(ctx, p.apiParams, req.Progress)
 	if err != nil {
 		return cycleOutputs{}, err
 	}
-	c.redact = redactor(secret, jwt)
+	endpoint := c.endpoint
 
 	req.Progress("cycling the worker pool", "worker_pool_id", p.WorkerPoolID)
 	ok, err := c.cycle(ctx, jwt, p.WorkerPoolID)

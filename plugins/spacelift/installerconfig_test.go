@@ -12,7 +12,8 @@ import (
 	"github.com/runbookhq/runbook/sdk/plugin/plugintest"
 )
 
-// Installer configs shaped like the vendor's: the fields DR.md names, plus
+// Installer configs shaped like the vendor's: the fields a failover
+// changes (disable_services, disaster_recovery.is_dr_instance), plus
 // others the plugin must leave alone, in an order that is not alphabetical.
 const primaryJSON = `{
   "aws_region": "eu-west-1",

@@ -71,25 +71,33 @@ type approvalState struct {
 // human is not an action); its own `timeout` parameter bounds the wait for
 // an interactive answer.
 func (e *Engine) runApproval(ctx context.Context, x execSpec) attemptResult {
-	st, id := x.st, x.st.step.ID
+	st, id := x.st, x.st.path
 	fail := func(code, msg string, n int) attemptResult {
 		return attemptResult{oc: outcomeFailed, err: &StepError{Step: id, Rollback: x.rollback, Uses: x.uses,
 			Class: journal.ClassEngine, Code: code, Attempts: n, Message: e.red.string(msg)}}
 	}
 	msg, _ := x.params["message"].(string)
+	if region, _ := x.params["leaving_region"].(string); region != "" && !x.rollback {
+		if w := controlPlaneWarning(region, e.runtimeControlPlaneDeps(ctx, id, region)); w != "" {
+			msg += "\n\n" + w
+		}
+	}
 	timeout, err := durationParam(x.params["timeout"])
 	if err != nil {
 		return fail("InvalidParams", "timeout: "+err.Error(), 0)
 	}
 	e.mu.Lock()
-	prior := st.approval
+	prior := st.v.Granted
 	if x.rollback {
-		prior = st.rb.approval
+		prior = nil
+		if rb := st.v.Rollback; rb != nil {
+			prior = rb.Granted
+		}
 	}
 	e.mu.Unlock()
-	if prior.by != "" {
+	if prior != nil {
 		// Granted before the run stopped: the answer stands.
-		return attemptResult{oc: outcomeOK, outputs: prior.outputs()}
+		return attemptResult{oc: outcomeOK, outputs: approval{by: prior.By, via: prior.Via, at: prior.AnsweredAt}.outputs()}
 	}
 	var by, via string
 	n := e.nextAttempt(x)
@@ -143,13 +151,6 @@ func (e *Engine) runApproval(ctx context.Context, x execSpec) attemptResult {
 		return attemptResult{oc: outcomePaused}
 	}
 	granted := approval{by: by, via: via, at: time.Now().UTC()}
-	e.mu.Lock()
-	if x.rollback {
-		st.rb.approval = granted
-	} else {
-		st.approval = granted
-	}
-	e.mu.Unlock()
 	ev := e.attemptEvent(journal.ApprovalGranted, x, n)
 	ev.By, ev.Via, ev.Time = by, via, granted.at
 	if err := e.emit(ev); err != nil {

@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/runbookhq/runbook/sdk/expr"
 	"os/user"
 	"runtime/debug"
 	"sort"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/runbookhq/runbook/sdk/journal"
+	"github.com/runbookhq/runbook/sdk/redact"
 	"github.com/runbookhq/runbook/sdk/runbook"
 )
 
@@ -57,11 +57,15 @@ type Options struct {
 	// secrets already redacted. It runs on the engine's path: a slow
 	// callback slows the run (see EventChannel).
 	OnEvent func(Event)
-	// Secrets are values to replace with "***" in every event, journal
-	// record and error message. Values of inputs declared secret, and of
-	// action parameters and outputs marked secret in their schema, are added
-	// automatically.
+	// Secrets are values to replace with redact.Mask in every event,
+	// journal record and error message. Values of inputs declared secret,
+	// and of action parameters and outputs marked secret in their schema,
+	// are added automatically.
 	Secrets []string
+	// Redactor, if set, is the redactor to use and add to: give the plugin
+	// host the same one (pluginhost.Config.Redactor), so that secrets the
+	// run discovers (secret outputs) are also redacted from plugin logs.
+	Redactor *redact.Redactor
 	// EngineVersion is recorded in run_started; default: the module version
 	// from the build info, or "dev".
 	EngineVersion string
@@ -87,25 +91,25 @@ type Engine struct {
 	// finished step's entry is added once (publish) instead of the map being
 	// rebuilt for every evaluation, which made a run quadratic in its number
 	// of steps. Evaluations hold the read lock. Lock order: mu, then envMu.
-	envMu    sync.RWMutex
-	envSteps map[string]any
+	envMu  sync.RWMutex
+	scopes map[string]*scope
 
 	// mu guards the run state below; steps of a parallel group update it
-	// concurrently.
-	mu       sync.Mutex
-	runID    string
-	inputs   map[string]any
-	started  time.Time
-	states   map[string]*stepState
-	order    []*stepState // document order, groups before their children
-	stack    []*stepState // completed steps, in completion order
-	failure  *StepError   // what ended forward execution
-	waiting  []string     // steps paused for approval
-	resumed  bool
-	rollback bool // the operator asked for a rollback on resume
+	// concurrently. Lock order: emitMu, then mu, then envMu.
+	mu      sync.Mutex
+	runID   string
+	inputs  map[string]any
+	started time.Time
+	// view is what the run's records say: every event is applied to it as
+	// it is emitted (apply), and resume replays the journal into it, so a
+	// step's status, attempts, outputs, errors, approvals and rollback have
+	// one source for a live run and a resumed one alike.
+	view     *journal.View
+	states   map[string]*stepState // by path
+	order    []*stepState          // document order, groups before their children
+	waiting  []string              // steps paused for approval
+	rollback bool                  // the operator asked for a rollback on resume
 
-	// planKnown holds the outputs of the read-only steps run by Plan.
-	planKnown map[string]expr.StepValues
 }
 
 // New checks the options and prepares a run.
@@ -113,37 +117,41 @@ func New(opts Options) (*Engine, error) {
 	if opts.Runbook == nil {
 		return nil, errors.New("engine: no runbook")
 	}
-	e := &Engine{opts: opts, rb: opts.Runbook, red: newRedactor(), states: map[string]*stepState{}, envSteps: map[string]any{}}
+	e := &Engine{opts: opts, rb: opts.Runbook, red: newRedactor(opts.Redactor), states: map[string]*stepState{}, scopes: map[string]*scope{"": {bound: true, steps: map[string]any{}}},
+		view: journal.NewView(opts.RunID)}
 	needInvoker := ""
-	var walk func(steps []*runbook.Step, group string) error
-	walk = func(steps []*runbook.Step, group string) error {
-		for _, s := range steps {
-			if _, dup := e.states[s.ID]; dup {
-				return fmt.Errorf("engine: duplicate step id %q", s.ID)
-			}
-			st := &stepState{step: s, group: group, status: StepPending}
-			e.states[s.ID] = st
-			e.order = append(e.order, st)
-			if s.IsGroup() {
-				if err := walk(s.Parallel, s.ID); err != nil {
-					return err
-				}
-				continue
-			}
-			if s.Plugin == "" || s.Action == "" {
-				return fmt.Errorf("engine: step %q has no action", s.ID)
-			}
-			if s.Plugin != CorePlugin && needInvoker == "" {
-				needInvoker = s.ID
-			}
-			if rb := s.Rollback; rb != nil && rb.Plugin != CorePlugin && needInvoker == "" {
-				needInvoker = s.ID
-			}
+	var bad error
+	n := 0
+	WalkSteps(e.rb, func(StepRef) { n++ })
+	e.view.Grow(n)
+	e.order = make([]*stepState, 0, n)
+	WalkSteps(e.rb, func(r StepRef) {
+		s := r.Step
+		if _, dup := e.states[r.Path]; dup && bad == nil {
+			bad = fmt.Errorf("engine: duplicate step id %q", s.ID)
 		}
-		return nil
-	}
-	if err := walk(e.rb.Steps, ""); err != nil {
-		return nil, err
+		st := &stepState{step: s, path: r.Path, group: r.Group, scope: r.Scope}
+		st.v = e.view.DeclareIn(&st.own, decl(r))
+		e.states[r.Path] = st
+		e.order = append(e.order, st)
+		if s.IsCall() {
+			e.scopes[r.Path] = &scope{call: st, steps: map[string]any{}}
+		}
+		if s.IsGroup() || s.IsCall() {
+			return
+		}
+		if (s.Plugin == "" || s.Action == "") && bad == nil {
+			bad = fmt.Errorf("engine: step %q has no action", s.ID)
+		}
+		if s.Plugin != CorePlugin && needInvoker == "" {
+			needInvoker = s.ID
+		}
+		if rb := s.Rollback; rb != nil && rb.Plugin != CorePlugin && needInvoker == "" {
+			needInvoker = s.ID
+		}
+	})
+	if bad != nil {
+		return nil, bad
 	}
 	if opts.Invoker == nil && needInvoker != "" {
 		return nil, fmt.Errorf("engine: step %q uses a plugin action but no Invoker was given", needInvoker)
@@ -217,7 +225,7 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.inputs = inputs
+	e.setInputs(inputs)
 	e.runID = e.opts.RunID
 	if e.runID == "" {
 		e.runID = NewRunID(time.Now())
@@ -227,6 +235,12 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("starting run %s: %w", e.runID, err)
 	}
 	return e.execute(ctx), nil
+}
+
+// setInputs makes inputs the run's inputs.
+func (e *Engine) setInputs(inputs map[string]any) {
+	e.inputs = inputs
+	e.scopes[""].inputs = inputs
 }
 
 // runInfo is the run_started payload, with secret inputs redacted.

@@ -288,6 +288,24 @@ func TestTimeoutCancelsTheAttempt(t *testing.T) {
 	}
 }
 
+// A plugin that reports its own timeout (code Timeout) when the step's
+// timeout fires: the failure says "timed out" once with the code, not
+// "Timeout: attempt timed out ... (Timeout: ...)".
+func TestTimeoutCodeNotRepeated(t *testing.T) {
+	inv := newInvoker(map[string]action{"x.hang": func(ctx context.Context, c Call, _ func(spec.Progress)) (map[string]any, error) {
+		<-ctx.Done()
+		return nil, &spec.Error{Code: "Timeout", Message: "no answer in time", Retryable: true}
+	}})
+	rb := build(t, rbOpts{onFailure: runbook.OnFailureStop},
+		def{id: "a", uses: "x.hang", timeout: 20 * time.Millisecond})
+	res := mustRun(t, Options{Runbook: rb, Invoker: inv})
+	expectStatus(t, res, StatusFailed)
+	text := res.Failure.Code + ": " + res.Failure.Message
+	if strings.Count(text, "Timeout") != 1 || !strings.Contains(text, "attempt timed out after 20ms (no answer in time)") {
+		t.Fatalf("failure reads %q", text)
+	}
+}
+
 func TestUntilPollsUntilTheConditionHolds(t *testing.T) {
 	var n atomic.Int32
 	inv := newInvoker(map[string]action{"x.status": func(context.Context, Call, func(spec.Progress)) (map[string]any, error) {

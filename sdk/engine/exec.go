@@ -37,57 +37,25 @@ const (
 	resumeSkip
 )
 
-// lastAttempt is what the journal says about a step's last attempt, to
-// decide whether re-running it after a crash is safe.
-type lastAttempt int
-
-const (
-	// attemptNone: no attempt started (nothing was sent to the action).
-	attemptNone lastAttempt = iota
-	// attemptInFlight: started, no end recorded: it may have taken effect.
-	attemptInFlight
-	// attemptEndedSafe: ended with an error the action marked retryable,
-	// or succeeded without meeting `until`: another attempt is expected.
-	attemptEndedSafe
-	// attemptEndedUnsafe: ended with a transport error or a timeout.
-	attemptEndedUnsafe
-)
-
-// stepState is the engine's view of one step. Guarded by Engine.mu.
+// stepState is the engine's view of one step: the step, and what its
+// records say (v, a step of the engine's journal.View, to which every event
+// is applied as it is emitted, and into which resume replays the journal).
+// Guarded by Engine.mu.
 type stepState struct {
-	step       *runbook.Step
-	group      string
-	status     StepStatus
-	continued  bool
-	skipReason string
-	attempts   int
-	last       lastAttempt
-	started    time.Time
-	finished   time.Time
-	outputs    map[string]any
-	err        *StepError
-	// completedSeq is the journal sequence number of step_succeeded: the
-	// rollback order is the reverse of it.
-	completedSeq int64
-	// failedSeq is the sequence number of step_failed after at least one
-	// attempt started: a rollback with `when: attempted` compensates the
-	// step in that place of the order.
-	failedSeq int64
-	choice    resumeChoice
-	// approval granted (possibly before the run stopped).
-	approval approval
-	rb       rollbackState
-}
-
-type rollbackState struct {
-	status            StepStatus // "" until started
-	attempts          int
-	last              lastAttempt
-	started, finished time.Time
-	outputs           map[string]any
-	err               *StepError
-	choice            resumeChoice
-	approval          approval
+	step *runbook.Step
+	// path is the step's path (journal.StepPath); group the path of the
+	// parallel group it belongs to ("" at the top level); scope the path of
+	// the runbook it is a step of ("" for the run's runbook).
+	path, group, scope string
+	v                  *journal.StepView
+	own                journal.StepView // where v is kept
+	// choice and rbChoice are what resume decided for the step, or for its
+	// rollback, when it had started and not finished.
+	choice, rbChoice resumeChoice
+	// stopped is the status Result reports for a group the run left
+	// unfinished, paused or interrupted, without a record of its own (its
+	// children recorded theirs; resume re-enters the group).
+	stopped StepStatus
 }
 
 func (e *Engine) state(id string) *stepState { return e.states[id] }
@@ -96,49 +64,100 @@ func isIdempotent(plugin string, sp *spec.ActionSpec) bool {
 	return plugin == CorePlugin || (sp != nil && sp.Idempotent)
 }
 
-// finished reports whether a step needs nothing more in the forward phase.
+// done reports whether a step needs nothing more in the forward phase.
 func (st *stepState) done() bool {
-	switch st.status {
-	case StepSucceeded, StepSkipped:
+	switch st.v.Status {
+	case journal.StateSucceeded, journal.StateSkipped:
 		return true
-	case StepFailed:
-		return st.continued
+	case journal.StateFailed:
+		return st.v.Continued
 	}
 	return false
 }
 
-// env returns the expression environment at this point of the run and the
-// function to call once the evaluation is over (the `steps` map is shared
-// and must not change while an expression reads it); outputs is the
-// current step's (for `until`, and for a rollback's `with`).
-func (e *Engine) env(outputs map[string]any) (map[string]any, func()) {
+// scope is what the expressions of one runbook of the program read: its
+// inputs and its finished steps. The run's runbook is scope ""; a called
+// runbook's is the calling step's path, and its inputs are bound (from the
+// call's `with`) when first needed.
+type scope struct {
+	call   *stepState // nil for the run's runbook
+	inputs map[string]any
+	bound  bool
+	steps  map[string]any
+}
+
+// env returns the expression environment of scope sc at this point of the
+// run and the function to call once the evaluation is over (the `steps`
+// map is shared and must not change while an expression reads it);
+// outputs is the current step's (for `until`, and for a rollback's `with`).
+//
+// The inputs of a called runbook's scope must be bound first (bind): the
+// step that reads them checks that they could be.
+func (e *Engine) env(sc string, outputs map[string]any) (map[string]any, func()) {
 	e.envMu.RLock()
-	sc := &expr.Scope{Inputs: e.inputs, Outputs: outputs, RunID: e.runID, RunMode: "run", RunStarted: e.started}
-	m := sc.Map()
-	m["steps"] = e.envSteps
+	s := e.scopes[sc]
+	x := &expr.Scope{Inputs: s.inputs, Outputs: outputs, RunID: e.runID, RunMode: "run", RunStarted: e.started}
+	m := x.Map()
+	m["steps"] = s.steps
 	return m, e.envMu.RUnlock
+}
+
+// bind computes the inputs of a called runbook's scope from its call's
+// `with`, rendered where the call stands, once.
+func (e *Engine) bind(ctx context.Context, sc string) *StepError {
+	e.envMu.RLock()
+	s := e.scopes[sc]
+	done := s.bound
+	e.envMu.RUnlock()
+	if done {
+		return nil
+	}
+	call := s.call
+	given, serr := e.renderWith(ctx, call.step.With, nil, nil, call, false)
+	var inputs map[string]any
+	if serr == nil {
+		var err error
+		if inputs, err = call.step.Call.Runbook.BindInputs(given); err != nil {
+			serr = &StepError{Step: call.path, Uses: call.step.Uses, Class: journal.ClassEngine, Code: "InvalidInputs", Message: e.red.string("with: " + err.Error())}
+		}
+	}
+	if serr != nil {
+		return serr
+	}
+	for _, in := range call.step.Call.Runbook.Inputs {
+		if in.Secret {
+			e.red.addValue(inputs[in.Name])
+		}
+	}
+	e.envMu.Lock()
+	s.inputs, s.bound = inputs, true
+	e.envMu.Unlock()
+	return nil
 }
 
 // publish makes a finished step visible to expressions. e.mu is held.
 func (e *Engine) publish(st *stepState) {
-	switch st.status {
-	case StepSucceeded, StepSkipped, StepFailed:
+	v := st.v
+	switch v.Status {
+	case journal.StateSucceeded, journal.StateSkipped, journal.StateFailed:
 	default:
 		return
 	}
 	// One step's entry, built by expr.Scope so its shape has one owner.
-	sc := &expr.Scope{Steps: map[string]expr.StepValues{st.step.ID: {Status: string(st.status), Outputs: st.outputs, StartedAt: st.started, FinishedAt: st.finished}}}
+	sc := &expr.Scope{Steps: map[string]expr.StepValues{st.step.ID: {Status: string(v.Status), Outputs: v.Outputs, StartedAt: v.Started, FinishedAt: v.Finished}}}
 	entry := sc.Map()["steps"].(map[string]any)[st.step.ID]
 	e.envMu.Lock()
-	e.envSteps[st.step.ID] = entry
+	e.scopes[st.scope].steps[st.step.ID] = entry
 	e.envMu.Unlock()
 }
 
-// publishAll rebuilds the `steps` map from the states (those restored from
+// publishAll rebuilds the `steps` maps from the states (those restored from
 // a journal on resume). e.mu is held.
 func (e *Engine) publishAll() {
 	e.envMu.Lock()
-	e.envSteps = make(map[string]any, len(e.states))
+	for _, s := range e.scopes {
+		s.steps = map[string]any{}
+	}
 	e.envMu.Unlock()
 	for _, st := range e.states {
 		e.publish(st)
@@ -158,15 +177,17 @@ func (e *Engine) execute(parent context.Context) *Result {
 	e.emitMu.Unlock()
 
 	oc := outcomeFailed
-	if e.failure == nil && !e.rollback {
-		oc = e.runSequence(ctx, e.rb.Steps)
+	if e.failed() == nil && !e.rollback {
+		oc = e.runSequence(ctx, e.rb.Steps, "")
 	}
 	return e.finish(ctx, oc)
 }
 
-func (e *Engine) runSequence(ctx context.Context, steps []*runbook.Step) outcome {
+// runSequence runs steps in order; scope is the path of the runbook they
+// belong to ("" for the run's runbook).
+func (e *Engine) runSequence(ctx context.Context, steps []*runbook.Step, scope string) outcome {
 	for _, s := range steps {
-		st := e.state(s.ID)
+		st := e.state(journal.StepPath(scope, s.ID))
 		e.mu.Lock()
 		done := st.done()
 		e.mu.Unlock()
@@ -184,15 +205,55 @@ func (e *Engine) runSequence(ctx context.Context, steps []*runbook.Step) outcome
 }
 
 func (e *Engine) runStep(ctx context.Context, st *stepState) outcome {
-	if st.step.IsGroup() {
+	switch {
+	case st.step.IsGroup():
 		return e.runGroup(ctx, st)
+	case st.step.IsCall():
+		return e.runCall(ctx, st)
 	}
 	return e.runAction(ctx, st)
 }
 
+// runCall runs a called runbook's steps, in its own scope, as the steps of
+// the calling step: their paths are the call's path, a dot and their ids.
+// The call fails when one of them fails (its rollback is the program's:
+// every completed step, across the call, most recent first), pauses when
+// one waits for an approval, and succeeds with the callee's outputs.
+func (e *Engine) runCall(ctx context.Context, st *stepState) outcome {
+	if run, oc := e.begin(ctx, st); !run {
+		return oc
+	}
+	if serr := e.bind(ctx, st.path); serr != nil {
+		return e.failStep(st, serr)
+	}
+	callee := st.step.Call.Runbook
+	switch oc := e.runSequence(ctx, callee.Steps, st.path); oc {
+	case outcomeOK:
+	case outcomeFailed:
+		var failed []*stepState
+		e.mu.Lock()
+		for _, c := range callee.Steps {
+			if cst := e.child(st, c); cst.v.Status == journal.StateFailed && !cst.v.Continued {
+				failed = append(failed, cst)
+			}
+		}
+		e.mu.Unlock()
+		return e.failStep(st, e.childFailure(st, failed))
+	case outcomePaused:
+		e.stop(st, StepWaiting)
+		return oc
+	default:
+		e.stop(st, StepInterrupted)
+		return oc
+	}
+	outputs, _ := e.renderOutputsOf(ctx, callee, st.path, false)
+	e.succeedStep(st, outputs)
+	return outcomeOK
+}
+
 // stepEvent is an event about st with its identifying fields set.
 func stepEvent(typ string, st *stepState) Event {
-	return Event{Type: typ, Step: st.step.ID, Group: st.group, Uses: st.step.Uses}
+	return Event{Type: typ, Step: st.path, Group: st.group, Uses: st.step.Uses}
 }
 
 // begin evaluates a pending step's `if` and records its start. It returns
@@ -200,9 +261,9 @@ func stepEvent(typ string, st *stepState) Event {
 // then says which).
 func (e *Engine) begin(ctx context.Context, st *stepState) (bool, outcome) {
 	e.mu.Lock()
-	status, choice := st.status, st.choice
+	status, choice := st.v.Status, st.choice
 	e.mu.Unlock()
-	if status != StepPending {
+	if status != journal.StatePending {
 		// Resumed: it started before, its `if` held.
 		if choice == resumeSkip {
 			e.skip(st, "skipped by the operator on resume")
@@ -211,13 +272,13 @@ func (e *Engine) begin(ctx context.Context, st *stepState) (bool, outcome) {
 		return true, outcomeOK
 	}
 	run := true
-	var ifErr *StepError
-	if p := st.step.If; p != nil {
-		env, done := e.env(nil)
-		ok, err := p.EvalBool(env)
+	ifErr := e.bind(ctx, st.scope)
+	if p := st.step.If; p != nil && ifErr == nil {
+		env, done := e.env(st.scope, nil)
+		ok, err := p.EvalBool(ctx, env)
 		done()
 		if err != nil {
-			ifErr = &StepError{Step: st.step.ID, Uses: st.step.Uses, Class: journal.ClassEngine, Code: "InvalidCondition", Message: e.red.string("if: " + err.Error())}
+			ifErr = &StepError{Step: st.path, Uses: st.step.Uses, Class: journal.ClassEngine, Code: "InvalidCondition", Message: e.red.string("if: " + err.Error())}
 		}
 		run = ok
 	}
@@ -225,11 +286,11 @@ func (e *Engine) begin(ctx context.Context, st *stepState) (bool, outcome) {
 		e.skip(st, "if: "+st.step.If.Source()+" is false")
 		return false, outcomeOK
 	}
-	e.mu.Lock()
-	st.status, st.started = StepRunning, time.Now().UTC()
-	e.mu.Unlock()
 	if err := e.emit(stepEvent(journal.StepStarted, st)); err != nil {
 		return false, e.interruptStep(st, false)
+	}
+	if ifErr != nil && ctx.Err() != nil {
+		return false, e.interruptStep(st, false) // stopped mid-evaluation
 	}
 	if ifErr != nil {
 		return false, e.failStep(st, ifErr)
@@ -239,24 +300,20 @@ func (e *Engine) begin(ctx context.Context, st *stepState) (bool, outcome) {
 
 // skip records a skipped step, and every child of a skipped group.
 func (e *Engine) skip(st *stepState, reason string) {
-	now := time.Now().UTC()
-	e.mu.Lock()
-	st.status, st.skipReason, st.finished = StepSkipped, reason, now
-	if st.started.IsZero() {
-		st.started = now
-	}
-	e.publish(st)
-	e.mu.Unlock()
 	ev := stepEvent(journal.StepSkipped, st)
-	ev.Message, ev.Time = reason, now
+	ev.Message, ev.Time = reason, time.Now().UTC()
 	_ = e.emit(ev)
-	for _, c := range st.step.Parallel {
-		cst := e.state(c.ID)
+	children, why := st.step.Parallel, "group "+st.step.ID+" was skipped"
+	if st.step.IsCall() {
+		children, why = st.step.Call.Runbook.Steps, "the call "+st.path+" was skipped"
+	}
+	for _, c := range children {
+		cst := e.child(st, c)
 		e.mu.Lock()
-		pending := cst.status == StepPending
+		pending := cst.v.Status == journal.StatePending
 		e.mu.Unlock()
 		if pending {
-			e.skip(cst, "group "+st.step.ID+" was skipped")
+			e.skip(cst, why)
 		}
 	}
 }
@@ -266,7 +323,10 @@ func (e *Engine) runAction(ctx context.Context, st *stepState) outcome {
 	if run, oc := e.begin(ctx, st); !run {
 		return oc
 	}
-	params, serr := e.renderWith(s.With, s.Spec, nil, st, false)
+	params, serr := e.renderWith(ctx, s.With, s.Spec, nil, st, false)
+	if serr != nil && ctx.Err() != nil {
+		return e.interruptStep(st, false) // stopped mid-evaluation
+	}
 	if serr != nil {
 		return e.failStep(st, serr)
 	}
@@ -285,13 +345,19 @@ func (e *Engine) runAction(ctx context.Context, st *stepState) outcome {
 		return e.failStep(st, res.err)
 	case outcomePaused:
 		e.mu.Lock()
-		st.status = StepWaiting
-		e.waiting = append(e.waiting, st.step.ID)
+		e.waiting = append(e.waiting, st.path)
 		e.mu.Unlock()
 	case outcomeInterrupted:
 		return e.interruptStep(st, res.inFlight)
 	}
 	return res.oc
+}
+
+// progress returns the step's start and the number of its last attempt.
+func (e *Engine) progress(st *stepState) (time.Time, int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return st.v.Started, st.v.Attempt
 }
 
 func (e *Engine) succeedStep(st *stepState, outputs map[string]any) {
@@ -301,46 +367,26 @@ func (e *Engine) succeedStep(st *stepState, outputs map[string]any) {
 	if st.step.Spec != nil {
 		e.red.addAt(st.step.Spec.Outputs, outputs)
 	}
+	started, attempts := e.progress(st)
 	now := time.Now().UTC()
-	e.mu.Lock()
-	st.status, st.outputs, st.finished, st.err = StepSucceeded, outputs, now, nil
-	e.publish(st)
 	ev := stepEvent(journal.StepSucceeded, st)
-	ev.Time, ev.Outputs, ev.Attempt, ev.Duration = now, outputs, st.attempts, journal.Duration(now.Sub(st.started))
-	e.mu.Unlock()
-	seq, _ := e.emitSeq(ev)
-	if !st.step.IsGroup() {
-		e.mu.Lock()
-		st.completedSeq = seq
-		e.mu.Unlock()
-	}
+	ev.Time, ev.Outputs, ev.Attempt, ev.Duration = now, outputs, attempts, journal.Duration(now.Sub(started))
+	_ = e.emit(ev)
 }
 
 // failStep records a failure; under continue_on_error the run goes on.
-// Only a top-level failure ends forward execution: a child's failure fails
-// its group, which decides.
+// Only a top-level failure ends forward execution (the view's Failure): a
+// child's failure fails its group, which decides.
 func (e *Engine) failStep(st *stepState, serr *StepError) outcome {
+	started, attempts := e.progress(st)
 	now := time.Now().UTC()
-	e.mu.Lock()
 	cont := st.step.ContinueOnError
-	st.status, st.err, st.finished, st.continued = StepFailed, serr, now, cont
-	e.publish(st)
 	if serr.Attempts == 0 {
-		serr.Attempts = st.attempts
-	}
-	if !cont && st.group == "" && e.failure == nil {
-		e.failure = serr
+		serr.Attempts = attempts
 	}
 	ev := stepEvent(journal.StepFailed, st)
-	ev.Time, ev.Error, ev.Continued, ev.Attempt, ev.Duration = now, serr.record(), cont, st.attempts, journal.Duration(now.Sub(st.started))
-	attempted := st.attempts > 0 && !st.step.IsGroup()
-	e.mu.Unlock()
-	seq, _ := e.emitSeq(ev)
-	if attempted {
-		e.mu.Lock()
-		st.failedSeq = seq
-		e.mu.Unlock()
-	}
+	ev.Time, ev.Error, ev.Continued, ev.Attempt, ev.Duration = now, serr.record(), cont, attempts, journal.Duration(now.Sub(started))
+	_ = e.emit(ev)
 	if cont {
 		return outcomeOK
 	}
@@ -349,11 +395,9 @@ func (e *Engine) failStep(st *stepState, serr *StepError) outcome {
 
 // interruptStep records that st was running when the run was interrupted.
 func (e *Engine) interruptStep(st *stepState, inFlight bool) outcome {
-	e.mu.Lock()
-	st.status = StepInterrupted
+	_, attempts := e.progress(st)
 	ev := stepEvent(journal.StepInterrupted, st)
-	ev.Attempt, ev.InFlight = st.attempts, inFlight
-	e.mu.Unlock()
+	ev.Attempt, ev.InFlight = attempts, inFlight
 	_ = e.emit(ev)
 	return outcomeInterrupted
 }
@@ -384,17 +428,17 @@ func (e *Engine) runGroup(ctx context.Context, st *stepState) outcome {
 	// can be compensated, as they would have without the interruption.
 	e.mu.Lock()
 	for _, c := range g.Parallel {
-		if cst := e.state(c.ID); cst.status == StepFailed && !cst.continued {
+		if cst := e.child(st, c); cst.v.Status == journal.StateFailed && !cst.v.Continued {
 			stop = true
 		}
 	}
 	e.mu.Unlock()
 children:
 	for _, c := range g.Parallel {
-		cst := e.state(c.ID)
+		cst := e.child(st, c)
 		e.mu.Lock()
-		skip := cst.done() || cst.status == StepFailed
-		started := cst.status != StepPending
+		skip := cst.done() || cst.v.Status == journal.StateFailed
+		started := cst.v.Status != journal.StatePending
 		e.mu.Unlock()
 		if skip {
 			continue
@@ -418,7 +462,7 @@ children:
 			defer func() { <-sem }()
 			oc := e.runStep(ctx, cst)
 			mu.Lock()
-			outcomes[cst.step.ID] = oc
+			outcomes[cst.path] = oc
 			if oc != outcomeOK {
 				stop = true
 			}
@@ -430,47 +474,35 @@ children:
 	var failed []*stepState
 	paused := false
 	for _, c := range g.Parallel {
-		cst := e.state(c.ID)
-		switch outcomes[c.ID] {
+		cst := e.child(st, c)
+		switch outcomes[cst.path] {
 		case outcomeInterrupted:
-			ctxInterrupted(st, e)
+			e.stop(st, StepInterrupted)
 			return outcomeInterrupted
 		case outcomePaused:
 			paused = true
 		}
 		e.mu.Lock()
-		if cst.status == StepFailed && !cst.continued {
+		if cst.v.Status == journal.StateFailed && !cst.v.Continued {
 			failed = append(failed, cst)
 		}
 		e.mu.Unlock()
 	}
 	if ctx.Err() != nil {
-		ctxInterrupted(st, e)
+		e.stop(st, StepInterrupted)
 		return outcomeInterrupted
 	}
 	if len(failed) > 0 {
-		var ids, msgs []string
-		class := journal.ClassEngine
-		for _, f := range failed {
-			ids = append(ids, f.step.ID)
-			if f.err != nil {
-				msgs = append(msgs, f.err.Error())
-				class = f.err.Class
-			}
-		}
-		return e.failStep(st, &StepError{Step: g.ID, Class: class, Code: "ChildFailed",
-			Message: fmt.Sprintf("%s failed: %s", strings.Join(ids, ", "), strings.Join(msgs, "; "))})
+		return e.failStep(st, e.childFailure(st, failed))
 	}
 	if paused {
-		e.mu.Lock()
-		st.status = StepWaiting
-		e.mu.Unlock()
+		e.stop(st, StepWaiting)
 		return outcomePaused
 	}
 	for _, c := range g.Parallel {
-		if cst := e.state(c.ID); !cst.done() {
+		if cst := e.child(st, c); !cst.done() {
 			// Not started because the run stopped early: leave the group open.
-			ctxInterrupted(st, e)
+			e.stop(st, StepInterrupted)
 			return outcomeInterrupted
 		}
 	}
@@ -478,12 +510,39 @@ children:
 	return outcomeOK
 }
 
-// ctxInterrupted marks a group interrupted without an event of its own: its
-// children recorded theirs, and resume re-enters the group.
-func ctxInterrupted(st *stepState, e *Engine) {
+// childFailure is the error of a step whose children failed.
+func (e *Engine) childFailure(st *stepState, failed []*stepState) *StepError {
+	var ids, msgs []string
+	class := journal.ClassEngine
 	e.mu.Lock()
-	st.status = StepInterrupted
+	for _, f := range failed {
+		ids = append(ids, f.step.ID)
+		if err := e.stepError(f, false); err != nil {
+			msgs = append(msgs, err.Error())
+			class = err.Class
+		}
+	}
 	e.mu.Unlock()
+	return &StepError{Step: st.path, Class: class, Code: "ChildFailed",
+		Message: fmt.Sprintf("%s failed: %s", strings.Join(ids, ", "), strings.Join(msgs, "; "))}
+}
+
+// stop marks a group the run leaves unfinished (interrupted, or waiting for
+// an approval inside it) without an event of its own: its children recorded
+// theirs, and resume re-enters the group. Only Result shows it.
+func (e *Engine) stop(st *stepState, status StepStatus) {
+	e.mu.Lock()
+	st.stopped = status
+	e.mu.Unlock()
+}
+
+// child is the state of a parallel group's child, or of a step of the
+// runbook a step calls.
+func (e *Engine) child(parent *stepState, c *runbook.Step) *stepState {
+	if parent.step.IsCall() {
+		return e.states[journal.StepPath(parent.path, c.ID)]
+	}
+	return e.states[journal.StepPath(parent.scope, c.ID)]
 }
 
 // execSpec is one action to run with its policy: a step's action or its
@@ -514,23 +573,22 @@ func (e *Engine) attemptEvent(typ string, x execSpec, n int) Event {
 	return ev
 }
 
-// nextAttempt increments and returns the attempt counter (it continues
-// across resumes).
+// nextAttempt returns the number of the attempt to start (it continues
+// across resumes); the attempt's record counts it.
 func (e *Engine) nextAttempt(x execSpec) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if x.rollback {
-		x.st.rb.attempts++
-		x.st.rb.last = attemptInFlight
-		return x.st.rb.attempts
+		if rb := x.st.v.Rollback; rb != nil {
+			return rb.Attempt + 1
+		}
+		return 1
 	}
-	x.st.attempts++
-	x.st.last = attemptInFlight
-	return x.st.attempts
+	return x.st.v.Attempt + 1
 }
 
 func (e *Engine) idempotencyKey(x execSpec) string {
-	k := e.runID + "/" + x.st.step.ID
+	k := e.runID + "/" + x.st.path
 	if x.rollback {
 		k += "/rollback"
 	}
@@ -571,7 +629,7 @@ func (e *Engine) attempts(ctx context.Context, x execSpec) attemptResult {
 		if !deadline.IsZero() {
 			actx, cancel = context.WithDeadline(ctx, deadline)
 		}
-		call := Call{Plugin: x.plugin, Action: x.action, RunID: e.runID, StepID: x.st.step.ID, Attempt: n,
+		call := Call{Plugin: x.plugin, Action: x.action, RunID: e.runID, StepID: x.st.path, Attempt: n,
 			IdempotencyKey: e.idempotencyKey(x), Rollback: x.rollback, Params: deepCopyMap(x.params), Deadline: deadline}
 		out, err := e.invoke(actx, call, func(p spec.Progress) {
 			pev := e.attemptEvent(journal.Progress, x, n)
@@ -592,11 +650,11 @@ func (e *Engine) attempts(ctx context.Context, x execSpec) attemptResult {
 			if x.spec != nil {
 				e.red.addAt(x.spec.Outputs, out)
 			}
-			env, done := e.env(out)
-			holds, everr := x.until.Condition.EvalBool(env)
+			env, done := e.env(x.st.scope, out)
+			holds, everr := x.until.Condition.EvalBool(ctx, env)
 			done()
 			if everr != nil {
-				return attemptResult{oc: outcomeFailed, err: &StepError{Step: x.st.step.ID, Uses: x.uses, Class: journal.ClassEngine,
+				return attemptResult{oc: outcomeFailed, err: &StepError{Step: x.st.path, Uses: x.uses, Class: journal.ClassEngine,
 					Code: "InvalidCondition", Attempts: n, Message: e.red.string("until: " + everr.Error())}}
 			}
 			if holds {
@@ -612,9 +670,6 @@ func (e *Engine) attempts(ctx context.Context, x execSpec) attemptResult {
 			}
 			unmet.NextDelay = journal.Duration(wait)
 			_ = e.emit(unmet)
-			e.mu.Lock()
-			x.st.last = attemptEndedSafe
-			e.mu.Unlock()
 			if !sleepCtx(ctx, wait) {
 				return attemptResult{oc: outcomeInterrupted}
 			}
@@ -656,13 +711,6 @@ func (e *Engine) attempts(ctx context.Context, x execSpec) attemptResult {
 			fev.NextDelay = journal.Duration(delay)
 		}
 		_ = e.emit(fev)
-		e.mu.Lock()
-		if serr.Retryable && serr.Class == journal.ClassAction {
-			setLast(x, attemptEndedSafe)
-		} else {
-			setLast(x, attemptEndedUnsafe)
-		}
-		e.mu.Unlock()
 		if !retry {
 			return attemptResult{oc: outcomeFailed, err: serr}
 		}
@@ -672,16 +720,8 @@ func (e *Engine) attempts(ctx context.Context, x execSpec) attemptResult {
 	}
 }
 
-func setLast(x execSpec, l lastAttempt) {
-	if x.rollback {
-		x.st.rb.last = l
-	} else {
-		x.st.last = l
-	}
-}
-
 func (e *Engine) untilTimeout(x execSpec, n int) *StepError {
-	return &StepError{Step: x.st.step.ID, Uses: x.uses, Class: journal.ClassTimeout, Code: "UntilTimeout", Attempts: n,
+	return &StepError{Step: x.st.path, Uses: x.uses, Class: journal.ClassTimeout, Code: "UntilTimeout", Attempts: n,
 		Message: fmt.Sprintf("until: %s did not hold within %s", x.until.Condition.Source(), x.until.Timeout)}
 }
 
@@ -691,7 +731,7 @@ func (e *Engine) untilTimeout(x execSpec, n int) *StepError {
 // whether the action took effect, so they are retried only for actions
 // declared idempotent.
 func (e *Engine) classify(err error, timedOut bool, x execSpec, idem bool, n int) *StepError {
-	se := &StepError{Step: x.st.step.ID, Rollback: x.rollback, Uses: x.uses, Attempts: n}
+	se := &StepError{Step: x.st.path, Rollback: x.rollback, Uses: x.uses, Attempts: n}
 	msg := err.Error()
 	var ae *spec.Error
 	isAction := errors.As(err, &ae)
@@ -699,6 +739,9 @@ func (e *Engine) classify(err error, timedOut bool, x execSpec, idem bool, n int
 	case timedOut:
 		se.Class, se.Code = journal.ClassTimeout, "Timeout"
 		se.Retryable = (isAction && ae.Retryable) || idem
+		if isAction && ae.Message != "" {
+			msg = ae.Message // its code is this error's: not "Timeout: ... (Timeout: ...)"
+		}
 		msg = fmt.Sprintf("attempt timed out after %s (%s)", x.timeout, msg)
 	case isAction && ae.Code == CodePluginExited:
 		// The plugin process died mid-action: as with a broken connection,
@@ -772,12 +815,24 @@ func (e *Engine) invoke(ctx context.Context, call Call, progress func(spec.Progr
 
 // renderWith renders a `with` against the current scope. outputs is the
 // step's own outputs, for a rollback.
-func (e *Engine) renderWith(v *expr.Value, sp *spec.ActionSpec, outputs map[string]any, st *stepState, rollback bool) (map[string]any, *StepError) {
-	env, done := e.env(outputs)
-	out, err := v.Render(env)
+func (e *Engine) renderWith(ctx context.Context, v *expr.Value, sp *spec.ActionSpec, outputs map[string]any, st *stepState, rollback bool) (map[string]any, *StepError) {
+	if serr := e.bind(ctx, st.scope); serr != nil {
+		// The inputs of the runbook st belongs to could not be bound.
+		return nil, &StepError{Step: st.path, Rollback: rollback, Uses: st.step.Uses, Class: serr.Class, Code: serr.Code, Message: serr.Message}
+	}
+	env, done := e.env(st.scope, outputs)
+	out, err := v.Render(ctx, env)
 	done()
 	fail := func(msg string) *StepError {
-		return &StepError{Step: st.step.ID, Rollback: rollback, Uses: st.step.Uses, Class: journal.ClassEngine, Code: "InvalidParams", Message: e.red.string(msg)}
+		return &StepError{Step: st.path, Rollback: rollback, Uses: st.step.Uses, Class: journal.ClassEngine, Code: "InvalidParams", Message: e.red.string(msg)}
+	}
+	if err != nil && expr.IsLimit(err) {
+		// Refused before it reaches the plugin or the journal: say where.
+		pos := st.step.Pos
+		if rollback {
+			pos = st.step.Rollback.Pos
+		}
+		return nil, fail(fmt.Sprintf("with%s: %v", atPos(pos), err))
 	}
 	if err != nil {
 		return nil, fail("with: " + err.Error())
@@ -793,6 +848,14 @@ func (e *Engine) renderWith(v *expr.Value, sp *spec.ActionSpec, outputs map[stri
 		e.red.addAt(sp.Params, m)
 	}
 	return m, nil
+}
+
+// atPos is " (file:line:col)" for a known position.
+func atPos(p runbook.Pos) string {
+	if p.Line == 0 {
+		return ""
+	}
+	return " (" + p.String() + ")"
 }
 
 func deepCopyMap(m map[string]any) map[string]any {
@@ -829,10 +892,10 @@ func (st *stepState) compensationSeq() int64 {
 	switch {
 	case rb == nil:
 		return 0
-	case st.status == StepSucceeded:
-		return st.completedSeq
-	case st.status == StepFailed && rb.Attempted:
-		return st.failedSeq
+	case st.v.Status == journal.StateSucceeded:
+		return st.v.CompletedSeq
+	case st.v.Status == journal.StateFailed && rb.Attempted:
+		return st.v.FailedSeq
 	}
 	return 0
 }
@@ -854,7 +917,11 @@ func (e *Engine) rollbackAll(ctx context.Context) (oc outcome, ran bool, failure
 	for _, st := range stack {
 		rb := st.step.Rollback
 		e.mu.Lock()
-		status, choice, prevErr, outputs := st.rb.status, st.rb.choice, st.rb.err, st.outputs
+		var status StepStatus
+		if st.v.Rollback != nil {
+			status = st.v.Rollback.Status
+		}
+		choice, outputs := st.rbChoice, st.v.Outputs
 		e.mu.Unlock()
 		switch status {
 		case StepSucceeded, StepSkipped:
@@ -862,26 +929,20 @@ func (e *Engine) rollbackAll(ctx context.Context) (oc outcome, ran bool, failure
 			continue
 		case StepFailed:
 			ran = true
-			failures = append(failures, prevErr)
+			failures = append(failures, e.rollbackError(st))
 			continue
 		}
 		if ctx.Err() != nil {
 			return outcomeInterrupted, ran, failures
 		}
 		ran = true
-		if status == StepRunning && choice == resumeSkip {
-			e.mu.Lock()
-			st.rb.status, st.rb.finished = StepSkipped, time.Now().UTC()
-			e.mu.Unlock()
+		if status.Unfinished() && choice == resumeSkip {
 			ev := stepEvent(journal.RollbackSkipped, st)
 			ev.Uses, ev.Message = rb.Uses, "skipped by the operator on resume"
 			_ = e.emit(ev)
 			continue
 		}
 		if status == "" {
-			e.mu.Lock()
-			st.rb.status, st.rb.started = StepRunning, time.Now().UTC()
-			e.mu.Unlock()
 			ev := stepEvent(journal.RollbackStarted, st)
 			ev.Uses = rb.Uses
 			if err := e.emit(ev); err != nil {
@@ -890,7 +951,7 @@ func (e *Engine) rollbackAll(ctx context.Context) (oc outcome, ran bool, failure
 		}
 		x := execSpec{st: st, rollback: true, uses: rb.Uses, plugin: rb.Plugin, action: rb.Action, spec: rb.Spec,
 			timeout: rb.Timeout, retry: rb.Retry}
-		params, serr := e.renderWith(rb.With, rb.Spec, outputs, st, true)
+		params, serr := e.renderWith(ctx, rb.With, rb.Spec, outputs, st, true)
 		var res attemptResult
 		switch {
 		case serr != nil:
@@ -903,46 +964,78 @@ func (e *Engine) rollbackAll(ctx context.Context) (oc outcome, ran bool, failure
 			res = e.attempts(ctx, x)
 		}
 		now := time.Now().UTC()
+		e.mu.Lock()
+		started, attempts := st.v.Rollback.Started, st.v.Rollback.Attempt
+		e.mu.Unlock()
 		switch res.oc {
 		case outcomeOK:
 			if rb.Spec != nil {
 				e.red.addAt(rb.Spec.Outputs, res.outputs)
 			}
-			e.mu.Lock()
-			st.rb.status, st.rb.outputs, st.rb.finished = StepSucceeded, res.outputs, now
 			ev := stepEvent(journal.RollbackSucceeded, st)
-			ev.Uses, ev.Time, ev.Outputs, ev.Attempt, ev.Duration = rb.Uses, now, res.outputs, st.rb.attempts, journal.Duration(now.Sub(st.rb.started))
-			e.mu.Unlock()
+			ev.Uses, ev.Time, ev.Outputs, ev.Attempt, ev.Duration = rb.Uses, now, res.outputs, attempts, journal.Duration(now.Sub(started))
 			_ = e.emit(ev)
 		case outcomeFailed:
-			res.err.Rollback = true
-			e.mu.Lock()
-			if res.err.Attempts == 0 {
-				res.err.Attempts = st.rb.attempts
-			}
-			st.rb.status, st.rb.err, st.rb.finished = StepFailed, res.err, now
 			ev := stepEvent(journal.RollbackFailed, st)
-			ev.Uses, ev.Time, ev.Error, ev.Attempt, ev.Duration = rb.Uses, now, res.err.record(), st.rb.attempts, journal.Duration(now.Sub(st.rb.started))
-			e.mu.Unlock()
+			ev.Uses, ev.Time, ev.Error, ev.Attempt, ev.Duration = rb.Uses, now, res.err.record(), attempts, journal.Duration(now.Sub(started))
 			_ = e.emit(ev)
-			failures = append(failures, res.err)
+			failures = append(failures, e.rollbackError(st))
 		case outcomePaused:
 			e.mu.Lock()
-			st.rb.status = StepWaiting
-			e.waiting = append(e.waiting, st.step.ID)
+			e.waiting = append(e.waiting, st.path)
 			e.mu.Unlock()
 			return outcomePaused, ran, failures
 		case outcomeInterrupted:
-			e.mu.Lock()
-			st.rb.status = StepInterrupted
 			ev := stepEvent(journal.StepInterrupted, st)
-			ev.Uses, ev.Rollback, ev.Attempt, ev.InFlight = rb.Uses, true, st.rb.attempts, res.inFlight
-			e.mu.Unlock()
+			ev.Uses, ev.Rollback, ev.Attempt, ev.InFlight = rb.Uses, true, attempts, res.inFlight
 			_ = e.emit(ev)
 			return outcomeInterrupted, ran, failures
 		}
 	}
 	return outcomeOK, ran, failures
+}
+
+// rollbackError is the error of st's rollback, which failed.
+func (e *Engine) rollbackError(st *stepState) *StepError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stepError(st, true)
+}
+
+// stepError is the error the view records for st (or its rollback), as a
+// StepError; nil if it did not fail. e.mu is held.
+func (e *Engine) stepError(st *stepState, rollback bool) *StepError {
+	x, uses := &st.v.Execution, st.step.Uses
+	if rollback {
+		if st.v.Rollback == nil {
+			return nil
+		}
+		x, uses = &st.v.Rollback.Execution, st.step.Rollback.Uses
+	}
+	if x.Status != journal.StateFailed {
+		return nil
+	}
+	err := stepErrorFromRecord(st.path, rollback, x.Error, x.Attempt)
+	err.Uses = uses
+	return err
+}
+
+// failed is the failure that ended forward execution: the first top-level
+// step of the runbook that failed without continue_on_error (nil if none).
+func (e *Engine) failed() *StepError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f := e.view.Failure
+	if f == nil {
+		return nil
+	}
+	st := e.states[f.Path]
+	if st == nil {
+		// A step the runbook no longer has (a forced resume): ignored, as
+		// every record about it is.
+		return nil
+	}
+	return e.stepError(st, false)
 }
 
 // finish ends the run according to the forward phase's outcome.
@@ -952,7 +1045,7 @@ func (e *Engine) finish(ctx context.Context, oc outcome) *Result {
 	switch oc {
 	case outcomeOK:
 		res.Status = StatusSucceeded
-		outputs, shown := e.renderOutputs(false)
+		outputs, shown := e.renderOutputs(ctx, false)
 		res.Outputs = outputs
 		ev := Event{Type: journal.RunFinished, Status: string(res.Status), Outputs: shown, Duration: journal.Duration(time.Since(e.started))}
 		_ = e.emit(ev)
@@ -973,16 +1066,14 @@ func (e *Engine) finish(ctx context.Context, oc outcome) *Result {
 				res.RolledBack = ran
 			}
 		}
-		e.mu.Lock()
-		res.Failure = e.failure
-		e.mu.Unlock()
+		res.Failure = e.failed()
 		runErr = &RunError{Status: res.Status, Failure: res.Failure, RollbackFailures: res.RollbackFailures}
 		if res.Failure == nil && e.rollback {
 			runErr.Cause = "rolled back at the operator's request"
 		}
 		// The outputs that can still be computed (e.g. what was done and
 		// what is left) help the operator of a failed run too.
-		outputs, shown := e.renderOutputs(true)
+		outputs, shown := e.renderOutputs(ctx, true)
 		res.Outputs = outputs
 		ev := Event{Type: journal.RunFinished, Status: string(res.Status), Error: res.Failure.record(),
 			RolledBack: res.RolledBack, Outputs: shown, Duration: journal.Duration(time.Since(e.started))}
@@ -1003,8 +1094,8 @@ func (e *Engine) finish(ctx context.Context, oc outcome) *Result {
 
 // finishStopped ends a run that can be resumed: paused or interrupted.
 func (e *Engine) finishStopped(ctx context.Context, res *Result, oc outcome) *Result {
+	res.Failure = e.failed()
 	e.mu.Lock()
-	res.Failure = e.failure
 	res.Waiting = append([]string(nil), e.waiting...)
 	e.mu.Unlock()
 	if oc == outcomePaused {
@@ -1027,20 +1118,32 @@ func (e *Engine) finishStopped(ctx context.Context, res *Result, oc outcome) *Re
 // the steps have run, so it does not fail the run. For a failed run
 // (partial), outputs that read steps which did not finish are left out
 // without a warning.
-func (e *Engine) renderOutputs(partial bool) (values, shown map[string]any) {
-	if len(e.rb.Outputs) == 0 {
+func (e *Engine) renderOutputs(ctx context.Context, partial bool) (values, shown map[string]any) {
+	return e.renderOutputsOf(ctx, e.rb, "", partial)
+}
+
+// renderOutputsOf renders the outputs of rb, the runbook of scope sc.
+func (e *Engine) renderOutputsOf(ctx context.Context, rb *runbook.Runbook, sc string, partial bool) (values, shown map[string]any) {
+	if len(rb.Outputs) == 0 {
 		return nil, nil
 	}
 	values, shown = map[string]any{}, map[string]any{}
-	env, done := e.env(nil)
-	defer done()
-	for _, o := range e.rb.Outputs {
-		if partial && !e.finishedAll(o.Value.Refs().Steps) {
+	env, done := e.env(sc, nil)
+	var warnings []string
+	total := 0 // the outputs are journaled in one record: bounded together
+	for _, o := range rb.Outputs {
+		if partial && !e.finishedAll(sc, o.Value.Refs().Steps) {
 			continue
 		}
-		v, err := o.Value.Render(env)
+		v, err := o.Value.Render(ctx, env)
+		if err == nil {
+			n, _ := expr.Size(v)
+			if total += n; total > expr.MaxValueBytes {
+				err = fmt.Errorf("left out: the outputs add up to more than %d MiB as JSON", expr.MaxValueBytes>>20)
+			}
+		}
 		if err != nil {
-			e.log("warn", "", "output %s: %v", o.Name, err)
+			warnings = append(warnings, fmt.Sprintf("output %s%s: %v", o.Name, atPos(o.Pos), err))
 			continue
 		}
 		values[o.Name] = v
@@ -1051,6 +1154,10 @@ func (e *Engine) renderOutputs(partial bool) (values, shown map[string]any) {
 			shown[o.Name] = v
 		}
 	}
+	done()
+	for _, w := range warnings {
+		e.log("warn", sc, "%s", w)
+	}
 	return values, shown
 }
 
@@ -1059,12 +1166,17 @@ func (e *Engine) stepResults() []StepResult {
 	defer e.mu.Unlock()
 	out := make([]StepResult, 0, len(e.order))
 	for _, st := range e.order {
-		r := StepResult{ID: st.step.ID, Group: st.group, Uses: st.step.Uses, Status: st.status, Continued: st.continued,
-			SkipReason: st.skipReason, Attempts: st.attempts, Started: st.started, Finished: st.finished,
-			Outputs: st.outputs, Err: st.err}
-		if st.rb.status != "" {
-			r.Rollback = &RollbackResult{Status: st.rb.status, Attempts: st.rb.attempts, Started: st.rb.started,
-				Finished: st.rb.finished, Outputs: st.rb.outputs, Err: st.rb.err}
+		v := st.v
+		status := v.Status
+		if st.stopped != "" {
+			status = st.stopped
+		}
+		r := StepResult{ID: st.path, Group: st.group, Uses: st.step.Uses, Status: status, Continued: v.Continued,
+			SkipReason: v.SkipReason, Attempts: v.Attempt, Started: v.Started, Finished: v.Finished,
+			Outputs: v.Outputs, Err: e.stepError(st, false)}
+		if rb := v.Rollback; rb != nil {
+			r.Rollback = &RollbackResult{Status: rb.Status, Attempts: rb.Attempt, Started: rb.Started,
+				Finished: rb.Finished, Outputs: rb.Outputs, Err: e.stepError(st, true)}
 		}
 		out = append(out, r)
 	}
@@ -1073,21 +1185,12 @@ func (e *Engine) stepResults() []StepResult {
 
 // finishedAll reports whether every step in ids finished (succeeded,
 // failed and continued, or skipped), so expressions can read it.
-func (e *Engine) finishedAll(ids []string) bool {
+func (e *Engine) finishedAll(sc string, ids []string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, id := range ids {
-		st, ok := e.states[id]
-		if !ok {
-			return false
-		}
-		switch st.status {
-		case StepSucceeded, StepSkipped:
-		case StepFailed:
-			if !st.continued {
-				return false
-			}
-		default:
+		st, ok := e.states[journal.StepPath(sc, id)]
+		if !ok || !st.done() {
 			return false
 		}
 	}

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/expr-lang/expr/types"
-
 	"github.com/runbookhq/runbook/sdk/expr"
 	"github.com/runbookhq/runbook/sdk/journal"
 	"github.com/runbookhq/runbook/sdk/runbook"
@@ -71,15 +69,15 @@ func build(t testing.TB, o rbOpts, defs ...def) *runbook.Runbook {
 		}
 	}
 	collect(defs)
-	env := expr.Env{Inputs: map[string]types.Type{}, Steps: map[string]types.Type{}}
+	env := expr.Env{Inputs: map[string]expr.Type{}, Steps: map[string]expr.Type{}}
 	for _, in := range o.inputs {
 		env.Inputs[in.Name] = expr.InputType(string(in.Type))
 	}
 	for _, id := range ids {
-		env.Steps[id] = types.Any
+		env.Steps[id] = expr.Unknown
 	}
 	untilEnv := env
-	untilEnv.Outputs = types.Any
+	untilEnv.Outputs = &expr.Unknown
 	rb := &runbook.Runbook{Path: "/tmp/test.yaml", Name: "test", Version: 1, Inputs: o.inputs, OnFailure: o.onFailure, Hash: o.hash}
 	if rb.Hash == "" {
 		rb.Hash = "hash-1"
@@ -110,7 +108,7 @@ func build(t testing.TB, o rbOpts, defs ...def) *runbook.Runbook {
 		}
 		s.With = value(t, d.with, env)
 		if d.until != "" {
-			s.Until = &runbook.Until{Condition: compile(t, d.until, untilEnv.Map()), Interval: d.interval, Timeout: d.untilFor}
+			s.Until = &runbook.Until{Condition: compile(t, d.until, untilEnv), Interval: d.interval, Timeout: d.untilFor}
 		}
 		if r := d.rollback; r != nil {
 			rbEnv := untilEnv // a rollback may read its own step's outputs as `outputs`
@@ -132,7 +130,7 @@ func build(t testing.TB, o rbOpts, defs ...def) *runbook.Runbook {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		tmpl, errs := expr.CompileTemplate(o.outputs[n], env.Map())
+		tmpl, errs := expr.CompileTemplate(o.outputs[n], env)
 		if errs != nil {
 			t.Fatalf("output %s: %v", n, errs[0])
 		}
@@ -145,16 +143,9 @@ func build(t testing.TB, o rbOpts, defs ...def) *runbook.Runbook {
 	return rb
 }
 
-func compile(t testing.TB, src string, env any) *expr.Program {
+func compile(t testing.TB, src string, env expr.Env) *expr.Program {
 	t.Helper()
-	var m types.Map
-	switch e := env.(type) {
-	case expr.Env:
-		m = e.Map()
-	case types.Map:
-		m = e
-	}
-	p, err := expr.Compile(src, m, expr.Bool)
+	p, err := expr.Compile(src, env, expr.Bool)
 	if err != nil {
 		t.Fatalf("compiling %q: %v", src, err)
 	}
@@ -183,7 +174,7 @@ func leaf(t testing.TB, v any, env expr.Env) *expr.Value {
 	if !ok || !expr.HasTemplate(s) {
 		return expr.Static(v)
 	}
-	tmpl, errs := expr.CompileTemplate(s, env.Map())
+	tmpl, errs := expr.CompileTemplate(s, env)
 	if errs != nil {
 		t.Fatalf("template %q: %v", s, errs[0])
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/runbookhq/runbook/sdk/expr"
+	"github.com/runbookhq/runbook/sdk/journal"
 	"github.com/runbookhq/runbook/sdk/runbook"
 	"github.com/runbookhq/runbook/sdk/spec"
 )
@@ -31,6 +33,10 @@ const (
 type PlanResult struct {
 	RunID string     `json:"run_id"`
 	Steps []PlanStep `json:"steps"`
+	// Warnings are about the whole path: a core.approve given the region
+	// being left (leaving_region) warns when later steps depend on a
+	// control plane served from there.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // HasErrors reports whether any step could not be planned.
@@ -48,9 +54,11 @@ type PlanStep struct {
 	ID    string `json:"id"`
 	Name  string `json:"name,omitempty"`
 	Group string `json:"group,omitempty"`
-	// Uses is the action; empty for a group.
+	// Uses is the action; empty for a group; the file for a step that
+	// calls a runbook (Calls), whose steps follow it with their paths.
 	Uses     string       `json:"uses,omitempty"`
 	IsGroup  bool         `json:"is_group,omitempty"`
+	Calls    bool         `json:"calls,omitempty"`
 	Decision PlanDecision `json:"decision"`
 	// Condition is the `if` that makes the step skipped or conditional
 	// (its own or its group's).
@@ -76,6 +84,12 @@ type PlanStep struct {
 	Outputs map[string]any `json:"outputs,omitempty"`
 	// Err is why the step could not be planned (redacted).
 	Err string `json:"error,omitempty"`
+	// ControlPlanes are the single-region control planes the step's action
+	// declares (ActionSpec.ControlPlanes), for steps that would or may run.
+	ControlPlanes []spec.ControlPlane `json:"control_planes,omitempty"`
+	// Warnings: for an approval given leaving_region, which later steps
+	// depend on a control plane there; for such a step, that it does.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Plan walks the steps without running any: it evaluates `if` where its
@@ -89,54 +103,76 @@ func (e *Engine) Plan(ctx context.Context) (*PlanResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.inputs = inputs
+	e.setInputs(inputs)
 	e.runID = e.opts.RunID
 	if e.runID == "" {
 		e.runID = NewRunID(time.Now())
 	}
 	e.started = time.Now().UTC()
-	e.planKnown = map[string]expr.StepValues{}
 	res := &PlanResult{RunID: e.runID}
-	if err := e.planSteps(ctx, e.rb.Steps, "", PlanRun, "", "", res); err != nil {
+	top := &planScope{inputs: inputs, known: map[string]expr.StepValues{}}
+	if err := e.planSteps(ctx, top, e.rb.Steps, "", "", PlanRun, "", "", res); err != nil {
 		return nil, err
 	}
+	specs := map[string]*spec.ActionSpec{}
+	for _, st := range e.order { // by path: the steps of called runbooks too
+		specs[st.path] = st.step.Spec
+	}
+	planControlPlanes(res, specs)
 	return res, nil
 }
 
-func (e *Engine) planScope() map[string]any {
-	sc := &expr.Scope{Inputs: e.inputs, Steps: e.planKnown, RunID: e.runID, RunMode: "plan", RunStarted: e.started}
-	return sc.Map()
+// planScope is what a runbook's expressions read during a plan: its inputs
+// (of a called runbook, those its call's `with` gives, some perhaps known
+// only at run time) and the read-only steps run so far.
+type planScope struct {
+	inputs  map[string]any
+	unknown map[string]bool // inputs known only at run time
+	known   map[string]expr.StepValues
 }
 
-// unknownInPlan: in a plan only read-only steps run, so what an expression
-// reads from any other step is unknown.
-func (e *Engine) unknownInPlan(r expr.Refs) bool {
+func (e *Engine) planEnv(sc *planScope) map[string]any {
+	x := &expr.Scope{Inputs: sc.inputs, Steps: sc.known, RunID: e.runID, RunMode: "plan", RunStarted: e.started}
+	return x.Map()
+}
+
+// unknown reports what, in a plan, is only known at run time: only
+// read-only steps run, so what an expression reads from any other step is
+// unknown, and so is an input of a called runbook bound to one.
+func (sc *planScope) unknownIn(r expr.Refs) bool {
 	if r.Outputs {
 		return true
 	}
 	for _, id := range r.Steps {
-		if _, ok := e.planKnown[id]; !ok {
+		if _, ok := sc.known[id]; !ok {
+			return true
+		}
+	}
+	for _, in := range r.Inputs {
+		if sc.unknown[in] {
 			return true
 		}
 	}
 	return false
 }
 
-func (e *Engine) planSteps(ctx context.Context, steps []*runbook.Step, group string, inherited PlanDecision, cond, reason string, res *PlanResult) error {
+// planSteps plans steps of the runbook of scope sc (whose path is prefix).
+func (e *Engine) planSteps(ctx context.Context, sc *planScope, steps []*runbook.Step, prefix, group string, inherited PlanDecision, cond, reason string, res *PlanResult) error {
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ps := PlanStep{ID: s.ID, Name: s.Name, Group: group, Uses: s.Uses, IsGroup: s.IsGroup(), Decision: inherited, Condition: cond, SkipReason: reason}
+		path := journal.StepPath(prefix, s.ID)
+		ps := PlanStep{ID: path, Name: s.Name, Group: group, Uses: s.Uses, IsGroup: s.IsGroup(), Calls: s.IsCall(), Decision: inherited, Condition: cond, SkipReason: reason}
 		if s.Rollback != nil {
 			ps.Rollback = s.Rollback.Uses
 		}
 		if inherited != PlanSkip && s.If != nil {
 			switch {
-			case e.unknownInPlan(s.If.Refs()):
+			case sc.unknownIn(s.If.Refs()):
 				ps.Decision, ps.Condition = PlanConditional, s.If.Source()
 			default:
-				ok, err := s.If.EvalBool(e.planScope())
+				ok, err := s.If.EvalBool(ctx, e.planEnv(sc))
 				switch {
 				case err != nil:
 					ps.Err = e.red.string("if: " + err.Error())
@@ -151,21 +187,71 @@ func (e *Engine) planSteps(ctx context.Context, steps []*runbook.Step, group str
 			if ps.Decision == PlanSkip {
 				childReason = "group " + s.ID + " is skipped"
 			}
-			if err := e.planSteps(ctx, s.Parallel, s.ID, ps.Decision, ps.Condition, childReason, res); err != nil {
+			if err := e.planSteps(ctx, sc, s.Parallel, prefix, path, ps.Decision, ps.Condition, childReason, res); err != nil {
 				return err
 			}
 			continue
 		}
+		if s.IsCall() {
+			inner := e.planCall(ctx, sc, s, &ps)
+			res.Steps = append(res.Steps, ps)
+			childReason := ps.SkipReason
+			if ps.Decision == PlanSkip {
+				childReason = "the call " + path + " is skipped"
+			}
+			if inner != nil {
+				if err := e.planSteps(ctx, inner, s.Call.Runbook.Steps, path, path, ps.Decision, ps.Condition, childReason, res); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		if ps.Decision != PlanSkip && ps.Err == "" {
-			e.planAction(ctx, s, &ps)
+			e.planAction(ctx, sc, s, &ps)
 		}
 		res.Steps = append(res.Steps, ps)
 	}
 	return nil
 }
 
-func (e *Engine) planAction(ctx context.Context, s *runbook.Step, ps *PlanStep) {
-	out, unknown, err := s.With.RenderPartial(e.planScope(), e.unknownInPlan)
+// planCall renders the inputs a call gives the runbook it calls: the scope
+// that runbook's steps are planned in (nil if they cannot be).
+func (e *Engine) planCall(ctx context.Context, sc *planScope, s *runbook.Step, ps *PlanStep) *planScope {
+	out, unknown, err := s.With.RenderPartial(ctx, e.planEnv(sc), sc.unknownIn)
+	given, _ := out.(map[string]any)
+	if err != nil {
+		ps.Err = e.red.string("with: " + err.Error())
+		return nil
+	}
+	inner := &planScope{unknown: map[string]bool{}, known: map[string]expr.StepValues{}}
+	for _, p := range unknown {
+		name, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+		inner.unknown[name] = true
+		delete(given, name)
+	}
+	callee := s.Call.Runbook
+	inputs := map[string]any{}
+	for _, in := range callee.Inputs {
+		v, ok := given[in.Name]
+		switch {
+		case ok:
+		case inner.unknown[in.Name]:
+			v = nil
+		case in.HasDefault:
+			v = in.Default
+		}
+		inputs[in.Name] = v
+		if in.Secret {
+			e.red.addValue(v)
+		}
+	}
+	inner.inputs = inputs
+	ps.Params, ps.Unknown = e.red.mapValue(given), unknown
+	return inner
+}
+
+func (e *Engine) planAction(ctx context.Context, sc *planScope, s *runbook.Step, ps *PlanStep) {
+	out, unknown, err := s.With.RenderPartial(ctx, e.planEnv(sc), sc.unknownIn)
 	if err != nil {
 		ps.Err = e.red.string("with: " + err.Error())
 		return
@@ -188,14 +274,14 @@ func (e *Engine) planAction(ctx context.Context, s *runbook.Step, ps *PlanStep) 
 		return
 	}
 	if s.Spec != nil && s.Spec.ReadOnly && len(unknown) == 0 {
-		e.planRead(ctx, s, params, ps)
+		e.planRead(ctx, sc, s, params, ps)
 		return
 	}
 	if s.Spec == nil || !s.Spec.SupportsPlan {
 		ps.NoPlanSupport = true
 		return
 	}
-	p, err := e.opts.Invoker.Plan(ctx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: s.ID, Params: params, Unknown: unknown})
+	p, err := e.opts.Invoker.Plan(ctx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: ps.ID, Params: params, Unknown: unknown})
 	if err != nil {
 		ps.Err = e.red.string(err.Error())
 		return
@@ -241,6 +327,9 @@ func (e *Engine) planCore(s *runbook.Step, params map[string]any, unknown []stri
 	switch s.Action {
 	case "approve":
 		p.Summary = "would ask for approval: " + text("message")
+		if isUnknown("leaving_region") {
+			p.Summary += " (leaving_region known at run time: control-plane warnings then)"
+		}
 	case "sleep":
 		p.Summary = "would wait " + text("duration")
 	case "log":
@@ -267,9 +356,9 @@ func (e *Engine) planCore(s *runbook.Step, params map[string]any, unknown []stri
 // the step's timeout), so the steps after it can show what they would do
 // with real values (an endpoint, a writer region) instead of "known at run
 // time". It changes nothing, by the action's own declaration.
-func (e *Engine) planRead(ctx context.Context, s *runbook.Step, params map[string]any, ps *PlanStep) {
+func (e *Engine) planRead(ctx context.Context, sc *planScope, s *runbook.Step, params map[string]any, ps *PlanStep) {
 	if s.Spec.SupportsPlan {
-		if p, err := e.opts.Invoker.Plan(ctx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: s.ID, Params: params}); err == nil {
+		if p, err := e.opts.Invoker.Plan(ctx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: ps.ID, Params: params}); err == nil {
 			ps.Plan = e.redactPlan(p)
 		}
 	}
@@ -281,8 +370,8 @@ func (e *Engine) planRead(ctx context.Context, s *runbook.Step, params map[strin
 	started := time.Now()
 	deadline, _ := actx.Deadline()
 	out, err := e.opts.Invoker.Invoke(actx, Call{
-		Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: s.ID, Attempt: 1,
-		IdempotencyKey: e.runID + "/" + s.ID + "/plan", Params: params, Deadline: deadline,
+		Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: ps.ID, Attempt: 1,
+		IdempotencyKey: e.runID + "/" + ps.ID + "/plan", Params: params, Deadline: deadline,
 	}, nil)
 	if err != nil {
 		ps.Err = e.red.string("reading (read-only action run during the plan): " + err.Error())
@@ -290,5 +379,5 @@ func (e *Engine) planRead(ctx context.Context, s *runbook.Step, params map[strin
 	}
 	ps.Read = true
 	ps.Outputs = e.red.mapValue(out)
-	e.planKnown[s.ID] = expr.StepValues{Status: string(StepSucceeded), Outputs: out, StartedAt: started, FinishedAt: time.Now()}
+	sc.known[s.ID] = expr.StepValues{Status: string(StepSucceeded), Outputs: out, StartedAt: started, FinishedAt: time.Now()}
 }

@@ -27,7 +27,7 @@ const (
 	StatusInterrupted Status = journal.StatusInterrupted
 )
 
-// Exit codes of the runbook CLI for each status (DESIGN.md §3).
+// Exit codes of the runbook CLI for each status (docs/cli.md, "Exit codes").
 const (
 	ExitSucceeded      = 0
 	ExitFailed         = 1
@@ -38,20 +38,20 @@ const (
 
 // StepStatus is where a step stands. Expressions see it as
 // steps.<id>.status.
-type StepStatus string
+type StepStatus = journal.StepState
 
 const (
-	StepPending   StepStatus = "pending"
-	StepRunning   StepStatus = "running"
-	StepSucceeded StepStatus = "succeeded"
+	StepPending   StepStatus = journal.StatePending
+	StepRunning   StepStatus = journal.StateRunning
+	StepSucceeded StepStatus = journal.StateSucceeded
 	// StepFailed: the step failed. With continue_on_error the run went on
 	// (StepResult.Continued; journal field "continued").
-	StepFailed  StepStatus = "failed"
-	StepSkipped StepStatus = "skipped"
+	StepFailed  StepStatus = journal.StateFailed
+	StepSkipped StepStatus = journal.StateSkipped
 	// StepWaiting: a core.approve step waiting for an answer (run paused).
-	StepWaiting StepStatus = "waiting"
+	StepWaiting StepStatus = journal.StateWaiting
 	// StepInterrupted: running when the run was interrupted.
-	StepInterrupted StepStatus = "interrupted"
+	StepInterrupted StepStatus = journal.StateInterrupted
 )
 
 // Result is how a run ended and what each step did.

@@ -122,17 +122,16 @@ func (e *Engine) Resume(ctx context.Context, ro ResumeOptions) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	e.inputs = inputs
+	e.setInputs(inputs)
 	e.started = start.Time
 	unknown := e.replay(j.Records)
+	if ro.Rollback {
+		e.rollback = true
+	}
 	if err := e.decideUnfinished(ro); err != nil {
 		return nil, err
 	}
 	e.seq = j.LastSeq()
-	e.resumed = true
-	if ro.Rollback {
-		e.rollback = true
-	}
 	if ro.AutoApprove {
 		e.opts.Approvals.AutoApprove = true
 	}
@@ -154,14 +153,14 @@ func (e *Engine) Resume(ctx context.Context, ro ResumeOptions) (*Result, error) 
 	for _, id := range unknown {
 		e.log("warn", id, "step %s is in the journal but not in the runbook; ignored", id)
 	}
-	if e.failure != nil || e.rollback {
+	if e.failed() != nil || e.rollback {
 		// Steps cut off mid-action while the run was failing are not
 		// completed, so nothing will compensate them: say so.
 		e.mu.Lock()
 		var cut []string
 		for _, st := range e.order {
-			if !st.step.IsGroup() && (st.status == StepRunning) {
-				cut = append(cut, st.step.ID)
+			if !st.step.IsGroup() && !st.step.IsCall() && st.v.Status.Unfinished() {
+				cut = append(cut, st.path)
 			}
 		}
 		e.mu.Unlock()
@@ -244,95 +243,20 @@ func sorted(s []string) []string {
 	return out
 }
 
-// replay rebuilds the step states from the journal. It returns the ids of
-// steps the journal mentions that the runbook does not have.
+// replay rebuilds the run's state from the journal: its records are applied
+// to the engine's view exactly as its events were when they happened. It
+// returns the ids of steps the journal mentions that the runbook does not
+// have.
 func (e *Engine) replay(records []journal.Record) []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	unknown := map[string]bool{}
-	for _, r := range records {
-		if r.Type == journal.RunResumed && r.Resume != nil && r.Resume.Rollback {
-			e.rollback = true
-		}
-		if r.Step == "" {
-			continue
-		}
-		st := e.states[r.Step]
-		if st == nil {
-			unknown[r.Step] = true
-			continue
-		}
-		switch r.Type {
-		case journal.StepStarted:
-			st.status, st.started = StepRunning, r.Time
-		case journal.AttemptStarted:
-			if r.Rollback {
-				st.rb.attempts, st.rb.last = max(st.rb.attempts, r.Attempt), attemptInFlight
-			} else {
-				st.attempts, st.last = max(st.attempts, r.Attempt), attemptInFlight
-			}
-		case journal.AttemptFailed:
-			l := attemptEndedUnsafe
-			if r.Error != nil && r.Error.Retryable && r.Error.Class == journal.ClassAction {
-				l = attemptEndedSafe
-			}
-			if r.Rollback {
-				st.rb.last = l
-			} else {
-				st.last = l
-			}
-		case journal.UntilUnmet:
-			st.last = attemptEndedSafe
-		case journal.ApprovalRequested:
-			if r.Rollback {
-				st.rb.attempts = max(st.rb.attempts, r.Attempt)
-			} else {
-				st.attempts = max(st.attempts, r.Attempt)
-			}
-		case journal.ApprovalGranted:
-			a := approval{by: r.By, via: r.Via, at: r.Time}
-			if r.Rollback {
-				st.rb.approval = a
-			} else {
-				st.approval = a
-			}
-		case journal.StepSucceeded:
-			st.status, st.outputs, st.finished, st.err = StepSucceeded, r.Outputs, r.Time, nil
-			if st.outputs == nil {
-				st.outputs = map[string]any{}
-			}
-			if !st.step.IsGroup() {
-				st.completedSeq = r.Seq
-			}
-		case journal.StepSkipped:
-			st.status, st.skipReason, st.finished = StepSkipped, r.Message, r.Time
-			if st.started.IsZero() {
-				st.started = r.Time
-			}
-		case journal.StepFailed:
-			st.status, st.finished, st.continued = StepFailed, r.Time, r.Continued
-			st.err = stepErrorFromRecord(st.step.ID, false, r.Error, r.Attempt)
-			st.err.Uses = st.step.Uses
-			if r.Attempt > 0 && !st.step.IsGroup() {
-				st.failedSeq = r.Seq
-			}
-			if !r.Continued && st.group == "" && e.failure == nil {
-				e.failure = st.err
-			}
-		case journal.RollbackStarted:
-			st.rb.status, st.rb.started = StepRunning, r.Time
-		case journal.RollbackSucceeded:
-			st.rb.status, st.rb.outputs, st.rb.finished = StepSucceeded, r.Outputs, r.Time
-		case journal.RollbackFailed:
-			st.rb.status, st.rb.finished = StepFailed, r.Time
-			st.rb.err = stepErrorFromRecord(st.step.ID, true, r.Error, r.Attempt)
-		case journal.RollbackSkipped:
-			st.rb.status, st.rb.finished = StepSkipped, r.Time
-		}
-	}
+	e.view.ApplyAll(records)
+	e.rollback = e.view.RollbackRequested
 	var ids []string
-	for id := range unknown {
-		ids = append(ids, id)
+	for _, s := range e.view.Steps() {
+		if !s.Declared {
+			ids = append(ids, s.Path)
+		}
 	}
 	sort.Strings(ids)
 	return ids
@@ -350,7 +274,8 @@ func (e *Engine) decideUnfinished(ro ResumeOptions) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	rollingBack := e.failure != nil || e.rollback || ro.Rollback
+	failed := e.view.Failure != nil && e.states[e.view.Failure.Path] != nil
+	rollingBack := failed || e.rollback
 	used := map[string]bool{}
 	var blocked []BlockedStep
 	var unfinished []string
@@ -371,17 +296,16 @@ func (e *Engine) decideUnfinished(ro ResumeOptions) error {
 	}
 	for _, st := range e.order {
 		s := st.step
-		if s.IsGroup() {
+		if s.IsGroup() || s.IsCall() {
 			continue
 		}
-		if !rollingBack && st.status == StepRunning {
-			safe := isIdempotent(s.Plugin, s.Spec) || st.last == attemptNone || st.last == attemptEndedSafe
-			st.choice = decide(s.ID, s.Uses, safe, false)
+		if v := st.v; !rollingBack && v.Status.Unfinished() {
+			safe := isIdempotent(s.Plugin, s.Spec) || v.Last == journal.AttemptNone || v.Last == journal.AttemptEndedSafe
+			st.choice = decide(st.path, s.Uses, safe, false)
 		}
-		if rollingBack && st.rb.status == StepRunning && s.Rollback != nil {
-			rb := s.Rollback
-			safe := isIdempotent(rb.Plugin, rb.Spec) || st.rb.last == attemptNone || st.rb.last == attemptEndedSafe
-			st.rb.choice = decide(s.ID, rb.Uses, safe, true)
+		if rb := st.v.Rollback; rollingBack && rb != nil && rb.Status.Unfinished() && s.Rollback != nil {
+			safe := isIdempotent(s.Rollback.Plugin, s.Rollback.Spec) || rb.Last == journal.AttemptNone || rb.Last == journal.AttemptEndedSafe
+			st.rbChoice = decide(st.path, s.Rollback.Uses, safe, true)
 		}
 	}
 	var stray []string

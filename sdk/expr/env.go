@@ -8,31 +8,63 @@ import (
 	"github.com/runbookhq/runbook/sdk/schema"
 )
 
-// Env describes what an expression may read at one point of a runbook:
-// inputs, the steps that have run before it (their outputs and status), the
-// current step's outputs (inside `until` only), and the run.
-type Env struct {
-	Inputs map[string]types.Type
-	// Steps maps each visible step id to the type of its outputs.
-	Steps map[string]types.Type
-	// Outputs is the current step's outputs type; nil where `outputs` is
-	// not available.
-	Outputs types.Type
+// Type is the static type of something an expression reads: an input, a
+// step's outputs. The zero Type is unknown: any value, checked at run time.
+type Type struct{ t types.Type }
+
+// Unknown is the type of a value known only at run time.
+var Unknown = Type{}
+
+// Scalar types.
+var (
+	StringType = Type{types.String}
+	NumberType = Type{types.Float64}
+	BoolType   = Type{types.Bool}
+)
+
+// NoOutputs is the outputs type of a parallel group: a closed mapping
+// without fields, so reading any output of it is a compile error.
+var NoOutputs = ObjectType(nil)
+
+// ObjectType is a closed mapping with the given fields: reading another
+// name from it is a compile error.
+func ObjectType(fields map[string]Type) Type {
+	m := make(types.Map, len(fields))
+	for k, t := range fields {
+		m[k] = t.expr()
+	}
+	return Type{m}
 }
 
-// Map returns the expr-lang environment type. Maps are strict: reading a
-// name that is not declared is a compile error.
-func (e Env) Map() types.Map {
-	in := types.Map{}
-	for k, t := range e.Inputs {
-		in[k] = t
+func (t Type) expr() types.Type {
+	if t.t == nil {
+		return types.Any
 	}
-	steps := types.Map{}
+	return t.t
+}
+
+// Env describes what an expression may read at one point of a runbook:
+// inputs, the steps that have run before it (their outputs and status), the
+// current step's outputs (inside `until` and a rollback only), and the run.
+type Env struct {
+	Inputs map[string]Type
+	// Steps maps each visible step id to the type of its outputs.
+	Steps map[string]Type
+	// Outputs is the current step's outputs type; nil where `outputs` is
+	// not available.
+	Outputs *Type
+}
+
+// typeMap returns the expr-lang environment type. Maps are strict: reading
+// a name that is not declared is a compile error.
+func (e Env) typeMap() types.Map {
+	in := make(types.Map, len(e.Inputs))
+	for k, t := range e.Inputs {
+		in[k] = t.expr()
+	}
+	steps := make(types.Map, len(e.Steps))
 	for id, t := range e.Steps {
-		if t == nil {
-			t = types.Any
-		}
-		steps[id] = types.Map{"outputs": t, "status": types.String, "started_at": types.String, "finished_at": types.String}
+		steps[id] = stepType(t.expr())
 	}
 	m := types.Map{
 		"inputs": in,
@@ -40,29 +72,37 @@ func (e Env) Map() types.Map {
 		"run":    types.Map{"id": types.String, "mode": types.String, "started_at": types.String},
 	}
 	if e.Outputs != nil {
-		m["outputs"] = e.Outputs
+		m["outputs"] = e.Outputs.expr()
 	}
 	return m
 }
 
-// Input types, as declared in a runbook's `inputs`.
-func InputType(typ string) types.Type {
-	switch typ {
-	case "string":
-		return types.String
-	case "number":
-		return types.Float64
-	case "bool":
-		return types.Bool
-	case "list":
-		return types.Array(types.Any)
-	}
-	return types.Map{types.Extra: types.Any}
+// stepType is the type of steps.<id> for a step whose outputs have type t.
+func stepType(t types.Type) types.Type {
+	return types.Map{"outputs": t, "status": types.String, "started_at": types.String, "finished_at": types.String}
 }
 
-// SchemaType is the expr type of values described by s: closed objects are
+// InputType is the type of an input declared as typ: string, number, bool,
+// list, or map (anything else).
+func InputType(typ string) Type {
+	switch typ {
+	case "string":
+		return StringType
+	case "number":
+		return NumberType
+	case "bool":
+		return BoolType
+	case "list":
+		return Type{types.Array(types.Any)}
+	}
+	return Type{types.Map{types.Extra: types.Any}}
+}
+
+// SchemaType is the type of values described by s: closed objects are
 // strict maps, so `steps.db.outputs.writer_regoin` is a compile error.
-func SchemaType(s *schema.Schema) types.Type {
+func SchemaType(s *schema.Schema) Type { return Type{schemaType(s)} }
+
+func schemaType(s *schema.Schema) types.Type {
 	if s == nil {
 		return types.Any
 	}
@@ -74,15 +114,15 @@ func SchemaType(s *schema.Schema) types.Type {
 	case schema.Boolean:
 		return types.Bool
 	case schema.Array:
-		return types.Array(SchemaType(s.Items))
+		return types.Array(schemaType(s.Items))
 	case schema.Object:
 		m := types.Map{}
 		for k, p := range s.Properties {
-			m[k] = SchemaType(p)
+			m[k] = schemaType(p)
 		}
 		switch {
 		case s.Additional != nil:
-			m[types.Extra] = SchemaType(s.Additional)
+			m[types.Extra] = schemaType(s.Additional)
 		case !s.Closed:
 			m[types.Extra] = types.Any
 		}

@@ -1,26 +1,32 @@
-// Package expr wraps expr-lang for runbooks: expressions are compiled once,
-// at validation, against a typed environment (so a typo in a step id or an
-// input name is an error before anything runs), then evaluated many times
-// against plain maps. It also implements `${{ }}` interpolation and trees of
+// Package expr owns runbook expressions: it is the only package that
+// imports expr-lang. Expressions are compiled once, at validation, against
+// a typed environment (Env: so a typo in a step id or an input name is an
+// error before anything runs), then evaluated many times against plain
+// maps. Analyze says what an expression reads and where, for the language
+// package's checks. It also implements `${{ }}` interpolation and trees of
 // values that contain it (a step's `with`).
 package expr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
-)
 
-// MaxNodes bounds the size of one expression; evaluation is also bounded by
-// expr-lang's memory budget, and the language has no unbounded loops.
-const MaxNodes = 2000
+	"github.com/runbookhq/runbook/sdk/schema"
+)
 
 // Kind is what an expression must produce.
 type Kind int
@@ -46,58 +52,13 @@ type Program struct {
 	src  string
 	prog *vm.Program
 	refs Refs
+	// bounded: the program calls bounded functions (see bound), which
+	// need the evaluation's state in the environment.
+	bounded bool
 }
 
-// Refs are the names an expression reads, for ordering checks and for
-// partial evaluation during plan.
-type Refs struct {
-	// Steps are the step ids read through steps.<id>.
-	Steps []string
-	// Inputs are the input names read through inputs.<name>.
-	Inputs []string
-	// Outputs is true when the expression reads the current step's outputs.
-	Outputs bool
-	// Env lists the roots of the environment the expression reads
-	// (inputs, steps, run, outputs), sorted.
-	Env []string
-	// InputPaths are the fields read below inputs through member chains
-	// with constant keys (inputs.primary.aws_region, inputs.x["key"]), each
-	// cut to the part the expression needs to exist. Their offsets are in
-	// the source of the expression that reads them.
-	InputPaths []InputPath
-}
-
-// InputPath is a field read below an input: inputs.<Input>.<Keys...>.
-//
-// Keys is what must exist for the expression to evaluate without reading a
-// null: a chain stops at its first key that is not a constant (inputs.x[k]
-// reads inputs.x); `a?.b` lets a be null or missing, so a is not required;
-// the last key of a chain on the left of `??`, or compared with nil, may be
-// missing (that is what the expression tests).
-type InputPath struct {
-	Input string
-	Keys  []string
-	// Offset is the byte offset of the chain (its `inputs`) in the source.
-	Offset int
-	// Whole is set when the chain, with every key required, is the whole
-	// expression: the expression's value is the value at that path.
-	Whole bool
-}
-
-// OnlyInputs reports whether the expression reads nothing but inputs (or
-// nothing at all), so that it can be evaluated as soon as inputs are known.
-func (r Refs) OnlyInputs() bool {
-	for _, e := range r.Env {
-		if e != "inputs" {
-			return false
-		}
-	}
-	return true
-}
-
-// Compile compiles src against env (see Env). want Bool requires a boolean
-// result.
-func Compile(src string, env types.Map, want Kind) (*Program, error) {
+// Compile compiles src against env. want Bool requires a boolean result.
+func Compile(src string, env Env, want Kind) (*Program, error) {
 	key := programKey(src, env, want)
 	if p, ok := programCache.get(key); ok {
 		return p, nil
@@ -109,20 +70,36 @@ func Compile(src string, env types.Map, want Kind) (*Program, error) {
 	return p, err
 }
 
-func compile(src string, env types.Map, want Kind) (*Program, error) {
-	refs, err := collectRefs(src)
+func compile(src string, env Env, want Kind) (*Program, error) {
+	a, tree, err := analyzeTree(src, true)
 	if err != nil {
 		return nil, err
 	}
-	opts := []expr.Option{expr.Env(env), expr.MaxNodes(MaxNodes), expr.Optimize(true)}
-	if want == Bool {
-		opts = append(opts, expr.AsBool())
+	// expr.Compile's steps, with the syntax tree bounded (see bound)
+	// between the optimizer and the compiler.
+	config := conf.CreateNew()
+	for _, opt := range []expr.Option{expr.Env(env.typeMap()), expr.MaxNodes(MaxNodes), expr.Optimize(true)} {
+		opt(config)
 	}
-	prog, err := expr.Compile(src, opts...)
+	if want == Bool {
+		expr.AsBool()(config)
+	}
+	if _, err := checker.Check(tree, config); err != nil {
+		return nil, toError(err)
+	}
+	if err := optimizer.Optimize(&tree.Node, config); err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			err = fe.Bind(tree.Source)
+		}
+		return nil, toError(err)
+	}
+	bounded := bound(&tree.Node, config)
+	prog, err := compiler.Compile(tree, config)
 	if err != nil {
 		return nil, toError(err)
 	}
-	return &Program{src: src, prog: prog, refs: refs}, nil
+	return &Program{src: src, prog: prog, refs: a.Refs, bounded: bounded}, nil
 }
 
 // Source is the expression as written.
@@ -145,30 +122,93 @@ func (p *Program) Type() reflect.Type {
 	return t
 }
 
-// Eval evaluates the program against env (a map with the shape of the
-// types.Map it was compiled against).
-func (p *Program) Eval(env map[string]any) (out any, err error) {
+// Eval evaluates the program against env (a map with the shape of the Env
+// it was compiled against). The evaluation is bounded (see MaxValueBytes,
+// MaxSteps, EvalTimeout) and stops, with a *LimitError, when ctx ends.
+func (p *Program) Eval(ctx context.Context, env map[string]any) (any, error) {
+	out, _, err := p.eval(ctx, env)
+	return out, err
+}
+
+// eval is Eval, also returning the size of the value as JSON text.
+func (p *Program) eval(ctx context.Context, env map[string]any) (out any, size int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("evaluating %q: %v", p.src, r)
+			out, size, err = nil, 0, p.evalError(fmt.Errorf("%v", r))
 		}
 	}()
+	if p.bounded {
+		// The environment of this evaluation: the caller's roots and the
+		// state the bounded functions count against.
+		own := make(map[string]any, len(env)+1)
+		for k, v := range env {
+			own[k] = v
+		}
+		own[stateKey] = newEvalState(ctx)
+		env = own
+	}
 	out, err = expr.Run(p.prog, env)
 	if err != nil {
-		return nil, fmt.Errorf("evaluating %q: %s", p.src, firstLine(err.Error()))
+		return nil, 0, p.evalError(err)
 	}
-	return normalize(out), nil
+	if s, ok := out.(string); ok && len(s) <= MaxValueBytes/6 {
+		size = len(s)
+	} else if n, ok := jsonSize(out, MaxValueBytes); ok {
+		size = n
+	} else {
+		return nil, 0, p.evalError(tooLarge())
+	}
+	return normalize(out), size, nil
+}
+
+// EvalError is an evaluation that failed. It wraps the *LimitError when a
+// limit stopped it.
+type EvalError struct {
+	Msg   string
+	limit *LimitError
+}
+
+func (e *EvalError) Error() string { return e.Msg }
+
+func (e *EvalError) Unwrap() error {
+	if e.limit == nil {
+		return nil
+	}
+	return e.limit
+}
+
+func (p *Program) evalError(err error) error {
+	out := &EvalError{Msg: fmt.Sprintf("evaluating %s: %s", Quote(p.src), firstLine(err.Error()))}
+	if !errors.As(err, &out.limit) && strings.Contains(err.Error(), "memory budget exceeded") {
+		// expr-lang's own budget (lists, maps and ranges built).
+		out.limit = &LimitError{Limit: "memory", Msg: "memory budget exceeded"}
+	}
+	return out
+}
+
+// Quote quotes an expression for a message, cut to its first 80
+// characters: an error must not repeat a 4 MiB expression.
+func Quote(src string) string {
+	const max = 80
+	if len(src) <= max {
+		return strconv.Quote(src)
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(src[cut]) {
+		cut--
+	}
+	return strconv.Quote(src[:cut]) + "..."
 }
 
 // EvalBool evaluates a boolean program.
-func (p *Program) EvalBool(env map[string]any) (bool, error) {
-	v, err := p.Eval(env)
+func (p *Program) EvalBool(ctx context.Context, env map[string]any) (bool, error) {
+	v, err := p.Eval(ctx, env)
 	if err != nil {
 		return false, err
 	}
 	b, ok := v.(bool)
 	if !ok {
-		return false, fmt.Errorf("%q evaluated to %T, not a boolean", p.src, v)
+		return false, fmt.Errorf("%s evaluated to %T, not a boolean", Quote(p.src), v)
 	}
 	return b, nil
 }
@@ -231,9 +271,38 @@ func normalize(v any) any {
 func toError(err error) error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return &Error{Line: fe.Line, Col: fe.Column + 1, Msg: fe.Message}
+		return &Error{Line: fe.Line, Col: fe.Column + 1, Msg: message(fe.Message)}
 	}
-	return &Error{Line: 1, Col: 1, Msg: firstLine(err.Error())}
+	return &Error{Line: 1, Col: 1, Msg: message(firstLine(err.Error()))}
+}
+
+// message says a compile error in the runbook's terms where expr-lang's
+// wording is Go's.
+func message(msg string) string {
+	if name, ok := strings.CutPrefix(msg, "unknown name "); ok {
+		return "unknown name " + schema.QuoteName(name)
+	}
+	if t, ok := strings.CutPrefix(msg, "expected bool, but got "); ok {
+		return "must be a boolean expression (true or false); this one gives " + goTypeName(t)
+	}
+	return msg
+}
+
+// goTypeName names a Go type as expr-lang prints it in the runbook's terms.
+func goTypeName(t string) string {
+	switch {
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return "a number"
+	case strings.HasPrefix(t, "map["):
+		return "a mapping"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case t == "<nil>" || t == "nil":
+		return "nil"
+	}
+	return "a value of type " + t
 }
 
 func firstLine(s string) string {
@@ -245,88 +314,11 @@ func firstLine(s string) string {
 	return s
 }
 
-// CollectRefs parses src and returns what it reads, without compiling it
-// (a syntax error is returned as an *Error).
-func CollectRefs(src string) (Refs, error) { return collectRefs(src) }
-
-// collectRefs parses src and records steps.<id>, inputs.<name>, the
-// environment roots, outputs and the paths read below inputs.
-func collectRefs(src string) (Refs, error) {
-	if r, ok := refsCache.get(src); ok {
-		return r.refs, r.err
-	}
-	refs, err := parseRefs(src)
-	refsCache.put(src, refsResult{refs, err})
-	return refs, err
-}
-
-func parseRefs(src string) (Refs, error) {
-	tree, err := parseTree(src)
-	if err != nil {
-		return Refs{}, err
-	}
-	v := &refVisitor{steps: map[string]bool{}, inputs: map[string]bool{}, env: map[string]bool{}}
-	ast.Walk(&tree, v)
-	var r Refs
-	for s := range v.steps {
-		r.Steps = append(r.Steps, s)
-	}
-	for s := range v.inputs {
-		r.Inputs = append(r.Inputs, s)
-	}
-	for s := range v.env {
-		r.Env = append(r.Env, s)
-	}
-	sort.Strings(r.Steps)
-	sort.Strings(r.Inputs)
-	sort.Strings(r.Env)
-	r.Outputs = v.outputs
-	r.InputPaths = inputPaths(tree, src)
-	return r, nil
-}
-
-// envRoots are the names an expression can read from its environment (see
-// Env.Map).
-var envRoots = map[string]bool{"inputs": true, "steps": true, "run": true, "outputs": true}
-
-type refVisitor struct {
-	steps, inputs map[string]bool
-	env           map[string]bool
-	outputs       bool
-}
-
-func (v *refVisitor) Visit(node *ast.Node) {
-	switch n := (*node).(type) {
-	case *ast.MemberNode:
-		id, ok := n.Node.(*ast.IdentifierNode)
-		if !ok {
-			return
-		}
-		name, ok := n.Property.(*ast.StringNode)
-		if !ok {
-			return
-		}
-		switch id.Value {
-		case "steps":
-			v.steps[name.Value] = true
-		case "inputs":
-			v.inputs[name.Value] = true
-		}
-	case *ast.IdentifierNode:
-		if n.Value == "outputs" {
-			v.outputs = true
-		}
-		if envRoots[n.Value] {
-			v.env[n.Value] = true
-		}
-	}
-}
-
-// ValueType is the expr type of a Go value as runbook stores it, for tests
-// and for building environments from sample values.
-func ValueType(v any) types.Type {
+// ValueType is the type of a Go value as runbook stores it, for tests and
+// for building environments from sample values.
+func ValueType(v any) Type {
 	if v == nil {
-		return types.Any
+		return Unknown
 	}
-	return types.TypeOf(reflect.ValueOf(v).Interface())
+	return Type{types.TypeOf(reflect.ValueOf(v).Interface())}
 }

@@ -1,11 +1,11 @@
 package expr
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/expr-lang/expr/types"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/runbookhq/runbook/sdk/schema"
@@ -18,8 +18,8 @@ func testEnv() Env {
 		"lag_ms":        {Type: schema.Number},
 	}}
 	return Env{
-		Inputs: map[string]types.Type{"dr_region": InputType("string"), "mode": InputType("string"), "n": InputType("number"), "primary": InputType("map")},
-		Steps:  map[string]types.Type{"db": SchemaType(outputs)},
+		Inputs: map[string]Type{"dr_region": InputType("string"), "mode": InputType("string"), "n": InputType("number"), "primary": InputType("map")},
+		Steps:  map[string]Type{"db": SchemaType(outputs)},
 	}
 }
 
@@ -33,7 +33,7 @@ func testScope() *Scope {
 }
 
 func TestCompileErrors(t *testing.T) {
-	env := testEnv().Map()
+	env := testEnv()
 	cases := map[string]struct {
 		src  string
 		kind Kind
@@ -61,12 +61,12 @@ func TestCompileErrors(t *testing.T) {
 }
 
 func TestEvalAndRefs(t *testing.T) {
-	env := testEnv().Map()
+	env := testEnv()
 	p, err := Compile(`inputs.mode == "planned" && steps.db.outputs.writer_region == inputs.dr_region && steps.db.outputs.counts.server > 1`, env, Bool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, err := p.EvalBool(testScope().Map())
+	ok, err := p.EvalBool(context.Background(), testScope().Map())
 	if err != nil || !ok {
 		t.Fatalf("got %v, %v", ok, err)
 	}
@@ -80,7 +80,7 @@ func TestEvalAndRefs(t *testing.T) {
 }
 
 func TestTemplates(t *testing.T) {
-	env := testEnv().Map()
+	env := testEnv()
 	scope := testScope().Map()
 	cases := map[string]any{
 		"${{ inputs.n }}":                              2.0,
@@ -95,7 +95,7 @@ func TestTemplates(t *testing.T) {
 		if errs != nil {
 			t.Fatalf("%s: %v", src, errs[0])
 		}
-		got, err := tm.Render(scope)
+		got, err := tm.Render(context.Background(), scope)
 		if err != nil {
 			t.Fatalf("%s: %v", src, err)
 		}
@@ -106,7 +106,7 @@ func TestTemplates(t *testing.T) {
 }
 
 func TestTemplateErrorOffsets(t *testing.T) {
-	env := testEnv().Map()
+	env := testEnv()
 	src := "to ${{ inputs.nope }} and ${{ steps.db.outputs.writer_region }"
 	_, errs := CompileTemplate(src, env)
 	if len(errs) != 1 || !strings.Contains(errs[0].Msg, "unterminated") || errs[0].Offset != strings.Index(src, "${{ steps") {
@@ -120,13 +120,13 @@ func TestTemplateErrorOffsets(t *testing.T) {
 }
 
 func TestValuePartial(t *testing.T) {
-	env := testEnv().Map()
+	env := testEnv()
 	tm, _ := CompileTemplate("${{ steps.db.outputs.writer_region }}", env)
 	in, _ := CompileTemplate("${{ inputs.dr_region }}", env)
 	v := Mapping([]string{"region", "target", "list"}, []*Value{
 		FromTemplate(in), FromTemplate(tm), List([]*Value{Static("a"), FromTemplate(tm)}),
 	})
-	got, unknown, err := v.RenderPartial(testScope().Map(), func(r Refs) bool { return len(r.Steps) > 0 })
+	got, unknown, err := v.RenderPartial(context.Background(), testScope().Map(), func(r Refs) bool { return len(r.Steps) > 0 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestValuePartial(t *testing.T) {
 }
 
 func TestRecoveryTimeArithmetic(t *testing.T) {
-	env := testEnv().Map()
+	env := testEnv()
 	p, err := Compile(`string(date(steps.db.finished_at) - date(run.started_at))`, env, Any)
 	if err != nil {
 		t.Fatal(err)
@@ -152,19 +152,19 @@ func TestRecoveryTimeArithmetic(t *testing.T) {
 	st := s.Steps["db"]
 	st.FinishedAt = s.RunStarted.Add(83 * time.Second)
 	s.Steps["db"] = st
-	got, err := p.Eval(s.Map())
+	got, err := p.Eval(context.Background(), s.Map())
 	if err != nil || got != "1m23s" {
 		t.Fatalf("got %v, %v", got, err)
 	}
 }
 
 func TestResultsAreJSONValues(t *testing.T) {
-	env := testEnv().Map()
+	env := testEnv()
 	p, err := Compile(`fromPairs(map(keys(steps.db.outputs.counts), [#, 0]))`, env, Any)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := p.Eval(testScope().Map())
+	got, err := p.Eval(context.Background(), testScope().Map())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestResultsAreJSONValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ = p.Eval(testScope().Map())
+	got, _ = p.Eval(context.Background(), testScope().Map())
 	if diff := cmp.Diff([]any{1.0, 2.0, 3.0}, got); diff != "" {
 		t.Fatal(diff)
 	}
@@ -215,12 +215,12 @@ func TestInputPaths(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			r, err := CollectRefs(tc.src)
+			a, err := Analyze(tc.src)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var got []path
-			for _, p := range r.InputPaths {
+			for _, p := range a.Refs.InputPaths {
 				got = append(got, path{p.Input, strings.Join(p.Keys, "."), p.Offset, p.Whole})
 				if !strings.HasPrefix(tc.src[p.Offset:], "inputs") {
 					t.Errorf("offset %d of %q is not at inputs", p.Offset, tc.src)
@@ -242,11 +242,11 @@ func TestRefsEnv(t *testing.T) {
 		`len(outputs) > 0`:    false,
 	}
 	for src, only := range cases {
-		r, err := CollectRefs(src)
+		a, err := Analyze(src)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.OnlyInputs() != only {
+		if r := a.Refs; r.OnlyInputs() != only {
 			t.Errorf("%q: OnlyInputs = %v (env %v)", src, r.OnlyInputs(), r.Env)
 		}
 	}

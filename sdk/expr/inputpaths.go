@@ -1,14 +1,10 @@
 package expr
 
-import (
-	"unicode/utf8"
-
-	"github.com/expr-lang/expr/ast"
-)
+import "github.com/expr-lang/expr/ast"
 
 // inputPaths finds the member chains under `inputs` in an expression's
 // tree (see InputPath), in source order.
-func inputPaths(root ast.Node, src string) []InputPath {
+func inputPaths(root ast.Node, offs *byteOffsets) []InputPath {
 	var members []*ast.MemberNode
 	// inner: member nodes that are the object of another member access,
 	// part of a longer chain; tolerant: chains whose last key may be
@@ -44,7 +40,7 @@ func inputPaths(root ast.Node, src string) []InputPath {
 		if !ok {
 			continue
 		}
-		p.Offset = runeOffset(src, p.Offset)
+		p.Offset = offs.at(p.Offset)
 		p.Whole = p.Whole && unchain(root) == ast.Node(m)
 		out = append(out, p)
 	}
@@ -127,14 +123,4 @@ func unchain(n ast.Node) ast.Node {
 func isNil(n ast.Node) bool {
 	_, ok := n.(*ast.NilNode)
 	return ok
-}
-
-// runeOffset converts a character offset in src to a byte offset.
-func runeOffset(src string, runes int) int {
-	off := 0
-	for i := 0; i < runes && off < len(src); i++ {
-		_, size := utf8.DecodeRuneInString(src[off:])
-		off += size
-	}
-	return off
 }

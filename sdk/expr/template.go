@@ -1,14 +1,13 @@
 package expr
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/expr-lang/expr/types"
 )
 
 // Segment is a literal run or an expression of a template string.
@@ -89,7 +88,7 @@ type Template struct {
 
 // CompileTemplate compiles every expression of s against env. All problems
 // are returned, each with its offset in s.
-func CompileTemplate(s string, env types.Map) (*Template, []*TemplateError) {
+func CompileTemplate(s string, env Env) (*Template, []*TemplateError) {
 	segs, err := ParseTemplate(s)
 	if err != nil {
 		return nil, []*TemplateError{err.(*TemplateError)}
@@ -146,6 +145,24 @@ func (t *Template) Exact() (*Program, bool) {
 	return nil, false
 }
 
+// Part is one expression of a template and its byte offset in the
+// template string.
+type Part struct {
+	Program *Program
+	Offset  int
+}
+
+// Parts returns the template's expressions.
+func (t *Template) Parts() []Part {
+	var out []Part
+	for i, seg := range t.segs {
+		if seg.IsExpr {
+			out = append(out, Part{Program: t.progs[i], Offset: seg.Offset})
+		}
+	}
+	return out
+}
+
 // IsLiteral reports whether the template has no expression at all.
 func (t *Template) IsLiteral() bool {
 	for _, s := range t.segs {
@@ -169,9 +186,16 @@ func (t *Template) Refs() Refs {
 
 // Render evaluates the template. An exact template yields its expression's
 // value; otherwise the parts are joined into a string.
-func (t *Template) Render(env map[string]any) (any, error) {
+func (t *Template) Render(ctx context.Context, env map[string]any) (any, error) {
+	out, _, err := t.render(ctx, env)
+	return out, err
+}
+
+// render is Render, also returning the size of the value as JSON text; the
+// parts joined are bounded like one value.
+func (t *Template) render(ctx context.Context, env map[string]any) (any, int, error) {
 	if p, ok := t.Exact(); ok {
-		return p.Eval(env)
+		return p.eval(ctx, env)
 	}
 	var b strings.Builder
 	for i, seg := range t.segs {
@@ -179,13 +203,17 @@ func (t *Template) Render(env map[string]any) (any, error) {
 			b.WriteString(seg.Lit)
 			continue
 		}
-		v, err := t.progs[i].Eval(env)
+		v, _, err := t.progs[i].eval(ctx, env)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		b.WriteString(Stringify(v))
+		if b.Len() > MaxValueBytes {
+			le := tooLarge()
+			return nil, 0, &EvalError{Msg: fmt.Sprintf("%s: %s", Quote(t.raw), le.Msg), limit: le}
+		}
 	}
-	return b.String(), nil
+	return b.String(), b.Len(), nil
 }
 
 // Stringify formats a value for string interpolation: numbers without a
@@ -236,5 +264,3 @@ func unionStrings(a, b []string) []string {
 
 // Union merges two sets of references.
 func (r Refs) Union(o Refs) Refs { return r.union(o) }
-
-var _ = types.Any

@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -108,20 +109,23 @@ func (v *Value) walk(fn func(*Template)) {
 }
 
 // Render evaluates every template and returns plain data
-// (map[string]any, []any, string, float64, bool, nil).
-func (v *Value) Render(env map[string]any) (any, error) {
-	out, _, err := v.render(env, "", nil)
+// (map[string]any, []any, string, float64, bool, nil). What its templates
+// yield is bounded in all by MaxValueBytes (as JSON text).
+func (v *Value) Render(ctx context.Context, env map[string]any) (any, error) {
+	out, _, err := v.render(ctx, env, "", nil, new(int))
 	return out, err
 }
 
 // RenderPartial evaluates what can be known now: a template for which
 // unknown(refs) is true becomes null, and its JSON pointer is returned in
 // unknownPaths. Plan uses it for values that depend on steps not yet run.
-func (v *Value) RenderPartial(env map[string]any, unknown func(Refs) bool) (any, []string, error) {
-	return v.render(env, "", unknown)
+func (v *Value) RenderPartial(ctx context.Context, env map[string]any, unknown func(Refs) bool) (any, []string, error) {
+	return v.render(ctx, env, "", unknown, new(int))
 }
 
-func (v *Value) render(env map[string]any, path string, unknown func(Refs) bool) (any, []string, error) {
+// render renders v at JSON pointer path; size is what the templates
+// rendered so far have yielded.
+func (v *Value) render(ctx context.Context, env map[string]any, path string, unknown func(Refs) bool, size *int) (any, []string, error) {
 	if v == nil {
 		return nil, nil, nil
 	}
@@ -132,16 +136,21 @@ func (v *Value) render(env map[string]any, path string, unknown func(Refs) bool)
 		if unknown != nil && unknown(v.tmpl.Refs()) {
 			return nil, []string{path}, nil
 		}
-		out, err := v.tmpl.Render(env)
+		out, n, err := v.tmpl.render(ctx, env)
+		if err == nil && n > MaxValueBytes-*size {
+			le := tooLarge()
+			err = &EvalError{Msg: "the values computed add up to more: " + le.Msg, limit: le}
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", displayPath(path), err)
 		}
+		*size += n
 		return out, nil, nil
 	case mappingValue:
 		m := make(map[string]any, len(v.keys))
 		var unk []string
 		for i, k := range v.keys {
-			fv, u, err := v.fields[i].render(env, path+"/"+schema.EscapePointer(k), unknown)
+			fv, u, err := v.fields[i].render(ctx, env, path+"/"+schema.EscapePointer(k), unknown, size)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -153,7 +162,7 @@ func (v *Value) render(env map[string]any, path string, unknown func(Refs) bool)
 		l := make([]any, len(v.items))
 		var unk []string
 		for i, it := range v.items {
-			iv, u, err := it.render(env, path+"/"+strconv.Itoa(i), unknown)
+			iv, u, err := it.render(ctx, env, path+"/"+strconv.Itoa(i), unknown, size)
 			if err != nil {
 				return nil, nil, err
 			}

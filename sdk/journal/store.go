@@ -179,28 +179,17 @@ type RunSummary struct {
 	Err string `json:"error,omitempty"`
 }
 
-// Summarize reads a run's status from its records: the last of
-// run_finished, run_paused, run_interrupted or run_resumed decides.
-// A journal without a terminal record is "running".
+// Summarize reads a run's status from its records (see View): the last of
+// run_finished, run_paused, run_interrupted or run_resumed decides. A
+// journal without a terminal record is "running".
 func (j *Journal) Summarize() RunSummary {
-	s := RunSummary{RunID: j.RunID, Status: StatusRunning}
-	for _, r := range j.Records {
-		switch r.Type {
-		case RunStarted:
-			s.Started = r.Time
-			if r.Run != nil {
-				s.Runbook = r.Run.Runbook
-				s.RunbookPath = r.Run.RunbookPath
-			}
-		case RunResumed:
-			s.Status, s.Finished = StatusRunning, time.Time{}
-		case RunPaused:
-			s.Status, s.Finished = StatusPaused, r.Time
-		case RunInterrupted:
-			s.Status, s.Finished = StatusInterrupted, r.Time
-		case RunFinished:
-			s.Status, s.Finished = r.Status, r.Time
-		}
+	v := ViewOf(j)
+	s := RunSummary{RunID: j.RunID, Status: v.Status, Started: v.Started, Finished: v.Finished}
+	if s.Status == "" {
+		s.Status = StatusRunning
+	}
+	if v.Run != nil {
+		s.Runbook, s.RunbookPath = v.Run.Runbook, v.Run.RunbookPath
 	}
 	return s
 }

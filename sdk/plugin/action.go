@@ -78,15 +78,17 @@ type ValidateFunc[P any] func(req ValidateRequest[P]) []Diagnostic
 // ActionDef is one action of a plugin: a typed Apply, and optionally Plan
 // and Validate. Build it with NewAction and its chained setters.
 type ActionDef[P, O any] struct {
-	name       string
-	doc        string
-	idempotent bool
-	readOnly   bool
-	apply      ApplyFunc[P, O]
-	plan       PlanFunc[P]
-	validate   ValidateFunc[P]
-	params     *schema.Schema
-	outputs    *schema.Schema
+	name        string
+	doc         string
+	idempotent  bool
+	readOnly    bool
+	apply       ApplyFunc[P, O]
+	plan        PlanFunc[P]
+	validate    ValidateFunc[P]
+	params      *schema.Schema
+	outputs     *schema.Schema
+	planes      []ControlPlane
+	permissions []Permission
 }
 
 // NewAction defines an action named name. P and O are structs (or maps);
@@ -111,6 +113,15 @@ func (a *ActionDef[P, O]) Idempotent() *ActionDef[P, O] { a.idempotent = true; r
 // ReadOnly declares that the action changes nothing (it is also idempotent).
 func (a *ActionDef[P, O]) ReadOnly() *ActionDef[P, O] {
 	a.readOnly, a.idempotent = true, true
+	return a
+}
+
+// ControlPlane declares a control plane the action calls that is served from
+// one region whatever region the action works in (Route 53's and
+// CloudFront's are in us-east-1): plans and approvals given the region being
+// left warn when a path depends on it. Data-plane actions declare none.
+func (a *ActionDef[P, O]) ControlPlane(cp ...ControlPlane) *ActionDef[P, O] {
+	a.planes = append(a.planes, cp...)
 	return a
 }
 
@@ -148,6 +159,8 @@ func (a *ActionDef[P, O]) spec() ActionSpec {
 	return ActionSpec{
 		Name: a.name, Doc: a.doc, Params: a.params, Outputs: a.outputs,
 		Idempotent: a.idempotent, ReadOnly: a.readOnly, SupportsPlan: a.plan != nil,
+		ControlPlanes: append([]ControlPlane(nil), a.planes...),
+		Permissions:   a.permissions,
 	}
 }
 

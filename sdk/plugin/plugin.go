@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 
 	pb "github.com/runbookhq/runbook/sdk/plugin/proto/runbook/plugin/v1"
+	"github.com/runbookhq/runbook/sdk/spec"
 )
 
 // ProtocolVersion is the major version of runbook.plugin.v1. It changes only
@@ -138,6 +139,9 @@ func NewServer(info Info, actions ...Action) (*Server, error) {
 		n := a.spec().Name
 		if n == "" {
 			return nil, fmt.Errorf("an action has no name")
+		}
+		if err := spec.CheckPermissions(a.spec()); err != nil {
+			return nil, err
 		}
 		if _, dup := s.actions[n]; dup {
 			return nil, fmt.Errorf("action %q is defined twice", n)

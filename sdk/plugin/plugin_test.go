@@ -53,6 +53,7 @@ func greetAction() plugin.Action {
 	return plugin.NewAction("greet", greet).
 		Doc("Greets someone.").
 		Idempotent().
+		ControlPlane(plugin.ControlPlane{Service: "Greeting service", Region: "us-east-1"}).
 		Plan(func(ctx context.Context, req plugin.PlanRequest[greetParams]) (plugin.Plan, error) {
 			ch := plugin.Change{Resource: "greeting", Before: nil, After: "hello, " + req.Params.Name, Kind: plugin.ChangeCreate}
 			if req.Unknown("/name") {
@@ -149,6 +150,9 @@ func TestDescribeCarriesSchemas(t *testing.T) {
 	if fmt.Sprint(a.Params.Properties["mood"].Enum) != "[calm loud]" {
 		t.Fatalf("enum = %v", a.Params.Properties["mood"].Enum)
 	}
+	if fmt.Sprint(a.ControlPlanes) != "[{Greeting service us-east-1}]" {
+		t.Fatalf("control planes = %+v", a.ControlPlanes)
+	}
 }
 
 func TestValidateAndPlan(t *testing.T) {
@@ -184,6 +188,9 @@ func TestDescribeSubcommand(t *testing.T) {
 	}
 	if d.Name != "hello" || d.ProtocolVersion != plugin.ProtocolVersion || len(d.Actions) != 1 {
 		t.Fatalf("description = %+v", d)
+	}
+	if fmt.Sprint(d.Actions[0].ControlPlanes) != "[{Greeting service us-east-1}]" {
+		t.Fatalf("describe: control planes = %+v", d.Actions[0].ControlPlanes)
 	}
 	if code := plugin.ServeForTest(plugin.Info{Name: "hello"}, nil, []string{"bogus"}, &out, &errb); code != 2 {
 		t.Fatalf("bogus argument: exit %d", code)

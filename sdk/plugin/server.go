@@ -44,7 +44,7 @@ func (s *Server) Plan(ctx context.Context, req *pb.PlanRequest) (resp *pb.PlanRe
 		return nil, err
 	}
 	defer recoverInto(&err, s.info.Name, req.Action)
-	plan, err := a.runPlan(ctx, planCall{
+	plan, err := a.runPlan(withAction(ctx, s.info.Name, req.Action), planCall{
 		runID: req.RunId, stepID: req.StepId, params: req.Params, unknown: req.UnknownPaths,
 		log: s.log.With("action", req.Action, "step", req.StepId),
 	})
@@ -64,7 +64,7 @@ func (s *Server) Apply(req *pb.ApplyRequest, stream pb.Plugin_ApplyServer) error
 	if err != nil {
 		return err
 	}
-	ctx := stream.Context()
+	ctx := withAction(stream.Context(), s.info.Name, req.Action)
 	if req.DeadlineUnixMs > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(req.DeadlineUnixMs))
@@ -159,10 +159,17 @@ func describeToProto(d *Description) (*pb.DescribeResponse, error) {
 		if err != nil {
 			return nil, err
 		}
-		resp.Actions = append(resp.Actions, &pb.ActionSchema{
+		as := &pb.ActionSchema{
 			Name: a.Name, Doc: a.Doc, ParamsSchema: ps, OutputsSchema: os,
 			Idempotent: a.Idempotent, SupportsPlan: a.SupportsPlan, ReadOnly: a.ReadOnly,
-		})
+		}
+		for _, cp := range a.ControlPlanes {
+			as.ControlPlanes = append(as.ControlPlanes, &pb.ControlPlane{Service: cp.Service, Region: cp.Region})
+		}
+		for _, p := range a.Permissions {
+			as.Permissions = append(as.Permissions, &pb.Permission{Actions: p.Actions, Resources: p.Resources, When: p.When, Role: p.Role, AssumedBy: p.AssumedBy})
+		}
+		resp.Actions = append(resp.Actions, as)
 	}
 	return resp, nil
 }
@@ -171,6 +178,12 @@ func describeFromProto(r *pb.DescribeResponse) (*Description, error) {
 	d := &Description{Name: r.Name, Version: r.Version, ProtocolVersion: int(r.ProtocolVersion)}
 	for _, a := range r.Actions {
 		spec := ActionSpec{Name: a.Name, Doc: a.Doc, Idempotent: a.Idempotent, SupportsPlan: a.SupportsPlan, ReadOnly: a.ReadOnly}
+		for _, cp := range a.ControlPlanes {
+			spec.ControlPlanes = append(spec.ControlPlanes, ControlPlane{Service: cp.GetService(), Region: cp.GetRegion()})
+		}
+		for _, p := range a.Permissions {
+			spec.Permissions = append(spec.Permissions, Permission{Actions: p.Actions, Resources: p.Resources, When: p.When, Role: p.Role, AssumedBy: p.AssumedBy})
+		}
 		if len(a.ParamsSchema) > 0 {
 			if err := json.Unmarshal(a.ParamsSchema, &spec.Params); err != nil {
 				return nil, fmt.Errorf("action %s: params schema: %w", a.Name, err)

@@ -10,12 +10,14 @@ import (
 type (
 	Description = spec.Description
 	ActionSpec  = spec.ActionSpec
-	Severity    = spec.Severity
-	Diagnostic  = spec.Diagnostic
-	Change      = spec.Change
-	Plan        = spec.Plan
-	Progress    = spec.Progress
-	Error       = spec.Error
+	// ControlPlane is a control plane an action depends on (ActionDef.ControlPlane).
+	ControlPlane = spec.ControlPlane
+	Severity     = spec.Severity
+	Diagnostic   = spec.Diagnostic
+	Change       = spec.Change
+	Plan         = spec.Plan
+	Progress     = spec.Progress
+	Error        = spec.Error
 )
 
 const (

@@ -76,10 +76,19 @@ func describeOutput(ctx context.Context, r *Resolved, extraEnv []string) ([]byte
 	stdout := &limitedBuffer{max: maxDescribeOutput}
 	stderr := &tailBuffer{max: 2048}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	err := cmd.Run()
-	if cmd.Process != nil {
-		// Nothing the plugin started may outlive `describe`.
-		killGroupAndWait(cmd.Process.Pid, time.Second)
+	startGate.RLock()
+	err := cmd.Start()
+	if err == nil {
+		registerChild(cmd.Process.Pid)
+	}
+	startGate.RUnlock()
+	if err == nil {
+		err = cmd.Wait()
+		// Nothing the plugin started may outlive `describe`: its group, and
+		// any orphan of it re-parented to this process (ContainProcesses).
+		killTreeAndWait(cmd.Process.Pid, nil, time.Second)
+		unregisterChild(cmd.Process.Pid)
+		reapOrphans()
 	}
 	if ctx.Err() == context.DeadlineExceeded {
 		return nil, fmt.Errorf("plugin %s: `%s describe` did not finish within %s", r.Name, r.Path, timeout.Round(time.Millisecond))
@@ -123,6 +132,11 @@ func parseDescription(r *Resolved, out []byte) (*spec.Description, error) {
 	}
 	if d.Name == "" {
 		return nil, fmt.Errorf("plugin %s: `%s describe` returned a description without a name", r.Name, r.Path)
+	}
+	for _, a := range d.Actions {
+		if err := spec.CheckPermissions(a); err != nil {
+			return nil, fmt.Errorf("plugin %s: %w", r.Name, err)
+		}
 	}
 	return &d, nil
 }
@@ -186,6 +200,12 @@ type CatalogConfig struct {
 	Lock *LockFile
 	// Env is extra environment for every plugin's `describe`.
 	Env []string
+	// Locked refuses, before running it (not even `describe`), every
+	// plugin that Lock does not pin; with a nil Lock, every plugin.
+	Locked bool
+	// LockCommand is the command that pins the runbook's plugins, as the
+	// user would type it, for messages (DefaultLockCommand if empty).
+	LockCommand string
 }
 
 // Catalog describes a runbook's plugins with `<plugin> describe`, without
@@ -244,7 +264,12 @@ func (c *Catalog) describe(ref *runbook.PluginRef) (*spec.Description, string, e
 	if err != nil {
 		return nil, "", err
 	}
-	if c.cfg.Lock != nil {
+	switch {
+	case c.cfg.Locked:
+		if err := CheckPinned(c.cfg.Lock, c.cfg.Dir, r, c.cfg.LockCommand); err != nil {
+			return nil, "", err
+		}
+	case c.cfg.Lock != nil:
 		if err := c.cfg.Lock.Check(r); err != nil {
 			return nil, "", err
 		}

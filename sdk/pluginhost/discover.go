@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/runbookhq/runbook/sdk/runbook"
+	"github.com/runbookhq/runbook/sdk/safefile"
 )
 
 // PluginPathEnv names the environment variable holding extra directories
@@ -101,6 +102,9 @@ func Resolve(dir string, ref *runbook.PluginRef) (*Resolved, error) {
 func (se searchEnv) resolve(dir string, ref *runbook.PluginRef) (*Resolved, error) {
 	if ref == nil || ref.Name == "" {
 		return nil, errors.New("plugin reference without a name")
+	}
+	if err := checkEnv(ref.Name, ref.Env); err != nil {
+		return nil, err
 	}
 	command := ref.Command
 	if command == "" {
@@ -217,7 +221,7 @@ func checkExecutable(p string) string {
 // tick as the hash, on a file system with coarse timestamps, is not missed.
 // Remembered digests are also kept on disk for the next runs (diskcache.go).
 func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
+	f, err := safefile.Open(p, os.O_RDONLY)
 	if err != nil {
 		return "", err
 	}
@@ -236,8 +240,11 @@ func fileSHA256(p string) (string, error) {
 			return sum, nil
 		}
 	}
+	if before.Size() > MaxExecutableBytes {
+		return "", &safefile.TooLargeError{Path: p, Limit: MaxExecutableBytes}
+	}
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, io.LimitReader(f, MaxExecutableBytes+1)); err != nil {
 		return "", err
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
@@ -249,6 +256,10 @@ func fileSHA256(p string) (string, error) {
 	}
 	return sum, nil
 }
+
+// MaxExecutableBytes caps the size of a plugin executable that is hashed
+// (the shipped plugins are tens of megabytes).
+const MaxExecutableBytes = 1 << 30
 
 // racyWindow: a file changed more recently than this is hashed every time.
 var racyWindow = 2 * time.Second

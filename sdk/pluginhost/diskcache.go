@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/runbookhq/runbook/sdk/safefile"
 )
 
 // The on-disk cache keeps, between runs, what the in-process caches keep
@@ -96,7 +98,7 @@ func diskCacheGet(kind, key string) ([]byte, bool) {
 	if root == "" {
 		return nil, false
 	}
-	b, err := os.ReadFile(filepath.Join(root, kind, cacheName(key)))
+	b, err := safefile.ReadFile(filepath.Join(root, kind, cacheName(key)), maxDescribeOutput)
 	return b, err == nil
 }
 
@@ -180,7 +182,7 @@ var scriptCheck = isScript
 // loads), so its description is never kept on disk; it is described on
 // every run.
 func isScript(path string) bool {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path, os.O_RDONLY)
 	if err != nil {
 		return true
 	}

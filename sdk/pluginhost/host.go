@@ -22,6 +22,7 @@ import (
 
 	"github.com/runbookhq/runbook/sdk/engine"
 	"github.com/runbookhq/runbook/sdk/plugin"
+	"github.com/runbookhq/runbook/sdk/redact"
 	"github.com/runbookhq/runbook/sdk/runbook"
 	"github.com/runbookhq/runbook/sdk/spec"
 )
@@ -86,14 +87,25 @@ type Config struct {
 	// Logger receives the plugins' log lines, under the plugin's name
 	// (Logger.Named("aws")), and the host's own messages. Nil discards them.
 	Logger hclog.Logger
-	// Secrets are values replaced by "***" in everything re-emitted from
-	// plugins (logs, progress, errors). More can be added with AddSecrets.
+	// Secrets are values replaced by redact.Mask in everything re-emitted
+	// from plugins (logs, progress, errors). More can be added with
+	// AddSecrets.
 	Secrets []string
+	// Redactor, if set, is the redactor to use and add to: the engine's
+	// (engine.Options.Redactor), so that secrets the run discovers are
+	// redacted from plugin logs too.
+	Redactor *redact.Redactor
 	// Env is extra environment (KEY=VALUE) for every plugin, on top of the
 	// host's own; a plugin's own `env:` comes after it.
 	Env []string
 	// StartTimeout bounds each plugin's start (DefaultStartTimeout if 0).
 	StartTimeout time.Duration
+	// Locked refuses every plugin Lock does not pin; with a nil Lock,
+	// every plugin (see CatalogConfig.Locked).
+	Locked bool
+	// LockCommand is the command that pins the run's plugins, as the user
+	// would type it, for messages (DefaultLockCommand if empty).
+	LockCommand string
 }
 
 // Host runs the plugins of one run as go-plugin processes and routes calls
@@ -127,8 +139,10 @@ type hosted struct {
 	sum       string
 	lockPath  string
 	validated bool
-	log       hclog.Logger
-	desc      *spec.Description
+	// lockCmd pins the run's plugins, for messages.
+	lockCmd string
+	log     *redactingLogger
+	desc    *spec.Description
 
 	// mu serialises (re)starts; cur is read without it.
 	mu     sync.Mutex
@@ -160,7 +174,7 @@ func Start(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	hctx, cancel := context.WithCancel(ctx)
 	h := &Host{
-		ctx: hctx, cancel: cancel, log: log, red: newRedactor(cfg.Secrets),
+		ctx: hctx, cancel: cancel, log: log, red: newRedactor(cfg.Redactor, cfg.Secrets),
 		startTimeout: cfg.StartTimeout, plugins: map[string]*hosted{}, done: make(chan struct{}),
 	}
 	if h.startTimeout <= 0 {
@@ -229,12 +243,16 @@ func Start(ctx context.Context, cfg Config) (*Host, error) {
 // start resolves, pins and launches the plugin, then describes it.
 func (p *hosted) start(cfg Config, ref *runbook.PluginRef) (warning string, err error) {
 	h := p.h
-	p.log = &redactingLogger{Logger: h.log.Named(p.name), red: h.red}
+	p.log = newPluginLogger(h.log.Named(p.name), h.red)
 	r, err := Resolve(cfg.Dir, ref)
 	if err != nil {
 		return "", err
 	}
 	p.res = r
+	p.lockCmd = cfg.LockCommand
+	if cfg.Locked && cfg.Lock == nil {
+		return "", CheckPinned(nil, cfg.Dir, r, cfg.LockCommand)
+	}
 	if cfg.Lock != nil {
 		if err := cfg.Lock.Check(r); err != nil {
 			return "", err
@@ -253,12 +271,12 @@ func (p *hosted) start(cfg Config, ref *runbook.PluginRef) (warning string, err 
 			}
 			want = strings.ToLower(want)
 			if r.SHA256 != want {
-				return "", &ChecksumMismatchError{Plugin: p.name, Path: r.Path, Got: r.SHA256, Want: want, Validated: true}
+				return "", &ChecksumMismatchError{Plugin: p.name, Path: r.Path, Got: r.SHA256, Want: want, Validated: true, Command: cfg.LockCommand}
 			}
 			p.sum, p.validated = want, true
 		}
-		warning = fmt.Sprintf("no %s: plugin %s is not pinned; running %s (sha256 %s) as found. Run `runbook plugins lock` to pin it",
-			LockFileName, p.name, r.Path, p.sum)
+		warning = fmt.Sprintf("no %s: plugin %s is not pinned; running %s (sha256 %s) as found. Pin it with `%s` (then --locked, or $%s=1, refuses any plugin not pinned)",
+			LockFileName, p.name, r.Path, p.sum, lockCommand(cfg.LockCommand), LockedEnv)
 	}
 	p.env = pluginEnv(cfg.Env, r.Env, h.log.GetLevel())
 
@@ -273,7 +291,7 @@ func (p *hosted) start(cfg Config, ref *runbook.PluginRef) (warning string, err 
 	d, err := in.rpc.Describe(ctx)
 	if err != nil {
 		in.kill()
-		return "", fmt.Errorf("plugin %s (%s): describe: %s", p.name, r.Path, h.red.string(err.Error()))
+		return "", fmt.Errorf("plugin %s (%s): describe: %s", p.name, r.Path, h.red.String(err.Error()))
 	}
 	if d.ProtocolVersion != plugin.ProtocolVersion {
 		in.kill()
@@ -321,7 +339,7 @@ func (p *hosted) launch() (*instance, error) {
 		return nil, fmt.Errorf("plugin %s: hashing %s: %w", p.name, p.res.Path, err)
 	}
 	if got != strings.ToLower(p.sum) {
-		return nil, &ChecksumMismatchError{Plugin: p.name, Path: p.res.Path, Got: got, Want: p.sum, LockPath: p.lockPath}
+		return nil, &ChecksumMismatchError{Plugin: p.name, Path: p.res.Path, Got: got, Want: p.sum, LockPath: p.lockPath, Command: p.lockCmd}
 	}
 	pctx, stop := context.WithCancel(h.ctx)
 	cmd := exec.CommandContext(pctx, p.res.Path)
@@ -329,7 +347,7 @@ func (p *hosted) launch() (*instance, error) {
 	isolate(cmd)
 	// Cancelling the host's context kills the plugin and its children.
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
-	tail := &stderrTail{}
+	tail := &stderrTail{red: h.red}
 	gc := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  plugin.Handshake,
 		Plugins:          plugin.PluginSet(),
@@ -352,10 +370,16 @@ func (p *hosted) launch() (*instance, error) {
 		SkipHostEnv: true,
 	})
 	in := &instance{gc: gc, cmd: cmd, stop: stop, tail: tail}
+	// Started and registered under the start gate: reaping orphans never
+	// takes a plugin being started for one.
+	startGate.RLock()
+	ensureGuard()
 	proto, err := gc.Client()
 	if cmd.Process != nil {
 		in.pid = cmd.Process.Pid
+		registerChild(in.pid)
 	}
+	startGate.RUnlock()
 	if err != nil {
 		in.kill()
 		return nil, p.startError(in, err)
@@ -363,7 +387,7 @@ func (p *hosted) launch() (*instance, error) {
 	raw, err := proto.Dispense(plugin.PluginName)
 	if err != nil {
 		in.kill()
-		return nil, fmt.Errorf("plugin %s (%s): %s", p.name, p.res.Path, h.red.string(err.Error()))
+		return nil, fmt.Errorf("plugin %s (%s): %s", p.name, p.res.Path, h.red.String(err.Error()))
 	}
 	in.rpc = raw.(*plugin.Client)
 	p.starts++
@@ -382,7 +406,7 @@ func (p *hosted) startError(in *instance, err error) error {
 		return fmt.Errorf("plugin %s: start interrupted: %w", p.name, h.ctx.Err())
 	case errors.Is(err, goplugin.ErrChecksumsDoNotMatch):
 		got, _ := fileSHA256(p.res.Path)
-		return &ChecksumMismatchError{Plugin: p.name, Path: p.res.Path, Got: got, Want: p.sum, LockPath: p.lockPath, Validated: p.validated && p.starts == 0}
+		return &ChecksumMismatchError{Plugin: p.name, Path: p.res.Path, Got: got, Want: p.sum, LockPath: p.lockPath, Validated: p.validated && p.starts == 0, Command: p.lockCmd}
 	case strings.Contains(msg, "incompatible API version"):
 		got := 0
 		if m := pluginVersionRE.FindStringSubmatch(msg); m != nil {
@@ -391,13 +415,13 @@ func (p *hosted) startError(in *instance, err error) error {
 		return &ProtocolVersionError{Plugin: p.name, Path: p.res.Path, Got: got, Want: plugin.ProtocolVersion}
 	case strings.Contains(msg, "Unrecognized remote plugin message") && !strings.Contains(msg, "Failed to read any lines"):
 		line, _, _ := strings.Cut(strings.TrimPrefix(msg, "Unrecognized remote plugin message: "), "\n")
-		return &HandshakeError{Plugin: p.name, Path: p.res.Path, Output: h.red.string(line)}
+		return &HandshakeError{Plugin: p.name, Path: p.res.Path, Output: h.red.String(line)}
 	case strings.Contains(msg, "plugin exited before we could connect"), strings.Contains(msg, "Failed to read any lines"):
-		return fmt.Errorf("plugin %s (%s) exited during start-up (%s)%s", p.name, p.res.Path, in.exitStatus(), h.red.string(lastOutput(in.tail)))
+		return fmt.Errorf("plugin %s (%s) exited during start-up (%s)%s", p.name, p.res.Path, in.exitStatus(), h.red.String(lastOutput(in.tail)))
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
-		return fmt.Errorf("plugin %s (%s) did not complete the go-plugin handshake within %s%s", p.name, p.res.Path, h.startTimeout, h.red.string(lastOutput(in.tail)))
+		return fmt.Errorf("plugin %s (%s) did not complete the go-plugin handshake within %s%s", p.name, p.res.Path, h.startTimeout, h.red.String(lastOutput(in.tail)))
 	}
-	return fmt.Errorf("plugin %s (%s): start: %s", p.name, p.res.Path, h.red.string(msg))
+	return fmt.Errorf("plugin %s (%s): start: %s", p.name, p.res.Path, h.red.String(msg))
 }
 
 // HandshakeError refuses a plugin that printed something other than the
@@ -464,7 +488,12 @@ func (in *instance) alive() bool {
 // kill stops the process: go-plugin first asks it to shut down; after
 // killGrace, or as soon as that is done, the whole process group is killed
 // (children included). It returns when go-plugin has reaped the process.
+//
+// Its descendants are listed first, while their parent links still lead to
+// it: a child that moved to a process group or session of its own is
+// killed too.
 func (in *instance) kill() {
+	tree := descendants(in.pid)
 	done := make(chan struct{})
 	go func() {
 		in.gc.Kill()
@@ -477,9 +506,11 @@ func (in *instance) kill() {
 	// The group may outlive its leader (children it spawned); a pid is not
 	// reused while its group has members, so this cannot hit a stranger.
 	_ = killGroup(in.pid)
+	killAll(tree)
 	<-done
 	in.stop()
-	killGroupAndWait(in.pid, killGrace)
+	killTreeAndWait(in.pid, tree, killGrace)
+	unregisterChild(in.pid)
 }
 
 // instance returns the plugin's running process, starting a new one if the
@@ -515,7 +546,7 @@ func (p *hosted) instance(ctx context.Context) (*instance, error) {
 		return nil, &spec.Error{Code: CodePluginStart, Message: fmt.Sprintf("plugin %s: restarting: %v", p.name, err)}
 	}
 	if got != p.sum {
-		e := &ChecksumMismatchError{Plugin: p.name, Path: p.res.Path, Got: got, Want: p.sum, LockPath: p.lockPath}
+		e := &ChecksumMismatchError{Plugin: p.name, Path: p.res.Path, Got: got, Want: p.sum, LockPath: p.lockPath, Command: p.lockCmd}
 		return nil, &spec.Error{Code: CodePluginStart, Message: e.Error(), Err: e}
 	}
 	p.log.Info("restarting plugin", "path", p.res.Path)
@@ -543,6 +574,7 @@ func (p *hosted) retire(in *instance) {
 	go func() {
 		defer p.h.reaping.Done()
 		in.kill()
+		reapOrphans() // its detached children, re-parented here
 	}()
 }
 
@@ -573,7 +605,7 @@ func (p *hosted) callError(ctx context.Context, in *instance, what string, err e
 	switch st.Code() {
 	case codes.NotFound, codes.Unimplemented, codes.InvalidArgument:
 		// The plugin is alive and refuses the call: retrying cannot help.
-		return &spec.Error{Code: CodePluginProtocol, Message: fmt.Sprintf("plugin %s: %s: %s", p.name, what, h.red.string(st.Message()))}
+		return &spec.Error{Code: CodePluginProtocol, Message: fmt.Sprintf("plugin %s: %s: %s", p.name, what, h.red.String(st.Message()))}
 	}
 	// A dead process explains any failure; wait a little for its exit to
 	// be seen unless the call was cancelled by the caller.
@@ -584,7 +616,7 @@ func (p *hosted) callError(ctx context.Context, in *instance, what string, err e
 	if in.exited(wait) {
 		p.log.Warn("plugin process exited during a call", "call", what, "status", in.exitStatus())
 		msg := fmt.Sprintf("plugin %s exited during %s (%s)%s; the action may have been partly applied. The plugin is restarted for the next call",
-			p.name, what, in.exitStatus(), h.red.string(lastOutput(in.tail)))
+			p.name, what, in.exitStatus(), h.red.String(lastOutput(in.tail)))
 		p.retire(in)
 		return &spec.Error{Code: CodePluginExited, Message: msg}
 	}
@@ -596,7 +628,7 @@ func (p *hosted) callError(ctx context.Context, in *instance, what string, err e
 		// another call, so replace it on the next one.
 		p.retire(in)
 	}
-	return fmt.Errorf("plugin %s: %s: %s", p.name, what, h.red.string(err.Error()))
+	return fmt.Errorf("plugin %s: %s: %s", p.name, what, h.red.String(err.Error()))
 }
 
 // Invoke runs an action (engine.Invoker). Errors: the action's own
@@ -677,7 +709,7 @@ func (h *Host) Validate(ctx context.Context, pluginName, action string, values m
 // the error.
 func (p *hosted) rpcError(ctx context.Context, in *instance, what string, err error) error {
 	if st, ok := status.FromError(err); ok && st.Code() == codes.Unknown && !in.gc.Exited() {
-		return fmt.Errorf("plugin %s: %s: %s", p.name, what, p.h.red.string(st.Message()))
+		return fmt.Errorf("plugin %s: %s: %s", p.name, what, p.h.red.String(st.Message()))
 	}
 	return p.callError(ctx, in, what, err)
 }
@@ -710,7 +742,7 @@ func (h *Host) Warnings() []string { return append([]string(nil), h.warnings...)
 
 // AddSecrets adds values to redact from what plugins log, report as
 // progress, or return as error messages.
-func (h *Host) AddSecrets(values ...string) { h.red.add(values...) }
+func (h *Host) AddSecrets(values ...string) { h.red.Add(values...) }
 
 // Done is closed once the host has closed and every plugin process is gone.
 func (h *Host) Done() <-chan struct{} { return h.done }
@@ -744,6 +776,14 @@ func (h *Host) Close() error {
 			}
 		}
 		h.reaping.Wait()
+		for _, p := range h.plugins {
+			if p.log != nil {
+				p.log.flush()
+			}
+		}
+		// Descendants whose parent exited were re-parented to this
+		// process (ContainProcesses): none may outlive the plugins.
+		reapOrphans()
 		close(h.done)
 	})
 	<-h.done

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/runbookhq/runbook/sdk/engine"
 	"github.com/runbookhq/runbook/sdk/runbook"
@@ -368,6 +369,47 @@ func TestHostCloseKillsPluginsAndTheirChildren(t *testing.T) {
 	}
 }
 
+// A child the plugin started in a session of its own (setsid) left the
+// plugin's process group: it is found by its parent link, read before the
+// plugin is killed, and killed with it. (A detached child whose plugin died
+// first is re-parented away; the command line adopts and kills those, see
+// ContainProcesses and test/acceptance.)
+func TestHostKillsChildrenInNewSessions(t *testing.T) {
+	t.Parallel()
+	h := startHost(t, Config{}, "x")
+	out, err := h.Invoke(context.Background(), call("x", "spawn", map[string]any{"detach": "setsid"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := int(out["pid"].(float64))
+	if sid, _ := unix.Getsid(child); sid != child {
+		t.Fatalf("child %d is not in a session of its own (sid %d)", child, sid)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, child)
+	if left := processesRunning(t, h.dir); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+}
+
+// waitGone fails unless every pid has exited within a few seconds (the
+// retired plugin is reaped in the background).
+func waitGone(t *testing.T, pids ...int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, p := range pids {
+		for processAlive(p) {
+			if time.Now().After(deadline) {
+				t.Errorf("process %d still runs", p)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
 func TestHostContextCancelKillsEverything(t *testing.T) {
 	t.Parallel()
 	dir, refs := pluginDir(t, "m", "n")
@@ -607,8 +649,8 @@ func TestHostSecureConfigRefusesASwapAfterTheCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := fileSHA256(bin.other)
-	h := &Host{ctx: context.Background(), log: hclog.NewNullLogger(), red: newRedactor(nil), startTimeout: DefaultStartTimeout, plugins: map[string]*hosted{}, done: make(chan struct{})}
-	p := &hosted{h: h, name: "g", res: r, sum: other, lockPath: "/x/runbook.lock", log: hclog.NewNullLogger()}
+	h := &Host{ctx: context.Background(), log: hclog.NewNullLogger(), red: newRedactor(nil, nil), startTimeout: DefaultStartTimeout, plugins: map[string]*hosted{}, done: make(chan struct{})}
+	p := &hosted{h: h, name: "g", res: r, sum: other, lockPath: "/x/runbook.lock", log: newPluginLogger(hclog.NewNullLogger(), h.red)}
 	_, err = p.launch()
 	var mm *ChecksumMismatchError
 	if !errors.As(err, &mm) || mm.Got != r.SHA256 || mm.Want != other {
@@ -703,13 +745,16 @@ func TestHostRedactsSecretsFromPluginOutput(t *testing.T) {
 
 func TestRedactorValues(t *testing.T) {
 	t.Parallel()
-	r := newRedactor([]string{"abc", "abcdef", "1234"})
+	// "abc" is shorter than redact.MinLength: masked as a whole value, not
+	// inside text.
+	r := newRedactor(nil, []string{"abc", "abcdef", "1234"})
 	tests := []struct {
 		in, want any
 	}{
-		{"xabcdefx abc", "x***x ***"},
+		{"xabcdefx abc", "x***x abc"},
+		{"abc", "***"},
 		{1234.0, "***"},
-		{errors.New("bad key abc"), "bad key ***"},
+		{errors.New("bad key abcdef"), "bad key ***"},
 		{map[string]any{"k": []any{"abc", 1.0}}, map[string]any{"k": []any{"***", 1.0}}},
 		{5.0, 5.0},
 		{nil, nil},
@@ -719,7 +764,7 @@ func TestRedactorValues(t *testing.T) {
 			t.Errorf("value(%v) (-want +got):\n%s", tc.in, d)
 		}
 	}
-	if got := newRedactor(nil).string("abc"); got != "abc" {
+	if got := newRedactor(nil, nil).String("abc"); got != "abc" {
 		t.Errorf("no secrets: %q", got)
 	}
 }

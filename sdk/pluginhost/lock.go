@@ -1,9 +1,7 @@
 package pluginhost
 
 import (
-	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/runbookhq/runbook/sdk/runbook"
+	"github.com/runbookhq/runbook/sdk/safefile"
 )
 
 // LockFileName is the lock file's name, next to the runbook.
@@ -31,6 +30,21 @@ type LockFile struct {
 	Plugins map[string]LockEntry `json:"plugins"`
 	// Path is where the lock file was read from or written to.
 	Path string `json:"-"`
+	// Command is the command that updates this lock file for the runbook
+	// being run, as the user would type it, for messages
+	// (DefaultLockCommand if empty).
+	Command string `json:"-"`
+}
+
+// DefaultLockCommand is the command messages suggest to pin plugins when
+// they were not told the exact one.
+const DefaultLockCommand = "runbook plugins lock RUNBOOK.yaml"
+
+func lockCommand(cmd string) string {
+	if cmd == "" {
+		return DefaultLockCommand
+	}
+	return cmd
 }
 
 // LockEntry is one pinned plugin.
@@ -51,11 +65,18 @@ type LockEntry struct {
 // LockPath is the path of the lock file for runbooks in dir.
 func LockPath(dir string) string { return filepath.Join(dir, LockFileName) }
 
+// MaxLockFileBytes caps the size of runbook.lock (an entry is a few hundred
+// bytes).
+const MaxLockFileBytes = 1 << 20
+
 // ReadLock reads dir's runbook.lock. A missing lock file is not an error:
-// it returns nil, nil (plugins then run unpinned, with a warning).
+// it returns nil, nil (plugins then run unpinned, with a warning). A lock
+// file that is not a regular file or is larger than MaxLockFileBytes is
+// refused; one that does not parse is refused with the position of the
+// problem (see ParseLock).
 func ReadLock(dir string) (*LockFile, error) {
 	p := LockPath(dir)
-	b, err := os.ReadFile(p)
+	b, err := safefile.ReadFile(p, MaxLockFileBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -64,32 +85,15 @@ func ReadLock(dir string) (*LockFile, error) {
 	}
 	lf, err := ParseLock(b)
 	if err != nil {
+		var pe *LockParseError
+		if errors.As(err, &pe) {
+			pe.File = p
+			return nil, pe
+		}
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	lf.Path = p
 	return lf, nil
-}
-
-// ParseLock decodes and checks a lock file's contents.
-func ParseLock(b []byte) (*LockFile, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var lf LockFile
-	if err := dec.Decode(&lf); err != nil {
-		return nil, fmt.Errorf("not a valid lock file: %w", err)
-	}
-	if lf.Version != LockFormat {
-		return nil, fmt.Errorf("lock file format version %d is not supported (this runbook reads version %d)", lf.Version, LockFormat)
-	}
-	if lf.Plugins == nil {
-		lf.Plugins = map[string]LockEntry{}
-	}
-	for name, e := range lf.Plugins {
-		if _, err := hex.DecodeString(e.SHA256); err != nil || len(e.SHA256) != 64 {
-			return nil, fmt.Errorf("plugin %s: sha256 %q is not 64 hex digits", name, e.SHA256)
-		}
-	}
-	return &lf, nil
 }
 
 // Marshal encodes the lock file with stable formatting (sorted keys, two
@@ -238,30 +242,56 @@ type ChecksumMismatchError struct {
 	// Validated: pinned when the runbook was validated, and changed before
 	// the plugin first started.
 	Validated bool
+	// Command updates the lock (DefaultLockCommand if empty).
+	Command string
 }
 
 func (e *ChecksumMismatchError) Error() string {
 	if e.LockPath == "" && e.Validated {
-		return fmt.Sprintf("plugin %s: %s changed after the runbook was validated (sha256 %s, was %s when its actions were checked); refusing to run a binary other than the one validated. Run the command again; pin plugins with `runbook plugins lock` to refuse any binary but the pinned one",
-			e.Plugin, e.Path, e.Got, e.Want)
+		return fmt.Sprintf("plugin %s: %s changed after the runbook was validated (sha256 %s, was %s when its actions were checked); refusing to run a binary other than the one validated. Run the command again; pin plugins with `%s` to refuse any binary but the pinned one",
+			e.Plugin, e.Path, e.Got, e.Want, lockCommand(e.Command))
 	}
 	if e.LockPath == "" {
 		return fmt.Sprintf("plugin %s: %s changed while the run was in progress (sha256 %s, was %s); refusing to run a different binary mid-run",
 			e.Plugin, e.Path, e.Got, e.Want)
 	}
-	return fmt.Sprintf("plugin %s: %s has sha256 %s, but %s pins %s; if this binary is the one you mean to run, update the lock with `runbook plugins lock`",
-		e.Plugin, e.Path, e.Got, e.LockPath, e.Want)
+	return fmt.Sprintf("plugin %s: %s has sha256 %s, but %s pins %s; if this binary is the one you mean to run, update the lock with `%s`",
+		e.Plugin, e.Path, e.Got, e.LockPath, e.Want, lockCommand(e.Command))
 }
 
-// NotLockedError refuses a plugin that has no entry in an existing lock file.
+// NotLockedError refuses a plugin that has no entry in an existing lock
+// file, or, in locked mode, that no lock file pins.
 type NotLockedError struct {
 	Plugin   string
 	Path     string
 	LockPath string
+	// NoLockFile: there is no lock file at LockPath (locked mode).
+	NoLockFile bool
+	// Command pins it (DefaultLockCommand if empty).
+	Command string
 }
 
 func (e *NotLockedError) Error() string {
-	return fmt.Sprintf("plugin %s (%s) is not pinned in %s; run `runbook plugins lock` to pin it", e.Plugin, e.Path, e.LockPath)
+	if e.NoLockFile {
+		return fmt.Sprintf("plugin %s (%s) is not pinned: there is no %s, and locked mode (--locked, $%s) runs only plugins it pins, so nothing was run, not even `%s describe`; review the plugins, then pin them with `%s`",
+			e.Plugin, e.Path, e.LockPath, LockedEnv, e.Path, lockCommand(e.Command))
+	}
+	return fmt.Sprintf("plugin %s (%s) is not pinned in %s; run `%s` to pin it", e.Plugin, e.Path, e.LockPath, lockCommand(e.Command))
+}
+
+// LockedEnv, when set to a true value (1, true, yes), puts the command line
+// in locked mode, like --locked: every plugin must be pinned by
+// runbook.lock, or it is refused before it is run.
+const LockedEnv = "RUNBOOK_LOCKED"
+
+// CheckPinned is the check of locked mode: nil if lock pins r (its checksum
+// matches), else why not. A nil lock means there is no lock file in dir.
+// command is the command that pins the plugins, for the message.
+func CheckPinned(lock *LockFile, dir string, r *Resolved, command string) error {
+	if lock == nil {
+		return &NotLockedError{Plugin: r.Name, Path: r.Path, LockPath: LockPath(dir), NoLockFile: true, Command: command}
+	}
+	return lock.Check(r)
 }
 
 // Check verifies a resolved plugin against the lock file: nil if its
@@ -274,10 +304,10 @@ func (l *LockFile) Check(r *Resolved) error {
 	}
 	e, ok := l.Plugins[r.Name]
 	if !ok {
-		return &NotLockedError{Plugin: r.Name, Path: r.Path, LockPath: where}
+		return &NotLockedError{Plugin: r.Name, Path: r.Path, LockPath: where, Command: l.Command}
 	}
 	if !strings.EqualFold(e.SHA256, r.SHA256) {
-		return &ChecksumMismatchError{Plugin: r.Name, Path: r.Path, Got: r.SHA256, Want: strings.ToLower(e.SHA256), LockPath: where}
+		return &ChecksumMismatchError{Plugin: r.Name, Path: r.Path, Got: r.SHA256, Want: strings.ToLower(e.SHA256), LockPath: where, Command: l.Command}
 	}
 	return nil
 }

@@ -94,13 +94,18 @@ func TestReadLockMissingIsNotAnError(t *testing.T) {
 
 func TestReadLockRejectsBadFiles(t *testing.T) {
 	t.Parallel()
+	// Each error names the file with the line and column of the problem.
 	tests := map[string]struct{ text, wantErr string }{
-		"not json":        {"plugins: {}", "not a valid lock file"},
-		"unknown field":   {`{"version":1,"plugins":{},"extra":1}`, "unknown field"},
-		"future format":   {`{"version":2,"plugins":{}}`, "format version 2 is not supported"},
-		"short checksum":  {`{"version":1,"plugins":{"aws":{"sha256":"abc"}}}`, "plugin aws: sha256 \"abc\" is not 64 hex digits"},
-		"non-hex":         {`{"version":1,"plugins":{"aws":{"sha256":"` + strings.Repeat("z", 64) + `"}}}`, "not 64 hex digits"},
-		"missing version": {`{"plugins":{}}`, "format version 0"},
+		"not json":        {"plugins: {}", "runbook.lock:1:1: not a valid lock file"},
+		"unknown field":   {`{"version":1,"plugins":{},"extra":1}`, `runbook.lock:1:27: unknown key "extra"`},
+		"future format":   {`{"version":2,"plugins":{}}`, "runbook.lock:1:12: lock file format version 2 is not supported"},
+		"short checksum":  {`{"version":1,"plugins":{"aws":{"sha256":"abc"}}}`, "runbook.lock:1:41: plugin aws: sha256 \"abc\" is not 64 hex digits"},
+		"non-hex":         {"{\"version\":1,\n \"plugins\":{\"aws\":{\"sha256\":\"" + strings.Repeat("z", 64) + "\"}}}", "runbook.lock:2:29: plugin aws: sha256"},
+		"missing version": {`{"plugins":{}}`, "runbook.lock:1:1: the lock file has no version"},
+		"wrong type":      {`{"version":1,"plugins":{"aws":{"sha256":1}}}`, "runbook.lock:1:41: plugin aws: sha256 must be a string, not the number 1"},
+		"repeated key":    {`{"version":1,"version":1,"plugins":{}}`, `runbook.lock:1:14: "version" is given twice`},
+		"trailing":        {`{"version":1,"plugins":{}} {}`, "runbook.lock:1:28: unexpected an object after"},
+		"truncated":       {`{"version":1,"plugins":{"aws":`, "ends too early"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -3,18 +3,19 @@ package pluginhost
 import (
 	"errors"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/runbookhq/runbook/sdk/internal/procfs"
 )
 
 // setParentDeathSignal asks the kernel to kill the plugin if the host dies
 // without closing it (kill -9, OOM). It fires when the OS thread that
 // started the plugin exits; Go only ends threads whose goroutine locked
 // them and exited, which never happens to the goroutines that start
-// plugins.
+// plugins. It reaches the plugin only: its children are stopped by the
+// guard (see ContainProcesses).
 func setParentDeathSignal(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }
 
 // processGone reports whether pid has exited, including as a zombie not yet
@@ -33,18 +34,8 @@ func processGone(pid int) bool {
 		// Linux fills the siginfo only for a child that has exited.
 		return info.Signo == int32(unix.SIGCHLD)
 	}
-	return procGone(pid)
-}
-
-// procGone is processGone for any process, from /proc/<pid>/stat.
-func procGone(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
+	st, ok := procfs.ReadStat(pid)
+	return !ok || st.Dead()
 }
 
 // groupAlive reports whether any process of the process group pgid is
@@ -54,29 +45,43 @@ func groupAlive(pgid int) bool {
 	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
 		return false
 	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return false
+	for _, st := range procfs.All() {
+		if st.PGID == pgid && !st.Dead() {
+			return true
+		}
 	}
-	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
+	return false
+}
+
+// descendants lists the processes below pid (children, grandchildren...),
+// whatever process group or session they moved to: read before the plugin
+// is killed, while their parent links still lead to it.
+func descendants(pid int) []procfs.Stat {
+	if pid <= 0 {
+		return nil
+	}
+	return procfs.Descendants(procfs.All(), pid)
+}
+
+// killAll sends SIGKILL to each process of procs that is still the same
+// process (same start time), and to the process group each leads or
+// joined, except this process's own group and session.
+func killAll(procs []procfs.Stat) {
+	self, _ := procfs.ReadStat(os.Getpid())
+	for _, p := range procs {
+		if cur, ok := procfs.ReadStat(p.PID); ok && cur.Start == p.Start {
+			_ = syscall.Kill(p.PID, syscall.SIGKILL)
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
+		if p.PGID > 1 && p.PGID != self.PGID && p.PGID != self.SID {
+			_ = syscall.Kill(-p.PGID, syscall.SIGKILL)
 		}
-		// After the ")" closing the command name: state, ppid, pgrp, ...
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if g, err := strconv.Atoi(f[2]); err == nil && g == pgid {
+	}
+}
+
+// anyAlive reports whether a process of procs still runs.
+func anyAlive(procs []procfs.Stat) bool {
+	for _, p := range procs {
+		if cur, ok := procfs.ReadStat(p.PID); ok && cur.Start == p.Start && !cur.Dead() {
 			return true
 		}
 	}

@@ -5,6 +5,8 @@ package pluginhost
 import (
 	"os"
 	"os/exec"
+
+	"github.com/runbookhq/runbook/sdk/internal/procfs"
 )
 
 func isolate(*exec.Cmd) {}
@@ -25,3 +27,7 @@ func killGroup(pid int) error {
 func processGone(int) bool { return false }
 
 func groupAlive(int) bool { return false }
+
+func descendants(int) []procfs.Stat { return nil }
+func killAll([]procfs.Stat)         {}
+func anyAlive([]procfs.Stat) bool   { return false }

@@ -5,6 +5,8 @@ package pluginhost
 import (
 	"errors"
 	"syscall"
+
+	"github.com/runbookhq/runbook/sdk/internal/procfs"
 )
 
 // setParentDeathSignal has no equivalent outside Linux: there, a host killed
@@ -21,3 +23,8 @@ func processGone(pid int) bool {
 func groupAlive(pgid int) bool {
 	return syscall.Kill(-pgid, 0) == nil
 }
+
+// Without /proc, a plugin's descendants are found by its process group only.
+func descendants(int) []procfs.Stat { return nil }
+func killAll([]procfs.Stat)         {}
+func anyAlive([]procfs.Stat) bool   { return false }

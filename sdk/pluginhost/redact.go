@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"sort"
-	"strings"
-	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -14,107 +12,39 @@ import (
 	"github.com/runbookhq/runbook/sdk/spec"
 )
 
-// Redacted replaces every secret value in what the host re-emits from
-// plugins: log lines, progress events and error messages.
-const Redacted = "***"
+// redactor is the host's redact.Redactor (shared with the engine when the
+// caller gives one), with what only the host redacts: log arguments,
+// progress and errors of plugins.
+type redactor struct{ *redact.Redactor }
 
-// redactor replaces secret values in strings. Secrets can be added while
-// plugins run (values learned from step outputs).
-type redactor struct {
-	mu      sync.RWMutex
-	secrets map[string]bool
-	rep     *strings.Replacer
-}
-
-func newRedactor(secrets []string) *redactor {
-	r := &redactor{secrets: map[string]bool{}}
-	r.add(secrets...)
-	return r
-}
-
-func (r *redactor) add(secrets ...string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	changed := false
-	for _, s := range secrets {
-		// The value and its encoded forms (JSON, base64, %q...): a plugin
-		// may log or report the value encoded.
-		for _, f := range redact.Forms(s) {
-			if !r.secrets[f] {
-				r.secrets[f] = true
-				changed = true
-			}
-		}
+func newRedactor(shared *redact.Redactor, secrets []string) *redactor {
+	if shared == nil {
+		shared = redact.New()
 	}
-	if !changed {
-		return
-	}
-	// Longest first, so a secret that contains another is replaced whole.
-	all := make([]string, 0, len(r.secrets))
-	for s := range r.secrets {
-		all = append(all, s)
-	}
-	sort.Slice(all, func(i, j int) bool {
-		if len(all[i]) != len(all[j]) {
-			return len(all[i]) > len(all[j])
-		}
-		return all[i] < all[j]
-	})
-	pairs := make([]string, 0, 2*len(all))
-	for _, s := range all {
-		pairs = append(pairs, s, Redacted)
-	}
-	r.rep = strings.NewReplacer(pairs...)
-}
-
-func (r *redactor) replacer() *strings.Replacer {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.rep
-}
-
-func (r *redactor) string(s string) string {
-	if rep := r.replacer(); rep != nil {
-		return rep.Replace(s)
-	}
-	return s
+	shared.Add(secrets...)
+	return &redactor{shared}
 }
 
 // value redacts a log argument or progress field: strings are redacted in
 // place; any other value that renders with a secret in it is replaced by
 // its redacted rendering.
 func (r *redactor) value(v any) any {
-	rep := r.replacer()
-	if rep == nil {
-		return v
+	switch v.(type) {
+	case nil, string, map[string]any, []any:
+		return r.Value(v)
 	}
-	switch x := v.(type) {
-	case nil:
-		return v
-	case string:
-		return rep.Replace(x)
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[rep.Replace(k)] = r.value(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = r.value(e)
-		}
-		return out
+	if red := r.Value(v); red == redact.Mask {
+		return red
 	}
 	s := fmt.Sprint(v)
-	if red := rep.Replace(s); red != s {
+	if red := r.String(s); red != s {
 		return red
 	}
 	return v
 }
 
 func (r *redactor) args(args []any) []any {
-	if r.replacer() == nil || len(args) == 0 {
+	if r.Empty() || len(args) == 0 {
 		return args
 	}
 	out := make([]any, len(args))
@@ -125,10 +55,10 @@ func (r *redactor) args(args []any) []any {
 }
 
 func (r *redactor) progress(p spec.Progress) spec.Progress {
-	if r.replacer() == nil {
+	if r.Empty() {
 		return p
 	}
-	p.Message = r.string(p.Message)
+	p.Message = r.String(p.Message)
 	if p.Fields != nil {
 		p.Fields = r.value(p.Fields).(map[string]any)
 	}
@@ -137,14 +67,14 @@ func (r *redactor) progress(p spec.Progress) spec.Progress {
 
 func (r *redactor) specError(e *spec.Error) *spec.Error {
 	out := *e
-	out.Message = r.string(e.Message)
+	out.Message = r.String(e.Message)
 	if e.Err != nil && out.Message == "" {
-		out.Message = r.string(e.Err.Error())
+		out.Message = r.String(e.Err.Error())
 	}
 	out.Err = nil
 	out.Diagnostics = make([]spec.Diagnostic, len(e.Diagnostics))
 	for i, d := range e.Diagnostics {
-		d.Summary, d.Detail = r.string(d.Summary), r.string(d.Detail)
+		d.Summary, d.Detail = r.String(d.Summary), r.String(d.Detail)
 		out.Diagnostics[i] = d
 	}
 	if len(e.Diagnostics) == 0 {
@@ -160,10 +90,33 @@ func (r *redactor) specError(e *spec.Error) *spec.Error {
 // and Named — which go-plugin calls with the executable's name to log the
 // plugin's stderr lines — returns the logger for the plugin's own lines,
 // already named after the plugin.
+//
+// A plugin's own lines go through its lines stream (redact.Lines), so that
+// a secret cut by a line break (a wrapped base64 text, a line longer than
+// go-plugin's buffer, which it splits) is masked in both lines.
 type redactingLogger struct {
 	hclog.Logger
 	red      *redactor
 	internal bool
+	lines    *redact.Lines[logEntry]
+}
+
+// logEntry is what a plugin's line is written with, once released.
+type logEntry struct {
+	to    hclog.Logger
+	level hclog.Level
+	args  []any
+}
+
+// lineDelay is how long a plugin's line that ends with the beginning of a
+// secret waits for the next line.
+const lineDelay = 200 * time.Millisecond
+
+// newPluginLogger is the logger of a plugin's lines, under its name.
+func newPluginLogger(base hclog.Logger, red *redactor) *redactingLogger {
+	return &redactingLogger{Logger: base, red: red, lines: redact.NewLines(red.Redactor, lineDelay, func(line string, e logEntry) {
+		e.to.Log(e.level, line, e.args...)
+	})}
 }
 
 var _ hclog.Logger = (*redactingLogger)(nil)
@@ -172,10 +125,18 @@ func (l *redactingLogger) Log(level hclog.Level, msg string, args ...any) {
 	if l.internal && level > hclog.Debug {
 		level = hclog.Debug
 	}
-	if !l.internal {
-		args = dropModule(args)
+	if l.internal || l.lines == nil {
+		l.Logger.Log(level, l.red.String(msg), l.red.args(args)...)
+		return
 	}
-	l.Logger.Log(level, l.red.string(msg), l.red.args(args)...)
+	l.lines.Push(msg, logEntry{to: l.Logger, level: level, args: l.red.args(dropModule(args))})
+}
+
+// flush writes the lines held back.
+func (l *redactingLogger) flush() {
+	if l.lines != nil {
+		l.lines.Flush()
+	}
 }
 
 // dropModule removes hclog's @module key from a plugin's line: the host's
@@ -196,18 +157,19 @@ func (l *redactingLogger) Warn(msg string, args ...any)  { l.Log(hclog.Warn, msg
 func (l *redactingLogger) Error(msg string, args ...any) { l.Log(hclog.Error, msg, args...) }
 
 func (l *redactingLogger) With(args ...any) hclog.Logger {
-	return &redactingLogger{Logger: l.Logger.With(l.red.args(args)...), red: l.red, internal: l.internal}
+	return &redactingLogger{Logger: l.Logger.With(l.red.args(args)...), red: l.red, internal: l.internal, lines: l.lines}
 }
 
 func (l *redactingLogger) Named(name string) hclog.Logger {
 	if l.internal {
-		return &redactingLogger{Logger: l.Logger, red: l.red}
+		// go-plugin's logger for the plugin's stderr lines: the plugin's.
+		return &redactingLogger{Logger: l.Logger, red: l.red, lines: l.lines}
 	}
-	return &redactingLogger{Logger: l.Logger.Named(name), red: l.red}
+	return &redactingLogger{Logger: l.Logger.Named(name), red: l.red, lines: l.lines}
 }
 
 func (l *redactingLogger) ResetNamed(name string) hclog.Logger {
-	return &redactingLogger{Logger: l.Logger.ResetNamed(name), red: l.red, internal: l.internal}
+	return &redactingLogger{Logger: l.Logger.ResetNamed(name), red: l.red, internal: l.internal, lines: l.lines}
 }
 
 func (l *redactingLogger) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
@@ -224,7 +186,7 @@ type redactingWriter struct {
 }
 
 func (w redactingWriter) Write(p []byte) (int, error) {
-	if _, err := w.w.Write([]byte(w.red.string(string(p)))); err != nil {
+	if _, err := w.w.Write([]byte(w.red.String(string(p)))); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -5,16 +5,24 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+
+	"github.com/runbookhq/runbook/sdk/redact"
 )
 
 // stderrTail remembers the end of a plugin's stderr (go-plugin copies every
 // line to it), so that an error about a plugin that died can say what it
 // said last: a Go panic's first line, or its last log line.
+//
+// Lines are redacted as they come, across line breaks too (redact.Lines):
+// a secret the plugin printed cut over two lines must not come back half
+// in clear in an error about the plugin.
 type stderrTail struct {
+	red     *redactor
 	mu      sync.Mutex
 	partial []byte
 	lines   []string
 	panic   string
+	stream  *redact.Lines[struct{}]
 }
 
 const (
@@ -51,6 +59,18 @@ func (t *stderrTail) commit(line string) {
 	if line == "" {
 		return
 	}
+	if t.red == nil {
+		t.keep(line)
+		return
+	}
+	if t.stream == nil {
+		t.stream = redact.NewLines(t.red.Redactor, 0, func(line string, _ struct{}) { t.keep(line) })
+	}
+	t.stream.Push(line, struct{}{})
+}
+
+// keep records a line (redacted when the tail has a redactor).
+func (t *stderrTail) keep(line string) {
 	if strings.HasPrefix(line, "{") {
 		var entry struct {
 			Message string `json:"@message"`
@@ -63,7 +83,11 @@ func (t *stderrTail) commit(line string) {
 			line = "[" + strings.ToUpper(entry.Level) + "] " + entry.Message
 		}
 	}
-	if len(line) > tailLineMax {
+	// Redacted before it is cut: a secret the cut would split is masked
+	// whole.
+	if t.red != nil {
+		line = t.red.Cut(line, tailLineMax)
+	} else if len(line) > tailLineMax {
 		line = line[:tailLineMax] + "..."
 	}
 	if strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") {
@@ -79,11 +103,17 @@ func (t *stderrTail) commit(line string) {
 func (t *stderrTail) last() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.stream != nil {
+		t.stream.Flush()
+	}
 	if t.panic != "" {
 		return t.panic
 	}
 	return strings.Join(t.lines, " | ")
 }
+
+// maxLine is the longest line a lineWriter keeps before emitting it.
+const maxLine = 64 << 10
 
 // lineWriter calls emit for each complete line written to it.
 type lineWriter struct {
@@ -108,8 +138,12 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		}
 		rest = rest[i+1:]
 	}
-	if len(w.partial)+len(rest) <= 64<<10 {
-		w.partial = append(w.partial, rest...)
+	w.partial = append(w.partial, rest...)
+	if len(w.partial) > maxLine {
+		// A line this long goes out in pieces, as go-plugin splits its own
+		// long lines: the plugin's logger masks a secret a cut splits.
+		w.emit(string(w.partial))
+		w.partial = w.partial[:0]
 	}
 	return len(p), nil
 }

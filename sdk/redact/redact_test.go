@@ -14,7 +14,7 @@ import (
 // replaceAll is what a redactor does with Forms.
 func replaceAll(text, secret string) string {
 	for _, f := range redact.Forms(secret) {
-		text = strings.ReplaceAll(text, f, redact.Replacement)
+		text = strings.ReplaceAll(text, f, redact.Mask)
 	}
 	return text
 }
@@ -46,7 +46,7 @@ func TestEncodedSecretsAreRedacted(t *testing.T) {
 		}
 		for name, text := range texts {
 			got := replaceAll(text, s)
-			if !strings.Contains(got, redact.Replacement) {
+			if !strings.Contains(got, redact.Mask) {
 				t.Errorf("%q, %s: nothing redacted in %q", s, name, text)
 			}
 			if strings.Contains(got, s) {
@@ -76,7 +76,7 @@ func TestForms(t *testing.T) {
 	forms := redact.Forms(`tok-"<&>\-A1b2C3d4E5f6`)
 	seen := map[string]bool{}
 	for i, v := range forms {
-		if v == "" || v == redact.Replacement || seen[v] {
+		if v == "" || v == redact.Mask || seen[v] {
 			t.Errorf("form %d: %q (empty, the replacement, or a duplicate)", i, v)
 		}
 		seen[v] = true

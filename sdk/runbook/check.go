@@ -8,9 +8,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/expr-lang/expr/ast"
-	"github.com/expr-lang/expr/parser"
-	"github.com/expr-lang/expr/types"
 	yaml "gopkg.in/yaml.v3"
 
 	"github.com/runbookhq/runbook/sdk/expr"
@@ -32,8 +29,6 @@ type exprCtx struct {
 	// secret is set when an expression reads a secret input or a secret
 	// output of a step.
 	secret bool
-	// env is the environment the last template was compiled against.
-	env types.Map
 	// uses is the action that receives `with` ("" elsewhere).
 	uses string
 }
@@ -60,29 +55,18 @@ func (r *stepRefs) add(o stepRefs) {
 }
 
 // compileEnv is the environment for an expression reading refs.
-func (l *loader) compileEnv(refs stepRefs) types.Map {
+func (l *loader) compileEnv(refs stepRefs) expr.Env {
 	if refs.whole {
 		return l.env
 	}
-	env := make(types.Map, len(l.env))
-	for k, v := range l.env {
-		env[k] = v
-	}
-	all := l.stepsEnv()
-	steps := make(types.Map, len(refs.ids))
+	env := l.env
+	env.Steps = make(map[string]expr.Type, len(refs.ids))
 	for id := range refs.ids {
-		if t, ok := all[id]; ok {
-			steps[id] = t
+		if t, ok := l.env.Steps[id]; ok {
+			env.Steps[id] = t
 		}
 	}
-	env["steps"] = steps
 	return env
-}
-
-// stepEntry is the expression type of steps.<id> for a step whose outputs
-// have type t, shaped exactly as expr.Env builds it.
-func stepEntry(t types.Type) types.Type {
-	return expr.Env{Steps: map[string]types.Type{"s": t}}.Map()["steps"].(types.Map)["s"]
 }
 
 // checkSteps compiles every expression of every step in document order.
@@ -90,8 +74,11 @@ func stepEntry(t types.Type) types.Type {
 // children of a parallel group see the steps before the group, not each
 // other; a rollback sees its own step too.
 func (l *loader) checkSteps() {
-	l.env = expr.Env{Inputs: l.inputTypes, Steps: map[string]types.Type{}}.Map()
+	l.env = expr.Env{Inputs: l.inputTypes, Steps: map[string]expr.Type{}}
 	for _, sn := range l.steps {
+		if l.interrupted() {
+			return
+		}
 		if sn.parent == nil {
 			l.checkStep(sn)
 			l.reveal(sn)
@@ -99,12 +86,10 @@ func (l *loader) checkSteps() {
 	}
 }
 
-func (l *loader) stepsEnv() types.Map { return l.env["steps"].(types.Map) }
-
 // reveal makes a step (and a group's children) visible to later steps.
 func (l *loader) reveal(sn *stepNode) {
 	if sn.step.ID != "" && l.byID[sn.step.ID] == sn {
-		l.stepsEnv()[sn.step.ID] = stepEntry(sn.outputs)
+		l.env.Steps[sn.step.ID] = sn.outputs
 		l.visible[sn.step.ID] = true
 	}
 	for _, c := range sn.children {
@@ -113,7 +98,7 @@ func (l *loader) reveal(sn *stepNode) {
 }
 
 func (l *loader) hide(sn *stepNode) {
-	delete(l.stepsEnv(), sn.step.ID)
+	delete(l.env.Steps, sn.step.ID)
 	delete(l.visible, sn.step.ID)
 }
 
@@ -128,34 +113,38 @@ func (l *loader) checkStep(sn *stepNode) {
 		}
 		return
 	}
+	if s.Call != nil {
+		l.checkCall(sn)
+		return
+	}
 	var params *schema.Schema
 	if s.Spec != nil {
 		params = s.Spec.Params
 	}
 	s.With = l.with(sn.f, sn.f["uses"], params, &exprCtx{what: "with", self: sn, uses: s.Uses}, s.Spec != nil)
 	if sn.until != nil && s.Until != nil {
-		l.env["outputs"] = sn.outputs
+		l.env.Outputs = &sn.outputs
 		s.Until.Condition = l.condition(sn.until, &exprCtx{what: "until", self: sn, outputs: true})
-		delete(l.env, "outputs")
+		l.env.Outputs = nil
 	}
 	if rn := sn.rb; rn != nil {
 		// The rollback runs after its step succeeded: it sees the step, and
 		// the step's outputs as `outputs` too.
 		revealed := s.ID != "" && l.byID[s.ID] == sn
 		if revealed {
-			l.stepsEnv()[s.ID] = stepEntry(sn.outputs)
+			l.env.Steps[s.ID] = sn.outputs
 			l.visible[s.ID] = true
 		}
 		attempted := rn.rb.Attempted
 		if !attempted {
-			l.env["outputs"] = sn.outputs
+			l.env.Outputs = &sn.outputs
 		}
 		var params *schema.Schema
 		if rn.rb.Spec != nil {
 			params = rn.rb.Spec.Params
 		}
 		rn.rb.With = l.with(rn.f, entry{K: rn.key, V: rn.uses}, params, &exprCtx{what: "rollback.with", self: sn, outputs: !attempted, attempted: attempted, uses: rn.rb.Uses}, rn.rb.Spec != nil)
-		delete(l.env, "outputs")
+		l.env.Outputs = nil
 		if revealed {
 			l.hide(sn)
 		}
@@ -208,6 +197,7 @@ func (l *loader) condition(n *yaml.Node, ctx *exprCtx) *expr.Program {
 		l.exprError(n, start, src, err, ctx)
 		return nil
 	}
+	l.earlyEval(p, l.valuePos(n, start), ctx.what)
 	return p
 }
 
@@ -220,31 +210,7 @@ func (l *loader) exprError(n *yaml.Node, start int, src string, err error, ctx *
 		return
 	}
 	off := lineColOffset(src, ee.Line, ee.Col)
-	l.add(l.valuePos(n, start+off), Error, "%s: %s", ctx.what, exprMessage(ee.Msg))
-}
-
-func exprMessage(msg string) string {
-	if t, ok := strings.CutPrefix(msg, "expected bool, but got "); ok {
-		return "must be a boolean expression (true or false); this one gives " + goTypeName(t)
-	}
-	return msg
-}
-
-// goTypeName names a Go type as expr-lang prints it in the runbook's terms.
-func goTypeName(t string) string {
-	switch {
-	case t == "string":
-		return "a string"
-	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
-		return "a number"
-	case strings.HasPrefix(t, "map["):
-		return "a mapping"
-	case strings.HasPrefix(t, "[]"):
-		return "a list"
-	case t == "<nil>" || t == "nil":
-		return "nil"
-	}
-	return "a value of type " + t
+	l.add(l.valuePos(n, start+off), Error, "%s: %s", ctx.what, ee.Msg)
 }
 
 // lineColOffset converts a 1-based line and column (in characters) inside
@@ -265,16 +231,6 @@ func lineColOffset(src string, line, col int) int {
 	return off
 }
 
-// runeOffset converts a character offset in src to a byte offset.
-func runeOffset(src string, runes int) int {
-	off := 0
-	for i := 0; i < runes && off < len(src); i++ {
-		_, size := utf8.DecodeRuneInString(src[off:])
-		off += size
-	}
-	return off
-}
-
 // checkRefs checks what an expression reads, with messages that say more
 // than the compiler can: unknown inputs and steps with suggestions, steps
 // that have not run yet at this point, output names a step does not
@@ -283,122 +239,88 @@ func runeOffset(src string, runes int) int {
 // the expression reads.
 func (l *loader) checkRefs(src string, n *yaml.Node, start int, ctx *exprCtx) (stepRefs, bool) {
 	refs := stepRefs{ids: map[string]bool{}}
-	tree, err := parser.Parse(src)
+	a, err := expr.Analyze(src)
 	if err != nil {
 		return refs, true // the compiler reports syntax errors with their position
 	}
 	ok := true
 	stepsIdents, stepsMembers := 0, 0
-	report := func(node ast.Node, format string, args ...any) {
-		off := runeOffset(src, node.Location().From)
-		l.add(l.valuePos(n, start+off), Error, "%s: %s", ctx.what, fmt.Sprintf(format, args...))
+	report := func(at expr.Name, format string, args ...any) {
+		l.add(l.valuePos(n, start+at.Offset), Error, "%s: %s", ctx.what, fmt.Sprintf(format, args...))
 		ok = false
 	}
-	extended := map[ast.Node]bool{}
-	var wholeOutputs []*ast.MemberNode
-	ast.Find(tree.Node, func(node ast.Node) bool {
-		switch x := node.(type) {
-		case *ast.IdentifierNode:
-			if x.Value == "steps" {
+	var wholeOutputs []expr.Chain
+	for _, c := range a.Chains {
+		props := c.Keys
+		if len(props) == 0 {
+			if c.Root.Name == "steps" {
 				stepsIdents++
 			}
-			if x.Value == "outputs" && ctx.attempted {
-				report(x, noOutputsWhenAttempted)
-			} else if x.Value == "outputs" && !ctx.outputs {
-				report(x, "outputs (the current step's outputs) can only be read in until and in a rollback; use steps.<id>.outputs.<name>")
+			if c.Root.Name == "outputs" && ctx.attempted {
+				report(c.Root, noOutputsWhenAttempted)
+			} else if c.Root.Name == "outputs" && !ctx.outputs {
+				report(c.Root, "outputs (the current step's outputs) can only be read in until and in a rollback; use steps.<id>.outputs.<name>")
 			}
-		case *ast.MemberNode:
-			base, props := chain(x)
-			if base == nil {
-				return false
+			continue
+		}
+		switch c.Root.Name {
+		case "inputs":
+			if len(props) == 1 {
+				l.checkInputRef(props[0], ctx, report)
 			}
-			switch base.Value {
-			case "inputs":
-				if len(props) == 1 {
-					l.checkInputRef(props[0], ctx, report)
+		case "steps":
+			switch len(props) {
+			case 1:
+				stepsMembers++
+				refs.ids[props[0].Name] = true
+				l.checkStepRef(props[0], ctx, report)
+			case 2:
+				id, p := props[0].Name, props[1]
+				if p.Name == "outputs" && ctx.attempted && ctx.self != nil && id == ctx.self.step.ID {
+					report(p, noOutputsWhenAttempted)
+				} else if p.Name == "outputs" {
+					wholeOutputs = append(wholeOutputs, c)
+				} else if !contains([]string{"status", "started_at", "finished_at"}, p.Name) && l.visible[id] {
+					report(p, "steps.%s.%s does not exist: a step has outputs, status, started_at and finished_at", id, p.Name)
 				}
-			case "steps":
-				switch len(props) {
-				case 1:
-					stepsMembers++
-					refs.ids[props[0].(*ast.StringNode).Value] = true
-					l.checkStepRef(props[0], ctx, report)
-				case 2:
-					if p := props[1].(*ast.StringNode); p.Value == "outputs" && ctx.attempted && ctx.self != nil && props[0].(*ast.StringNode).Value == ctx.self.step.ID {
-						report(p, noOutputsWhenAttempted)
-					} else if p.Value == "outputs" {
-						wholeOutputs = append(wholeOutputs, x)
-					} else if !contains([]string{"status", "started_at", "finished_at"}, p.Value) && l.visible[props[0].(*ast.StringNode).Value] {
-						report(p, "steps.%s.%s does not exist: a step has outputs, status, started_at and finished_at", props[0].(*ast.StringNode).Value, p.Value)
-					}
-				case 3:
-					id, field := props[0].(*ast.StringNode).Value, props[1].(*ast.StringNode).Value
-					if field == "outputs" && ctx.attempted && ctx.self != nil && id == ctx.self.step.ID {
-						// reported at steps.<id>.outputs
-					} else if field == "outputs" && l.visible[id] {
-						extended[x.Node] = true
-						l.checkOutputRef(l.byID[id], "steps."+id+".outputs", props[2].(*ast.StringNode), ctx, report)
-					}
+			case 3:
+				id, field := props[0].Name, props[1].Name
+				if field == "outputs" && ctx.attempted && ctx.self != nil && id == ctx.self.step.ID {
+					// reported at steps.<id>.outputs
+				} else if field == "outputs" && l.visible[id] {
+					l.checkOutputRef(l.byID[id], "steps."+id+".outputs", props[2], ctx, report)
 				}
-			case "outputs":
-				if len(props) == 1 && ctx.outputs && ctx.self != nil {
-					l.checkOutputRef(ctx.self, "outputs", props[0].(*ast.StringNode), ctx, report)
-				}
+			}
+		case "outputs":
+			if len(props) == 1 && ctx.outputs && ctx.self != nil {
+				l.checkOutputRef(ctx.self, "outputs", props[0], ctx, report)
 			}
 		}
-		return false
-	})
-	for _, m := range wholeOutputs {
-		id := m.Node.(*ast.MemberNode).Property.(*ast.StringNode).Value
-		if sn := l.byID[id]; !extended[m] && sn != nil && sn.outSchema != nil && len(sn.outSchema.SecretPaths()) > 0 {
+	}
+	// steps.<id>.outputs read whole, not one output of it, carries every
+	// secret output of the step.
+	for _, c := range wholeOutputs {
+		if sn := l.byID[c.Keys[0].Name]; !c.Extended && sn != nil && sn.outSchema != nil && len(sn.outSchema.SecretPaths()) > 0 {
 			ctx.secret = true
 		}
 	}
 	refs.whole = stepsIdents > stepsMembers
 	if ok {
-		l.recordInputPaths(src, n, start, ctx)
+		l.recordInputPaths(a.Refs, n, start, ctx)
 	}
 	return refs, ok
 }
 
-// chain flattens a member chain a.b.c into its identifier and the string
-// properties after it (nil if the chain does not start with an identifier).
-func chain(m *ast.MemberNode) (*ast.IdentifierNode, []ast.Node) {
-	var props []ast.Node
-	var n ast.Node = m
-	for {
-		switch x := n.(type) {
-		case *ast.MemberNode:
-			if _, ok := x.Property.(*ast.StringNode); !ok {
-				return nil, nil
-			}
-			props = append(props, x.Property)
-			n = x.Node
-			continue
-		case *ast.IdentifierNode:
-			for i, j := 0, len(props)-1; i < j; i, j = i+1, j-1 {
-				props[i], props[j] = props[j], props[i]
-			}
-			return x, props
-		}
-		return nil, nil
-	}
-}
+type reportFunc func(at expr.Name, format string, args ...any)
 
-type reportFunc func(node ast.Node, format string, args ...any)
-
-func (l *loader) checkInputRef(prop ast.Node, ctx *exprCtx, report reportFunc) {
-	name := prop.(*ast.StringNode).Value
-	in := l.rb.Input(name)
+func (l *loader) checkInputRef(prop expr.Name, ctx *exprCtx, report reportFunc) {
+	name := prop.Name
+	in := l.input(name)
 	if in == nil {
-		names := make([]string, len(l.rb.Inputs))
-		for i, in := range l.rb.Inputs {
-			names[i] = in.Name
-		}
-		if sug := schema.Suggest(name, names); sug != "" {
-			report(prop, "unknown input %q (did you mean %q?)", name, sug)
+		if sug := l.suggest(name, l.inputNames()); sug != "" {
+			report(prop, "unknown input %q (did you mean %q?)", shownName(name), sug)
 		} else {
-			report(prop, "unknown input %q: declare it under inputs:", name)
+			report(prop, "unknown input %q: declare it under inputs:", shownName(name))
 		}
 		return
 	}
@@ -407,17 +329,17 @@ func (l *loader) checkInputRef(prop ast.Node, ctx *exprCtx, report reportFunc) {
 	}
 }
 
-func (l *loader) checkStepRef(prop ast.Node, ctx *exprCtx, report reportFunc) {
-	id := prop.(*ast.StringNode).Value
+func (l *loader) checkStepRef(prop expr.Name, ctx *exprCtx, report reportFunc) {
+	id := prop.Name
 	if l.visible[id] {
 		return
 	}
 	target := l.byID[id]
 	if target == nil {
-		if sug := schema.Suggest(id, sortedKeys(l.byID)); sug != "" {
-			report(prop, "unknown step %q (did you mean %q?)", id, sug)
+		if sug := l.suggest(id, l.stepIDs()); sug != "" {
+			report(prop, "unknown step %q (did you mean %q?)", shownName(id), sug)
 		} else {
-			report(prop, "unknown step %q", id)
+			report(prop, "unknown step %q", shownName(id))
 		}
 		return
 	}
@@ -461,7 +383,7 @@ func commonGroup(a, b *stepNode) *stepNode {
 }
 
 // checkOutputRef checks <owner>.<name> against the step's declared outputs.
-func (l *loader) checkOutputRef(sn *stepNode, owner string, prop *ast.StringNode, ctx *exprCtx, report reportFunc) {
+func (l *loader) checkOutputRef(sn *stepNode, owner string, prop expr.Name, ctx *exprCtx, report reportFunc) {
 	if sn == nil {
 		return
 	}
@@ -473,11 +395,11 @@ func (l *loader) checkOutputRef(sn *stepNode, owner string, prop *ast.StringNode
 	if s == nil || s.Type != schema.Object {
 		return
 	}
-	p, ok := s.Property(prop.Value)
+	p, ok := s.Property(prop.Name)
 	if !ok {
 		names := s.PropertyNames()
-		msg := fmt.Sprintf("%s has no %q: %s does not declare that output", owner, prop.Value, sn.step.Uses)
-		if sug := schema.Suggest(prop.Value, names); sug != "" {
+		msg := fmt.Sprintf("%s has no %q: %s does not declare that output", owner, shownName(prop.Name), sn.step.Uses)
+		if sug := l.suggest(prop.Name, names); sug != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", sug)
 		} else if len(names) == 0 {
 			msg += " (it has no outputs)"
@@ -518,12 +440,15 @@ func (l *loader) template(n *yaml.Node, ctx *exprCtx) (*expr.Template, bool) {
 	if !ok {
 		return nil, false
 	}
-	ctx.env = l.compileEnv(refs)
-	t, errs := expr.CompileTemplate(n.Value, ctx.env)
+	t, errs := expr.CompileTemplate(n.Value, l.compileEnv(refs))
 	for _, e := range errs {
-		l.add(l.valuePos(n, e.Offset), Error, "%s: %s", ctx.what, exprMessage(e.Msg))
+		l.add(l.valuePos(n, e.Offset), Error, "%s: %s", ctx.what, e.Msg)
 	}
-	return t, len(errs) == 0
+	if len(errs) > 0 {
+		return nil, false
+	}
+	l.earlyEvalTemplate(t, n, ctx.what)
+	return t, true
 }
 
 // conflicts reports whether a value of Go type t can never match s's type.

@@ -33,9 +33,10 @@ func CoreCatalog() *spec.Description {
 				Name: "approve",
 				Doc:  "Wait for a human to approve before the run continues: a prompt on a TTY, --approve <step> or --auto-approve, otherwise the run pauses until `runbook resume`.",
 				Params: object(map[string]*schema.Schema{
-					"message": str("The question put to the approver."),
-					"timeout": dur("How long to wait for an interactive answer; the step fails when it expires. Default: no limit."),
-				}, []string{"message", "timeout"}, "message"),
+					"message":        str("The question put to the approver."),
+					"timeout":        dur("How long to wait for an interactive answer; the step fails when it expires. Default: no limit."),
+					"leaving_region": str("The region the run moves away from (in a failover, the primary's). The prompt, and the plan, then warn about the steps after this one that may run and depend on a control plane served from that region (Route 53's and CloudFront's are in us-east-1), as their actions declare."),
+				}, []string{"message", "timeout", "leaving_region"}, "message"),
 				Outputs: object(map[string]*schema.Schema{
 					"approved_by":  str("Who approved."),
 					"approved_via": str("How: interactive, pre-approved (--approve) or auto-approve."),

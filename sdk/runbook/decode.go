@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/expr-lang/expr/types"
 	yaml "gopkg.in/yaml.v3"
 
 	"github.com/runbookhq/runbook/sdk/expr"
@@ -34,7 +33,7 @@ type loader struct {
 	opts Options
 	rb   *Runbook
 
-	inputTypes map[string]types.Type
+	inputTypes map[string]expr.Type
 	plugins    map[string]*pluginInfo
 	core       *spec.Description
 
@@ -48,11 +47,20 @@ type loader struct {
 
 	// env is the expression environment, grown step by step as validation
 	// walks the runbook in order (see check.go); visible mirrors its steps.
-	env     types.Map
+	env     expr.Env
 	visible map[string]bool
 
 	// wholePaths are the recorded input paths that are a whole expression.
 	wholePaths map[*InputPath]bool
+
+	// index finds inputs by name; ids are the step ids, for suggestions.
+	index inputIndex
+	ids   []string
+
+	// early evaluates what can be evaluated at validation (early.go);
+	// stopped: validation was interrupted.
+	early   *earlyEvaluator
+	stopped bool
 }
 
 type pluginInfo struct {
@@ -66,7 +74,8 @@ type pluginInfo struct {
 }
 
 func newLoader(d *decoder, opts Options) *loader {
-	return &loader{decoder: d, opts: opts, rb: &Runbook{}, inputTypes: map[string]types.Type{},
+	rb := &Runbook{}
+	return &loader{decoder: d, opts: opts, rb: rb, index: inputIndex{rb: rb}, inputTypes: map[string]expr.Type{}, early: newEarlyEvaluator(opts.Context),
 		plugins: map[string]*pluginInfo{}, core: CoreCatalog(), byID: map[string]*stepNode{}, visible: map[string]bool{},
 		milestones: map[string]milestoneMark{}}
 }
@@ -149,7 +158,7 @@ func (l *loader) inputs(n *yaml.Node) {
 		name := e.Key
 		what := fmt.Sprintf("input %s", name)
 		if !idRe.MatchString(name) {
-			l.errorf(e.K, "invalid input name %q: use lower case letters, digits and _, starting with a letter", name)
+			l.errorf(e.K, "invalid input name %q: use lower case letters, digits and _, starting with a letter", shownName(name))
 		}
 		in := &Input{Name: name, Pos: l.pos(e.K)}
 		f, ok := l.fields(e.V, what, inputKeys...)
@@ -221,7 +230,7 @@ func (l *loader) inputs(n *yaml.Node) {
 		if typeOK {
 			l.inputTypes[name] = expr.InputType(string(in.Type))
 		} else {
-			l.inputTypes[name] = types.Any
+			l.inputTypes[name] = expr.Unknown
 		}
 		l.rb.Inputs = append(l.rb.Inputs, in)
 	}
@@ -271,6 +280,11 @@ func (l *loader) pluginSection(n *yaml.Node) {
 	var refs []*PluginRef
 	if n != nil {
 		es, _ := l.mapping(n, "plugins")
+		if len(es) > MaxPlugins {
+			// Each is looked up and described by running it.
+			l.errorf(es[MaxPlugins].K, "too many plugins: a runbook declares at most %d", MaxPlugins)
+			es = es[:MaxPlugins]
+		}
 		for _, e := range es {
 			name := e.Key
 			what := "plugin " + name
@@ -279,7 +293,7 @@ func (l *loader) pluginSection(n *yaml.Node) {
 				l.errorf(e.K, "core is the built-in plugin; it is not declared under plugins:")
 				continue
 			case !idRe.MatchString(name):
-				l.errorf(e.K, "invalid plugin name %q: use lower case letters, digits and _, starting with a letter", name)
+				l.errorf(e.K, "invalid plugin name %q: use lower case letters, digits and _, starting with a letter", shownName(name))
 				continue
 			}
 			ref := &PluginRef{Name: name, Pos: l.pos(e.K)}
@@ -310,6 +324,9 @@ func (l *loader) pluginSection(n *yaml.Node) {
 						ref.Env[ev.Key] = s
 					}
 				}
+			}
+			if !l.samePlugin(ref, e.K) {
+				continue
 			}
 			l.plugins[name] = &pluginInfo{ref: ref, key: e.K}
 			refs = append(refs, ref)
@@ -477,7 +494,7 @@ func (l *loader) outputs(n *yaml.Node) {
 	es, _ := l.mapping(n, "outputs")
 	for _, e := range es {
 		if !idRe.MatchString(e.Key) {
-			l.errorf(e.K, "invalid output name %q: use lower case letters, digits and _, starting with a letter", e.Key)
+			l.errorf(e.K, "invalid output name %q: use lower case letters, digits and _, starting with a letter", shownName(e.Key))
 			continue
 		}
 		ctx := &exprCtx{what: "outputs." + e.Key}
@@ -556,4 +573,18 @@ func shortValue(v any, secret bool) string {
 		return expr.Stringify(x)
 	}
 	return fmt.Sprint(v)
+}
+
+// input is the declared input named name (nil if none).
+func (l *loader) input(name string) *Input { return l.index.get(name) }
+
+// inputNames are the declared inputs' names.
+func (l *loader) inputNames() []string { return l.index.all() }
+
+// stepIDs are the ids of every step, once all are decoded.
+func (l *loader) stepIDs() []string {
+	if l.ids == nil {
+		l.ids = sortedKeys(l.byID)
+	}
+	return l.ids
 }

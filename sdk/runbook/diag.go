@@ -1,8 +1,12 @@
 package runbook
 
 import (
+	"fmt"
+	"io"
 	"sort"
 	"strings"
+
+	"github.com/runbookhq/runbook/sdk/schema"
 )
 
 // Severity of a diagnostic.
@@ -63,4 +67,16 @@ func (ds Diagnostics) Sort() {
 		}
 		return a.Col < b.Col
 	})
+}
+
+// shownName is a name from a file (a key, an id, an input) as a message
+// quotes it with %q: schema.QuoteName's form.
+type shownName string
+
+func (n shownName) Format(f fmt.State, verb rune) {
+	if verb != 'q' {
+		_, _ = io.WriteString(f, string(n))
+		return
+	}
+	_, _ = io.WriteString(f, schema.QuoteName(string(n)))
 }

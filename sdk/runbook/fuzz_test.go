@@ -1,6 +1,7 @@
 package runbook
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,8 +113,8 @@ func FuzzTemplate(f *testing.F) {
 				Steps: map[string]expr.StepValues{"db": {Status: "succeeded", Outputs: map[string]any{"writer_region": "eu"}}}}
 			// Rendering may fail (a runtime error in the expression) but
 			// must not panic.
-			_, _ = rb.Step("t").With.Render(scope.Map())
-			_, _ = rb.Outputs[0].Value.Render(scope.Map())
+			_, _ = rb.Step("t").With.Render(context.Background(), scope.Map())
+			_, _ = rb.Outputs[0].Value.Render(context.Background(), scope.Map())
 		}
 	})
 }

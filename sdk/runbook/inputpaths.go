@@ -1,6 +1,7 @@
 package runbook
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,15 +12,11 @@ import (
 	"github.com/runbookhq/runbook/sdk/schema"
 )
 
-// recordInputPaths records the fields expression src (at byte offset start
-// of scalar n) reads below map inputs, for ResolveInputs to check.
-func (l *loader) recordInputPaths(src string, n *yaml.Node, start int, ctx *exprCtx) {
-	refs, err := expr.CollectRefs(src)
-	if err != nil {
-		return
-	}
+// recordInputPaths records the fields an expression (refs, at byte offset
+// start of scalar n) reads below map inputs, for ResolveInputs to check.
+func (l *loader) recordInputPaths(refs expr.Refs, n *yaml.Node, start int, ctx *exprCtx) {
 	for _, p := range refs.InputPaths {
-		if in := l.rb.Input(p.Input); in == nil || in.Type != TypeMap {
+		if in := l.input(p.Input); in == nil || in.Type != TypeMap {
 			continue
 		}
 		ip := &InputPath{Input: p.Input, Keys: p.Keys, Pos: l.valuePos(n, start+p.Offset), What: ctx.what, Guards: guards(ctx.self)}
@@ -49,11 +46,11 @@ func (l *loader) paramPaths(paths []*InputPath, sch *schema.Schema, uses string)
 // guards are the compiled `if` of a step and of the groups around it. While
 // a step's own `if` is compiled it is not set yet, so the paths that `if`
 // reads are guarded by the groups only.
-func guards(sn *stepNode) []*expr.Program {
-	var gs []*expr.Program
+func guards(sn *stepNode) []Guard {
+	var gs []Guard
 	for ; sn != nil; sn = sn.parent {
 		if sn.step.If != nil {
-			gs = append(gs, sn.step.If)
+			gs = append(gs, Guard{If: sn.step.If})
 		}
 	}
 	return gs
@@ -188,18 +185,21 @@ func (r *resolver) checkInputPaths() {
 	var groups []*group
 	byKey := map[pathProblem]*group{}
 	guardValue := map[*expr.Program]bool{}
-	scope := map[string]any{"inputs": r.values}
 	skipped := func(ip *InputPath) bool {
 		for _, g := range ip.Guards {
-			if !g.Refs().OnlyInputs() {
+			if !g.If.Refs().OnlyInputs() {
 				continue
 			}
-			v, seen := guardValue[g]
+			v, seen := guardValue[g.If]
 			if !seen {
-				b, err := g.EvalBool(scope)
+				inputs, known := r.values, true
+				if g.Inputs != nil {
+					inputs, known = g.Inputs(r.values)
+				}
+				b, err := g.If.EvalBool(context.Background(), map[string]any{"inputs": inputs})
 				// An `if` that cannot be evaluated here does not skip.
-				v = err == nil && !b
-				guardValue[g] = v
+				v = known && err == nil && !b
+				guardValue[g.If] = v
 			}
 			if v {
 				return true

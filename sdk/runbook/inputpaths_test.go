@@ -59,7 +59,7 @@ func TestJSONFilesAreStrictJSON(t *testing.T) {
 		"tab indentation":    "{\n\t\"a\": {\n\t\t\"b\": [1, 2.5, -3e2]\n\t}\n}",
 		"colon on its line":  "{\"a\"\n  : \"b\"}",
 		"escapes":            `{"s": "tab\there \u00e9 \ud83d\ude00 \/ \"q\""}`,
-		"big numbers":        `{"n": 12345678901234567890123, "m": 1e300, "z": -0}`,
+		"big numbers":        `{"n": 9007199254740992, "m": 1e300, "z": -0, "s": 2.2250738585072014e-308}`,
 		"literals":           `{"t": true, "f": false, "n": null, "e": {}, "l": []}`,
 		"a byte order mark":  "\ufeff{\"a\": 1}",
 		"keys YAML resolves": `{"y": "yes", "on": 1, "null": "~", "1": "x"}`,
@@ -96,6 +96,23 @@ func TestJSONFilesAreStrictJSON(t *testing.T) {
 		}
 		if diff := cmp.Diff(map[string]any{"a": float64(1), "b": []any{"x"}}, got["primary"]); diff != "" {
 			t.Error(diff)
+		}
+	})
+	// Numbers a float64 cannot hold are refused, not rounded (numbers.go).
+	t.Run("numbers out of range", func(t *testing.T) {
+		t.Parallel()
+		f := filepath.Join(t.TempDir(), "config.json")
+		if err := os.WriteFile(f, []byte(`{"n": 12345678901234567890123, "o": 1e400, "u": 1e-400}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, ds := ResolveInputs(rb, InputSources{Vars: []string{"primary=@" + f}})
+		want := []string{
+			f + ":1:7: input primary: 12345678901234567890123 is an integer too large to be held exactly (the limit is 9007199254740992): quote it to keep it as text",
+			f + ":1:37: input primary: 1e400 is too large for a number (at most about 1.8e308)",
+			f + ":1:49: input primary: 1e-400 is too small to be held as a number (below about 2.2e-308): write 0 if zero is meant",
+		}
+		if diff := cmp.Diff(want, messages(ds)); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
 		}
 	})
 	t.Run("duplicate keys", func(t *testing.T) {

@@ -2,12 +2,11 @@ package runbook
 
 import (
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 
 	yaml "gopkg.in/yaml.v3"
 
+	"github.com/runbookhq/runbook/sdk/redact"
 	"github.com/runbookhq/runbook/sdk/schema"
 )
 
@@ -47,7 +46,7 @@ func ResolveInputs(rb *Runbook, src InputSources) (values map[string]any, ds Dia
 				Message: fmt.Sprintf("internal error while resolving inputs (a bug in runbook, please report it): %v", p)})
 		}
 	}()
-	r := &resolver{rb: rb, values: map[string]any{}, set: map[string]bool{}, origins: map[string]origin{}}
+	r := &resolver{rb: rb, index: inputIndex{rb: rb}, sug: schema.NewSuggester(), values: map[string]any{}, set: map[string]bool{}, origins: map[string]origin{}}
 	for _, in := range rb.Inputs {
 		if in.HasDefault && !src.Partial {
 			r.values[in.Name] = deepCopy(in.Default)
@@ -74,6 +73,9 @@ func ResolveInputs(rb *Runbook, src InputSources) (values map[string]any, ds Dia
 	}
 	if !src.Partial {
 		r.checkInputPaths()
+		if !r.diags.HasErrors() {
+			r.checkInputExprs()
+		}
 	}
 	r.diags.Sort()
 	if r.diags.HasErrors() {
@@ -84,6 +86,8 @@ func ResolveInputs(rb *Runbook, src InputSources) (values map[string]any, ds Dia
 
 type resolver struct {
 	rb     *Runbook
+	index  inputIndex
+	sug    *schema.Suggester
 	values map[string]any
 	set    map[string]bool // inputs some source gave (validly or not)
 	// origins say where each value in values came from.
@@ -92,25 +96,22 @@ type resolver struct {
 }
 
 func (r *resolver) add(p Pos, sev Severity, format string, args ...any) {
-	r.diags = append(r.diags, Diagnostic{Pos: p, Severity: sev, Message: fmt.Sprintf(format, args...)})
+	r.diags = append(r.diags, Diagnostic{Pos: p, Severity: sev, Message: capMessage(fmt.Sprintf(format, args...))})
 }
 
 // lookup finds a declared input, reporting an unknown name at p.
 func (r *resolver) lookup(name string, p Pos, sev Severity) *Input {
-	if in := r.rb.Input(name); in != nil {
+	if in := r.index.get(name); in != nil {
 		return in
 	}
-	names := make([]string, len(r.rb.Inputs))
-	for i, in := range r.rb.Inputs {
-		names[i] = in.Name
-	}
-	switch sug := schema.Suggest(name, names); {
+	names := r.index.all()
+	switch sug := r.sug.Suggest(name, names); {
 	case sug != "":
-		r.add(p, sev, "unknown input %q (did you mean %q?)", name, sug)
+		r.add(p, sev, "unknown input %q (did you mean %q?)", shownName(name), sug)
 	case len(names) == 0:
-		r.add(p, sev, "unknown input %q: the runbook declares no inputs", name)
+		r.add(p, sev, "unknown input %q: the runbook declares no inputs", shownName(name))
 	default:
-		r.add(p, sev, "unknown input %q (the runbook declares %s)", name, strings.Join(names, ", "))
+		r.add(p, sev, "unknown input %q (the runbook declares %s)", shownName(name), strings.Join(names, ", "))
 	}
 	return nil
 }
@@ -153,9 +154,9 @@ func (r *resolver) env(environ []string) {
 			continue
 		}
 		name := key[len(EnvPrefix):]
-		in := r.rb.Input(name)
+		in := r.index.get(name)
 		if in == nil {
-			in = r.rb.Input(strings.ToLower(name))
+			in = r.index.get(strings.ToLower(name))
 		}
 		if in == nil {
 			r.lookup(strings.ToLower(name), Pos{File: key}, Warning)
@@ -173,7 +174,7 @@ func (r *resolver) env(environ []string) {
 	}
 	for _, name := range sortedKeys(byInput) {
 		ev := byInput[name]
-		in := r.rb.Input(name)
+		in := r.index.get(name)
 		r.set[name] = true
 		if v, ok := r.fromText(in, ev.value, Pos{File: ev.key}); ok {
 			r.values[name] = v
@@ -282,12 +283,17 @@ func (r *resolver) fromText(in *Input, text string, at Pos) (any, bool) {
 	case TypeString:
 		return r.checkEnum(in, text, at)
 	case TypeNumber:
-		f, err := strconv.ParseFloat(strings.TrimSpace(text), 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		f, problem := parseNumber(strings.TrimSpace(text))
+		switch {
+		case problem == "":
+			return r.checkEnum(in, f, at)
+		case in.Secret || strings.HasSuffix(problem, "is not a number"):
+			// A word, or a value the message must not quote.
 			r.add(at, Error, "input %s must be a number, not %s", in.Name, shown())
-			return nil, false
+		default:
+			r.add(at, Error, "input %s must be a number: %s", in.Name, problem)
 		}
-		return r.checkEnum(in, f, at)
+		return nil, false
 	case TypeBool:
 		switch strings.ToLower(strings.TrimSpace(text)) {
 		case "true", "yes", "1":
@@ -315,7 +321,11 @@ func (r *resolver) fromText(in *Input, text string, at Pos) (any, bool) {
 	}
 	v, ok := d.plain(root, "input "+in.Name)
 	if !ok {
-		r.add(at, Error, "input %s: not a valid value", in.Name)
+		if in.Secret || len(d.diags) == 0 {
+			r.add(at, Error, "input %s: not a valid value", in.Name)
+		} else {
+			r.add(at, Error, "%s", d.diags[0].Message)
+		}
 		return nil, false
 	}
 	if msg := checkInputType(in.Type, v); msg != "" {
@@ -365,33 +375,49 @@ func deepCopy(v any) any {
 	return v
 }
 
-// SecretValues returns every non-empty string held by a secret input
-// (inside lists and maps too), for redaction.
-func (r *Runbook) SecretValues(inputs map[string]any) []string {
-	var out []string
-	seen := map[string]bool{}
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case string:
-			if x != "" && !seen[x] {
-				seen[x] = true
-				out = append(out, x)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		case map[string]any:
-			for _, k := range sortedKeys(x) {
-				walk(x[k])
-			}
-		}
-	}
+// Redactor returns a redactor holding the values of the inputs declared
+// secret, every scalar inside them (sdk/redact says how each kind is
+// found): the one redactor of a run, to share between the plugin host and
+// the engine.
+func (r *Runbook) Redactor(inputs map[string]any) *redact.Redactor {
+	red := redact.New()
 	for _, in := range r.Inputs {
 		if in.Secret {
-			walk(inputs[in.Name])
+			red.AddValue(inputs[in.Name])
 		}
 	}
-	return out
+	return red
+}
+
+// inputIndex finds declared inputs by name in constant time (a file may
+// declare thousands) and lists their names for suggestions. It is built
+// on first use, once the inputs are decoded; the first declaration of a
+// name wins, as in Runbook.Input.
+type inputIndex struct {
+	rb     *Runbook
+	byName map[string]*Input
+	names  []string
+}
+
+func (x *inputIndex) get(name string) *Input {
+	x.build()
+	return x.byName[name]
+}
+
+func (x *inputIndex) all() []string {
+	x.build()
+	return x.names
+}
+
+func (x *inputIndex) build() {
+	if x.byName != nil {
+		return
+	}
+	x.byName = make(map[string]*Input, len(x.rb.Inputs))
+	for _, in := range x.rb.Inputs {
+		if _, dup := x.byName[in.Name]; !dup {
+			x.byName[in.Name] = in
+			x.names = append(x.names, in.Name)
+		}
+	}
 }

@@ -242,11 +242,12 @@ steps:
 	}
 }
 
-func TestSecretValues(t *testing.T) {
+func TestRedactorHoldsTheSecretInputs(t *testing.T) {
 	rb, ds := parse(t, `version: 1
 inputs:
   token: { type: string, secret: true, default: "" }
   creds: { type: map, secret: true }
+  pin: { type: number, secret: true }
   name: { type: string }
 steps:
   - { id: a, uses: core.log, with: { message: hi } }
@@ -254,12 +255,17 @@ steps:
 	if rb == nil {
 		t.Fatal(ds)
 	}
-	got := rb.SecretValues(map[string]any{
+	red := rb.Redactor(map[string]any{
 		"token": "",
-		"creds": map[string]any{"user": "admin", "keys": []any{"k1", "k2", float64(3)}, "nested": map[string]any{"k": "admin"}},
+		"creds": map[string]any{"user": "admin", "keys": []any{"key1", "key2", float64(3)}, "nested": map[string]any{"k": "admin"}},
+		"pin":   float64(4321),
 		"name":  "public",
 	})
-	if diff := cmp.Diff([]string{"k1", "k2", "admin"}, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
+	if got := red.String("admin key1 key2 4321 public"); got != "*** *** *** *** public" {
+		t.Errorf("text: %q", got)
+	}
+	// 3 is too short to look for in text: it is masked as a whole value.
+	if diff := cmp.Diff(map[string]any{"n": "***", "m": "3 apples"}, red.Value(map[string]any{"n": 3.0, "m": "3 apples"})); diff != "" {
+		t.Errorf("values (-want +got):\n%s", diff)
 	}
 }

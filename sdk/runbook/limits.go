@@ -18,6 +18,9 @@ const (
 	MaxDepth = 64
 	// MaxSteps caps the number of steps, parallel children included.
 	MaxSteps = 10_000
+	// MaxPlugins caps the plugins a runbook declares: each is looked up
+	// and run to describe itself during validation.
+	MaxPlugins = 100
 )
 
 // Built-in defaults for steps that set nothing and runbooks whose

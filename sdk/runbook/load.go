@@ -2,19 +2,21 @@ package runbook
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	yaml "gopkg.in/yaml.v3"
+
+	"github.com/runbookhq/runbook/sdk/safefile"
 )
 
 // Options configure Load and Parse.
@@ -24,7 +26,17 @@ type Options struct {
 	// those. Nil means the plugins are unknown: everything else is
 	// validated and every use of a plugin action is reported as an error
 	// (for tests; real callers pass a catalog).
+	//
+	// A runbook that calls others (uses: ./file.yaml) calls it once per
+	// file, with that file's plugins.
 	Catalog func(plugins []*PluginRef) Catalog
+
+	// Context, when it ends (the operator pressed Ctrl-C), stops
+	// validation: the diagnostics then say it was interrupted. Nil: never.
+	Context context.Context
+
+	// program is shared by the runbooks of one program while they load.
+	program *program
 }
 
 // Load reads and validates the runbook at path. It returns a *Runbook only
@@ -47,19 +59,20 @@ func recoverBug(file string, rb **Runbook, ds *Diagnostics) {
 	}
 }
 
-// readCapped reads a file of at most limit bytes.
+// readCapped reads a regular file of at most limit bytes: a FIFO or a
+// device (or a symbolic link to one) is refused without being opened for
+// reading, so it can neither block nor stream forever.
 func readCapped(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, friendlyFileError(err)
-	}
-	defer f.Close()
-	src, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, friendlyFileError(err)
-	}
-	if int64(len(src)) > limit {
+	src, err := safefile.ReadFile(path, limit)
+	var nr *safefile.NotRegularError
+	var tl *safefile.TooLargeError
+	switch {
+	case errors.As(err, &nr):
+		return nil, fmt.Errorf("cannot read: it is %s, not a regular file", nr.Kind)
+	case errors.As(err, &tl):
 		return nil, fmt.Errorf("file is larger than %d MiB; refusing it", limit>>20)
+	case err != nil:
+		return nil, friendlyFileError(err)
 	}
 	return src, nil
 }
@@ -76,6 +89,18 @@ func friendlyFileError(err error) error {
 // and kept as Runbook.Path.
 func Parse(path string, src []byte, opts Options) (rb *Runbook, ds Diagnostics) {
 	defer recoverBug(path, &rb, &ds)
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	opts.program = &program{stack: []string{abs}, plugins: map[string]*PluginRef{}, commands: map[string]string{}}
+	rb, ds = parseOne(path, src, opts)
+	ds.Sort()
+	return rb, ds
+}
+
+// parseOne validates one runbook of a program (the one run, or one it calls).
+func parseOne(path string, src []byte, opts Options) (rb *Runbook, ds Diagnostics) {
 	d := &decoder{source: newSource(path, src)}
 	root := d.parseYAML()
 	if root == nil {
@@ -88,8 +113,7 @@ func Parse(path string, src []byte, opts Options) (rb *Runbook, ds Diagnostics) 
 	if d.diags.HasErrors() {
 		return nil, d.diags
 	}
-	sum := sha256.Sum256(src)
-	rb.Path, rb.Source, rb.Hash = path, src, hex.EncodeToString(sum[:])
+	rb.Path, rb.Source, rb.Hash = path, src, programHash(src, rb)
 	return rb, d.diags
 }
 

@@ -6,6 +6,7 @@ package runbook
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/runbookhq/runbook/sdk/expr"
@@ -49,6 +50,10 @@ type Runbook struct {
 	// value given, so a config missing a field is refused before anything
 	// runs, not when the step that reads it comes.
 	InputPaths []*InputPath
+
+	// inputExprs are the expressions that read only inputs: ResolveInputs
+	// evaluates them with the values given (early.go).
+	inputExprs []inputExpr
 }
 
 // InputPath is one place where an expression reads a field below a map
@@ -70,12 +75,31 @@ type InputPath struct {
 	Param *schema.Schema
 	Uses  string
 	// Guards are the `if` conditions of the reading step and of the groups
-	// around it: the expression is evaluated only if every one holds.
-	Guards []*expr.Program
+	// (and calling steps) around it: the expression is evaluated only if
+	// every one holds.
+	Guards []Guard
+	// Written is the chain as written at Pos when it reads an input of a
+	// called runbook that the call binds to Input (inputs.from.aws_region,
+	// bound to inputs.primary); "" when the runbook reads Input itself.
+	Written string
+}
+
+// Guard is an `if` a read depends on.
+type Guard struct {
+	If *expr.Program
+	// Inputs computes, from the run's inputs, the inputs If reads: nil in
+	// the run's runbook; for a step of a called runbook, the inputs the call
+	// binds (false when they are only known at run time).
+	Inputs func(map[string]any) (map[string]any, bool)
 }
 
 // Expr is the chain as written in expressions: inputs.primary.aws_region.
-func (p *InputPath) Expr() string { return "inputs." + p.Input + keysString(p.Keys) }
+func (p *InputPath) Expr() string {
+	if p.Written != "" {
+		return p.Written
+	}
+	return "inputs." + p.Input + keysString(p.Keys)
+}
 
 // Input is a declared input.
 type Input struct {
@@ -161,6 +185,9 @@ type Step struct {
 	Rollback        *Rollback
 
 	Parallel []*Step
+	// Call is set on a step that calls another runbook (uses: ./file.yaml):
+	// With binds its inputs, its outputs are the step's.
+	Call *Call
 	// Milestone names the moment this step succeeds ("database writable"):
 	// reports and summaries measure it from the start of the run (RTO).
 	Milestone string
@@ -170,6 +197,17 @@ type Step struct {
 
 // IsGroup reports whether the step is a parallel group.
 func (s *Step) IsGroup() bool { return len(s.Parallel) > 0 }
+
+// IsCall reports whether the step calls another runbook.
+func (s *Step) IsCall() bool { return s.Call != nil }
+
+// Call is a call of another runbook by a step.
+type Call struct {
+	// Ref is the file as written (./region-switch.yaml), relative to the
+	// calling runbook's directory; Runbook the callee, validated.
+	Ref     string
+	Runbook *Runbook
+}
 
 // Until re-runs a step's action until Condition holds.
 type Until struct {
@@ -225,6 +263,44 @@ func (r *Runbook) Walk(fn func(*Step)) {
 		}
 	}
 	walk(r.Steps)
+}
+
+// StepAt returns the step at a path: a step id (at any depth of this
+// runbook), or for a step of a called runbook, the calling step's path, a
+// dot and its id (switch.approve_db).
+func (r *Runbook) StepAt(path string) *Step {
+	id, rest, nested := strings.Cut(path, ".")
+	s := r.Step(id)
+	if !nested || s == nil {
+		return s
+	}
+	if s.Call == nil {
+		return nil
+	}
+	return s.Call.Runbook.StepAt(rest)
+}
+
+// Plugins of the whole program: this runbook's and those of the runbooks
+// it calls, by name (a name has one command in a program).
+func (r *Runbook) AllPlugins() []*PluginRef {
+	seen := map[string]bool{}
+	var out []*PluginRef
+	var add func(rb *Runbook)
+	add = func(rb *Runbook) {
+		for _, p := range rb.Plugins {
+			if !seen[p.Name] {
+				seen[p.Name] = true
+				out = append(out, p)
+			}
+		}
+		rb.Walk(func(s *Step) {
+			if s.Call != nil {
+				add(s.Call.Runbook)
+			}
+		})
+	}
+	add(r)
+	return out
 }
 
 // Step returns the step with the given id, at any depth.

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	yaml "gopkg.in/yaml.v3"
 
@@ -18,10 +19,35 @@ import (
 type decoder struct {
 	*source
 	diags Diagnostics
+	sug   *schema.Suggester
+}
+
+// suggest is schema.Suggest within one budget per file (see
+// schema.Suggester): a file full of unknown names validates quickly.
+func (d *decoder) suggest(name string, candidates []string) string {
+	if d.sug == nil {
+		d.sug = schema.NewSuggester()
+	}
+	return d.sug.Suggest(name, candidates)
 }
 
 func (d *decoder) add(p Pos, sev Severity, format string, args ...any) {
-	d.diags = append(d.diags, Diagnostic{Pos: p, Severity: sev, Message: fmt.Sprintf(format, args...)})
+	d.diags = append(d.diags, Diagnostic{Pos: p, Severity: sev, Message: capMessage(fmt.Sprintf(format, args...))})
+}
+
+// maxMessage bounds a diagnostic's message: one quoting a 4 MiB key or
+// expression would otherwise repeat it.
+const maxMessage = 2000
+
+func capMessage(s string) string {
+	if len(s) <= maxMessage {
+		return s
+	}
+	cut := maxMessage
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("... (%d more bytes)", len(s)-cut)
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
@@ -160,11 +186,11 @@ func (d *decoder) known(es []entry, what string, known ...string) map[string]ent
 }
 
 func (d *decoder) unknownKey(k *yaml.Node, what string, known []string) {
-	if s := schema.Suggest(k.Value, known); s != "" {
-		d.errorf(k, "unknown key %q in %s (did you mean %q?)", k.Value, what, s)
+	if s := d.suggest(k.Value, known); s != "" {
+		d.errorf(k, "unknown key %q in %s (did you mean %q?)", shownName(k.Value), what, s)
 		return
 	}
-	d.errorf(k, "unknown key %q in %s (valid keys: %s)", k.Value, what, strings.Join(known, ", "))
+	d.errorf(k, "unknown key %q in %s (valid keys: %s)", shownName(k.Value), what, strings.Join(known, ", "))
 }
 
 func contains(list []string, s string) bool {
@@ -219,12 +245,16 @@ func (d *decoder) integer(n *yaml.Node, what string) (int, bool) {
 		d.errorf(n, "%s must be an integer, not %s", what, describeNode(n))
 		return 0, false
 	}
-	var i int
-	if err := n.Decode(&i); err != nil {
+	f, problem := parseNumber(n.Value)
+	if problem != "" {
+		d.errorf(n, "%s must be an integer: %s", what, problem)
+		return 0, false
+	}
+	if f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
 		d.errorf(n, "%s must be an integer: %s is out of range", what, n.Value)
 		return 0, false
 	}
-	return i, true
+	return int(f), true
 }
 
 // duration decodes a Go duration string such as "90s" or "1h30m".
@@ -297,38 +327,26 @@ func (d *decoder) scalar(n *yaml.Node, what string) (any, bool) {
 		}
 		return b, true
 	case "!!int", "!!float":
-		var v any
-		if err := n.Decode(&v); err != nil {
-			d.errorf(n, "%s: %q is not a number", what, n.Value)
-			return nil, false
-		}
-		f, ok := toFloat(v)
-		if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
-			d.errorf(n, "%s: %s is not a finite number", what, n.Value)
+		f, problem := parseNumber(n.Value)
+		if problem != "" {
+			d.errorf(n, "%s: %s", what, problem)
 			return nil, false
 		}
 		return f, true
-	case "!!str", "!!timestamp", "!!binary":
-		// Timestamps and binary stay as written: runbook values are JSON data.
+	case "!!str", "!!timestamp":
+		if n.Style == 0 && numberRe.MatchString(n.Value) {
+			// A number YAML could not hold (1e400): refused, not a string.
+			if _, problem := parseNumber(n.Value); problem != "" {
+				d.errorf(n, "%s: %s", what, problem)
+				return nil, false
+			}
+		}
+		// Timestamps stay as written: runbook values are JSON data.
 		return n.Value, true
 	default:
 		d.errorf(n, "%s: unsupported YAML tag %s", what, tag)
 		return nil, false
 	}
-}
-
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case float64:
-		return x, true
-	}
-	return 0, false
 }
 
 // checkTree bounds the document before it is decoded: nesting depth, and
@@ -339,7 +357,7 @@ func (d *decoder) checkTree(root *yaml.Node) bool {
 	type info struct{ size, height int }
 	memo := map[*yaml.Node]info{}
 	active := map[*yaml.Node]bool{}
-	failed := false
+	failed, tagged := false, false
 	var walk func(n *yaml.Node) info
 	walk = func(n *yaml.Node) info {
 		if failed {
@@ -355,6 +373,12 @@ func (d *decoder) checkTree(root *yaml.Node) bool {
 		}
 		active[n] = true
 		defer delete(active, n)
+		if n.Style&yaml.TaggedStyle != 0 {
+			// A tag changes what a value is (!!binary, !!int "3") or asks
+			// for a type runbook does not have (!custom, !!python/...).
+			d.errorf(n, "YAML tags are not supported (%s): write the value itself, quoted if it must stay text", n.Tag)
+			tagged = true
+		}
 		var r info
 		switch n.Kind {
 		case yaml.AliasNode:
@@ -381,6 +405,7 @@ func (d *decoder) checkTree(root *yaml.Node) bool {
 		return r
 	}
 	r := walk(root)
+	failed = failed || tagged
 	if !failed && r.height > MaxDepth {
 		// Point at the first node below the limit, on a deepest path.
 		n := deref(root)

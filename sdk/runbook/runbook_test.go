@@ -1,6 +1,7 @@
 package runbook
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -175,10 +176,10 @@ func TestCompiledExpressionsEvaluate(t *testing.T) {
 		},
 	}
 	env := scope.Map()
-	if ok, err := rb.Step("db").If.EvalBool(env); err != nil || !ok {
+	if ok, err := rb.Step("db").If.EvalBool(context.Background(), env); err != nil || !ok {
 		t.Errorf("db if = %v, %v", ok, err)
 	}
-	with, err := rb.Step("db").With.Render(env)
+	with, err := rb.Step("db").With.Render(context.Background(), env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,22 +188,22 @@ func TestCompiledExpressionsEvaluate(t *testing.T) {
 	}
 	// until and rollback read the step's own outputs as `outputs`.
 	own := &expr.Scope{Inputs: scope.Inputs, Outputs: map[string]any{"writer_region": "eu-west-3", "previous_writer_cluster_arn": "arn:p"}}
-	if ok, err := rb.Step("db").Until.Condition.EvalBool(own.Map()); err != nil || !ok {
+	if ok, err := rb.Step("db").Until.Condition.EvalBool(context.Background(), own.Map()); err != nil || !ok {
 		t.Errorf("db until = %v, %v", ok, err)
 	}
-	rbWith, err := rb.Step("db").Rollback.With.Render(own.Map())
+	rbWith, err := rb.Step("db").Rollback.With.Render(context.Background(), own.Map())
 	if err != nil || rbWith.(map[string]any)["target_cluster_arn"] != "arn:p" {
 		t.Errorf("rollback with = %v, %v", rbWith, err)
 	}
-	scaleWith, err := rb.Step("scale").With.Render(env)
+	scaleWith, err := rb.Step("scale").With.Render(context.Background(), env)
 	if err != nil || scaleWith.(map[string]any)["desired_count"] != float64(3) {
 		t.Errorf("exact ${{ }} keeps the number type: %#v, %v", scaleWith, err)
 	}
-	check, err := rb.Step("check").With.Render(env)
+	check, err := rb.Step("check").With.Render(context.Background(), env)
 	if err != nil || check.(map[string]any)["that"] != true {
 		t.Errorf("assert that = %#v, %v", check, err)
 	}
-	text, err := rb.Step("notify").With.Render(env)
+	text, err := rb.Step("notify").With.Render(context.Background(), env)
 	if err != nil || text.(map[string]any)["text"] != "Failover done: writer in eu-west-3\n" {
 		t.Errorf("block scalar template = %#v, %v", text, err)
 	}
@@ -518,7 +519,7 @@ func TestLanguageDocExample(t *testing.T) {
 func TestAnchorsAndMergeKeys(t *testing.T) {
 	rb := mustLoad(t, filepath.Join(corpus, "valid", "anchors.yaml"))
 	env := (&expr.Scope{Inputs: map[string]any{"cluster": "spacelift", "counts": map[string]any{"server": float64(3), "drain": float64(2)}}}).Map()
-	drain, err := rb.Step("drain").With.Render(env)
+	drain, err := rb.Step("drain").With.Render(context.Background(), env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +532,7 @@ func TestAnchorsAndMergeKeys(t *testing.T) {
 	}
 	own := (&expr.Scope{Inputs: map[string]any{"cluster": "spacelift", "counts": map[string]any{"server": float64(3)}},
 		Outputs: map[string]any{"previous_desired_count": float64(1)}}).Map()
-	back, err := rb.Step("server").Rollback.With.Render(own)
+	back, err := rb.Step("server").Rollback.With.Render(context.Background(), own)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,10 @@ package runbook
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/expr-lang/expr/types"
 	yaml "gopkg.in/yaml.v3"
 
 	"github.com/runbookhq/runbook/sdk/expr"
@@ -28,7 +28,7 @@ type stepNode struct {
 	parent *stepNode // the parallel group it belongs to
 	// outSchema is the action's outputs schema (nil: unknown or none).
 	outSchema *schema.Schema
-	outputs   types.Type
+	outputs   expr.Type
 	children  []*stepNode
 	group     bool // it has `parallel` (even if that is not a valid list)
 	rb        *rollbackNode
@@ -55,6 +55,9 @@ func (l *loader) stepList(n *yaml.Node) {
 		return
 	}
 	for _, c := range n.Content {
+		if l.interrupted() {
+			return
+		}
 		if sn := l.step(c, nil); sn != nil {
 			l.rb.Steps = append(l.rb.Steps, sn.step)
 		}
@@ -87,7 +90,8 @@ func (l *loader) step(n *yaml.Node, parent *stepNode) *stepNode {
 				what = "step " + id
 				switch first, dup := l.byID[id]; {
 				case !idRe.MatchString(id):
-					l.errorf(e.V, "invalid step id %q: use lower case letters, digits and _, starting with a letter", id)
+					l.errorf(e.V, "invalid step id %q: use lower case letters, digits and _, starting with a letter", shownName(id))
+					what = "step " + strconv.QuoteToASCII(id) // escaped in the messages that name it
 				case dup:
 					l.errorf(e.V, "duplicate step id %q (first at line %d)", id, first.step.Pos.Line)
 				default:
@@ -124,6 +128,8 @@ func (l *loader) step(n *yaml.Node, parent *stepNode) *stepNode {
 		l.errorf(second, "%s has both uses and parallel: a step is an action (uses) or a group (parallel), not both", what)
 	case hasPar:
 		l.group(sn, par, what)
+	case hasUses && isCallRef(deref(uses.V).Value):
+		l.call(sn, uses, what)
 	case hasUses:
 		l.action(sn, uses, what)
 	default:
@@ -156,7 +162,7 @@ func (l *loader) milestone(s *Step, e entry, what string, conditional bool) {
 
 func (l *loader) group(sn *stepNode, par entry, what string) {
 	f := sn.f
-	sn.group, sn.outputs = true, types.Map{}
+	sn.group, sn.outputs = true, expr.NoOutputs
 	for _, k := range []string{"with", "rollback", "timeout", "retry", "until"} {
 		if e, ok := f[k]; ok {
 			hint := "set it on the group's steps"
@@ -198,7 +204,7 @@ func (l *loader) action(sn *stepNode, uses entry, what string) {
 		l.errorf(e.K, "%s: max_parallel applies to a parallel group only", what)
 	}
 	s.Uses, s.Plugin, s.Action, s.Spec, _ = l.uses(uses.V, what)
-	sn.outputs = types.Any
+	sn.outputs = expr.Unknown
 	if s.Spec != nil {
 		sn.outSchema = s.Spec.Outputs
 		sn.outputs = expr.SchemaType(s.Spec.Outputs)
@@ -325,10 +331,10 @@ func (l *loader) uses(n *yaml.Node, what string) (uses, plugin, action string, s
 			for name := range l.plugins {
 				names = append(names, name)
 			}
-			if sug := schema.Suggest(plugin, names); sug != "" {
-				l.errorf(n, "%s: unknown plugin %q (did you mean %q?)", what, plugin, sug)
+			if sug := l.suggest(plugin, names); sug != "" {
+				l.errorf(n, "%s: unknown plugin %q (did you mean %q?)", what, shownName(plugin), sug)
 			} else {
-				l.errorf(n, "%s: unknown plugin %q: declare it under plugins: (%s: { command: runbook-plugin-%s })", what, plugin, plugin, plugin)
+				l.errorf(n, "%s: unknown plugin %q: declare it under plugins: (%s: { command: runbook-plugin-%s })", what, shownName(plugin), plugin, plugin)
 			}
 			return s, plugin, action, nil, false
 		}
@@ -348,8 +354,8 @@ func (l *loader) uses(n *yaml.Node, what string) (uses, plugin, action string, s
 		for i, a := range desc.Actions {
 			names[i] = a.Name
 		}
-		msg := fmt.Sprintf("%s: plugin %s has no action %q", what, plugin, action)
-		if sug := schema.Suggest(action, names); sug != "" {
+		msg := fmt.Sprintf("%s: plugin %s has no action %q", what, plugin, shownName(action))
+		if sug := l.suggest(action, names); sug != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", sug)
 		} else if len(names) <= 12 {
 			msg += " (it has " + strings.Join(names, ", ") + ")"

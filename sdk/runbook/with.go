@@ -1,6 +1,7 @@
 package runbook
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
@@ -171,7 +172,7 @@ func (l *loader) templateValue(n *yaml.Node, ctx *exprCtx, sch *schema.Schema, p
 	}
 	if t.IsLiteral() {
 		// Only $${{ escapes: a plain string.
-		s, _ := t.Render(nil)
+		s, _ := t.Render(context.Background(), nil)
 		return expr.FromTemplate(t), s, true
 	}
 	if wc != nil {

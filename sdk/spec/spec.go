@@ -7,6 +7,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/runbookhq/runbook/sdk/schema"
@@ -40,6 +41,22 @@ type ActionSpec struct {
 	Idempotent   bool           `json:"idempotent"`
 	SupportsPlan bool           `json:"supports_plan"`
 	ReadOnly     bool           `json:"read_only"`
+	// Permissions are the cloud permissions the action needs (see
+	// Permission), for `runbook permissions`.
+	Permissions []Permission `json:"permissions,omitempty"`
+	// ControlPlanes are the control planes the action depends on that are
+	// served from one region whatever region the action works in (Route 53's
+	// and CloudFront's in us-east-1): a plan, and a core.approve given the
+	// region being left, warn when a path depends on one in that region.
+	ControlPlanes []ControlPlane `json:"control_planes,omitempty"`
+}
+
+// ControlPlane is a control plane an action calls, and the region it is
+// served from.
+type ControlPlane struct {
+	// Service names it for people: "Route 53", "CloudFront".
+	Service string `json:"service"`
+	Region  string `json:"region"`
 }
 
 // Severity of a Diagnostic.
@@ -116,8 +133,10 @@ type Error struct {
 	Err         error
 }
 
+// Error is "Code: Message"; a message that already starts with its code
+// (an error wrapped with its own code again) is not prefixed twice.
 func (e *Error) Error() string {
-	if e.Code != "" && e.Message != "" {
+	if e.Code != "" && e.Message != "" && !strings.HasPrefix(e.Message, e.Code+": ") {
 		return e.Code + ": " + e.Message
 	}
 	if e.Message != "" {

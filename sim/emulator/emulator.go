@@ -45,19 +45,28 @@ const DefaultPort = 4566
 const (
 	AuroraSwitchover   = "aurora_switchover"
 	AuroraFailover     = "aurora_failover"
+	AuroraResync       = "aurora_resync" // the old primary's resync after a failover, from when its region answers
 	ECSStabilize       = "ecs_stabilize"
 	Route53InSync      = "route53_insync"
 	ASGInstanceRefresh = "asg_instance_refresh" // a whole instance refresh
 	ASGInstanceWarmup  = "asg_instance_warmup"  // one replacement after TerminateInstanceInAutoScalingGroup
-	CloudFrontDeploy   = "cloudfront_deploy"
-	S3BatchJob         = "s3_batch_job"
+	// ASGRefreshWaitLimit is how long an instance refresh waits for protected or
+	// Standby instances (preference Wait) before it fails: 3600, as in AWS, but for
+	// the realistic preset (360) and instant (0).
+	ASGRefreshWaitLimit = "asg_refresh_wait_limit"
+	CloudFrontDeploy    = "cloudfront_deploy"
+	S3BatchJob          = "s3_batch_job"
+	S3Replication       = "s3_replication"     // one object version from source to destination bucket
+	ELBTargetHealthy    = "elb_target_healthy" // a registered target from initial to healthy
+	ELBDeregistration   = "elb_deregistration" // a deregistered target draining before it is gone
+	ARCDeploy           = "arc_deploy"         // a Route 53 ARC resource: PENDING -> DEPLOYED
 )
 
 // Timing presets known to the emulator.
 const (
 	PresetCI        = "ci"        // the defaults: 1-3 s per transition
 	PresetInstant   = "instant"   // every transition completes at once
-	PresetRealistic = "realistic" // DR.md's figures scaled down 1:10
+	PresetRealistic = "realistic" // real-world timings (docs/dr-guide.md) scaled down 1:10
 )
 
 // Timing maps transition names to seconds. A partial map changes only the
@@ -253,17 +262,23 @@ func locate(opts Options) (python, serve string, err error) {
 	if _, err := os.Stat(serve); err != nil {
 		return "", "", fmt.Errorf("emulator: %w", err)
 	}
-	python = opts.Python
-	if python == "" {
-		python = os.Getenv(EnvPython)
+	if python = opts.Python; python == "" {
+		python, err = Python(root)
 	}
-	if python == "" {
-		python = filepath.Join(root, ".venv", "bin", "python")
-		if _, err := os.Stat(python); err != nil {
-			return "", "", fmt.Errorf("emulator: no Python environment at %s (run `make venv`, or set %s): %w", python, EnvPython, err)
-		}
+	return python, serve, err
+}
+
+// Python is the simulation's interpreter: RUNBOOK_SIM_PYTHON if set, else
+// the repository's .venv (moto, boto3, botocore, pinned).
+func Python(root string) (string, error) {
+	if python := os.Getenv(EnvPython); python != "" {
+		return python, nil
 	}
-	return python, serve, nil
+	python := filepath.Join(root, ".venv", "bin", "python")
+	if _, err := os.Stat(python); err != nil {
+		return "", fmt.Errorf("emulator: no Python environment at %s (run `make venv`, or set %s): %w", python, EnvPython, err)
+	}
+	return python, nil
 }
 
 // RepoRoot is RUNBOOK_SIM_ROOT if set, else the nearest directory holding go.mod

@@ -128,3 +128,15 @@ func (c *Client) Count(ctx context.Context, f Filter) (Counts, error) {
 	err := c.do(ctx, http.MethodGet, "count"+f.query(), nil, &out)
 	return out, err
 }
+
+// Record turns the recording of whole exchanges on or off.
+func (c *Client) Record(ctx context.Context, on bool) error {
+	return c.do(ctx, http.MethodPost, "record", map[string]bool{"on": on}, nil)
+}
+
+// Exchanges returns the recorded exchanges.
+func (c *Client) Exchanges(ctx context.Context) ([]Exchange, error) {
+	var out []Exchange
+	err := c.do(ctx, http.MethodGet, "exchanges", nil, &out)
+	return out, err
+}

@@ -18,6 +18,9 @@ import (
 //	GET    /_fault/count          Counts for ?region=&service=&operation=
 //	POST   /_fault/seed           {"seed": n}: restart the random sequence
 //	GET    /_fault/health         {"ok": true, "target": ...}
+//	POST   /_fault/record         {"on": true|false}: record whole exchanges (Record)
+//	GET    /_fault/exchanges      the recorded exchanges
+//	DELETE /_fault/exchanges      forget them
 //
 // Requests under /_sim/ go to the emulator's control API unchanged.
 const controlPrefix = "/_fault/"
@@ -64,6 +67,25 @@ func (p *Proxy) serveControl(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, out)
 	case name == "log" && r.Method == http.MethodDelete:
 		p.ResetLog()
+		reply(w, http.StatusOK, map[string]bool{"ok": true})
+	case name == "record" && r.Method == http.MethodPost:
+		var body struct {
+			On bool `json:"on"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			reply(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		p.Record(body.On)
+		reply(w, http.StatusOK, map[string]bool{"ok": true})
+	case name == "exchanges" && r.Method == http.MethodGet:
+		xs := p.Exchanges()
+		if xs == nil {
+			xs = []Exchange{}
+		}
+		reply(w, http.StatusOK, xs)
+	case name == "exchanges" && r.Method == http.MethodDelete:
+		p.ResetExchanges()
 		reply(w, http.StatusOK, map[string]bool{"ok": true})
 	case name == "count" && r.Method == http.MethodGet:
 		reply(w, http.StatusOK, p.CountWhere(f))

@@ -106,18 +106,21 @@ func (r *Rule) validate() error {
 
 // Entry is one request in the log.
 type Entry struct {
-	Time      time.Time     `json:"time"`
-	Region    string        `json:"region"`
-	Service   string        `json:"service"`
-	Operation string        `json:"operation"`
-	Method    string        `json:"method"`
-	Path      string        `json:"path"`
-	Status    int           `json:"status"` // 0: no answer (black hole, client gave up)
-	Forwarded bool          `json:"forwarded"`
-	Faulted   bool          `json:"faulted"`
-	Fault     string        `json:"fault,omitempty"` // throttle, 5xx, 503, hang, close, latency
-	Rule      string        `json:"rule,omitempty"`
-	Duration  time.Duration `json:"duration"`
+	Time   time.Time `json:"time"`
+	Region string    `json:"region"`
+	// SignedRegion is the region the request was signed for, when it is not
+	// Region (a global service's call from a client in another region).
+	SignedRegion string        `json:"signed_region,omitempty"`
+	Service      string        `json:"service"`
+	Operation    string        `json:"operation"`
+	Method       string        `json:"method"`
+	Path         string        `json:"path"`
+	Status       int           `json:"status"` // 0: no answer (black hole, client gave up)
+	Forwarded    bool          `json:"forwarded"`
+	Faulted      bool          `json:"faulted"`
+	Fault        string        `json:"fault,omitempty"` // throttle, 5xx, 503, hang, close, latency
+	Rule         string        `json:"rule,omitempty"`
+	Duration     time.Duration `json:"duration"`
 }
 
 // Proxy is the fault-injecting reverse proxy; it is an http.Handler.
@@ -131,6 +134,9 @@ type Proxy struct {
 	rng    *rand.Rand
 	seed   uint64
 	log    []Entry
+
+	recording bool
+	exchanges []Exchange
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -435,17 +441,25 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	c := parseCall(r)
 	d := p.decide(c)
-	e := Entry{Time: start, Region: c.Region, Service: c.Service, Operation: c.Operation, Method: r.Method, Path: r.URL.Path}
+	e := Entry{Time: start, Region: c.Region, SignedRegion: c.SignedRegion, Service: c.Service, Operation: c.Operation, Method: r.Method, Path: r.URL.Path}
 	// Forwarded is whether the request was written to the emulator in full
 	// (reachTransport), whatever happened to the answer: a client that died
 	// while the emulator answered makes the reverse proxy abort the handler,
 	// and the call took effect all the same.
 	reached := new(atomic.Bool)
 	r = r.WithContext(context.WithValue(r.Context(), reachedKey{}, reached))
+	var x *Exchange
+	if p.isRecording() {
+		xx := startExchange(r, c, start)
+		x = &xx
+	}
 	defer func() {
 		e.Forwarded = reached.Load()
 		e.Duration = time.Since(start)
 		p.record(e)
+		if x != nil {
+			p.addExchange(*x)
+		}
 	}()
 
 	if d.latency > 0 {
@@ -463,8 +477,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if d.errKind == "" && d.blackhole == "" {
 		sw := &statusWriter{ResponseWriter: w}
-		p.rp.ServeHTTP(sw, r)
+		if x == nil {
+			p.rp.ServeHTTP(sw, r)
+			e.Status = sw.status()
+			return
+		}
+		tw := &teeWriter{statusWriter: sw}
+		p.rp.ServeHTTP(tw, r) // panics (ErrAbortHandler) if the client went away
 		e.Status = sw.status()
+		x.Answered = reached.Load() && r.Context().Err() == nil
+		x.Status, x.ResponseHeaders, x.ResponseBody = sw.status(), recordedHeaders(w.Header(), false), tw.body.Bytes()
+		x.Truncated = x.Truncated || tw.truncated
 		return
 	}
 	e.Faulted, e.Rule = true, d.rule

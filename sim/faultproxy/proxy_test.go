@@ -122,6 +122,40 @@ func TestParseCall(t *testing.T) {
 			method: "GET", target: "/2013-04-01/healthcheck", headers: map[string]string{"Authorization": signed("us-east-1", "route53")},
 			want: Call{Region: "us-east-1", Service: "route53", Operation: "GET /2013-04-01/healthcheck", Protocol: protoREST},
 		},
+		// A client with a custom endpoint signs Route 53 for its own region; the
+		// call still goes to Route 53's control plane in us-east-1.
+		"route53 signed for another region": {
+			method: "POST", target: "/2013-04-01/hostedzone/Z123/rrset/", headers: map[string]string{"Authorization": signed("eu-west-1", "route53")},
+			want: Call{Region: "us-east-1", SignedRegion: "eu-west-1", Service: "route53", Operation: "ChangeResourceRecordSets", Protocol: protoREST},
+		},
+		"cloudfront signed for another region": {
+			method: "GET", target: "/2020-05-31/distribution/E1", headers: map[string]string{"Authorization": signed("eu-west-3", "cloudfront")},
+			want: Call{Region: "us-east-1", SignedRegion: "eu-west-3", Service: "cloudfront", Operation: "GetDistribution", Protocol: protoREST},
+		},
+		"iam is global": {
+			method: "POST", target: "/", body: "Action=GetRole&Version=2010-05-08", ctype: "application/x-www-form-urlencoded",
+			headers: map[string]string{"Authorization": signed("eu-west-1", "iam")},
+			want:    Call{Region: "us-east-1", SignedRegion: "eu-west-1", Service: "iam", Operation: "GetRole", Protocol: protoQuery},
+		},
+		"sts keeps its regional scope": {
+			method: "POST", target: "/", body: "Action=GetCallerIdentity&Version=2011-06-15", ctype: "application/x-www-form-urlencoded",
+			headers: map[string]string{"Authorization": signed("eu-west-1", "sts")},
+			want:    Call{Region: "eu-west-1", Service: "sts", Operation: "GetCallerIdentity", Protocol: protoQuery},
+		},
+		"china partition keeps its scope": {
+			method: "GET", target: "/2013-04-01/change/C1", headers: map[string]string{"Authorization": signed("cn-northwest-1", "route53")},
+			want: Call{Region: "cn-northwest-1", Service: "route53", Operation: "GetChange", Protocol: protoREST},
+		},
+		"arc configuration api lives in us-west-2": {
+			method: "GET", target: "/cluster/" + url.PathEscape("arn:aws:route53-recovery-control::123456789012:cluster/abc"),
+			headers: map[string]string{"Authorization": signed("eu-west-1", "route53-recovery-control-config")},
+			want:    Call{Region: "us-west-2", SignedRegion: "eu-west-1", Service: "route53-recovery-control-config", Operation: "DescribeCluster", Protocol: protoREST},
+		},
+		"arc cluster endpoint keeps its region": {
+			method: "POST", target: "/v1", body: `{}`, ctype: "application/x-amz-json-1.0",
+			headers: map[string]string{"Authorization": signed("ap-northeast-1", "route53-recovery-cluster"), "X-Amz-Target": "ToggleCustomerAPI.UpdateRoutingControlStates"},
+			want:    Call{Region: "ap-northeast-1", Service: "route53-recovery-cluster", Operation: "UpdateRoutingControlStates", Protocol: protoJSON},
+		},
 		"unsigned": {
 			method: "GET", target: "/", want: Call{Operation: "GET /", Protocol: protoREST},
 		},
@@ -316,6 +350,56 @@ func TestBlackholeRegion(t *testing.T) {
 	for _, e := range p.Log() {
 		if e.Region == "eu-west-1" && (e.Status != 0 || (e.Fault != Hang && e.Fault != Close)) {
 			t.Errorf("black-holed entry %+v: want no status and fault hang or close", e)
+		}
+	}
+}
+
+// us-east-1 going dark takes the global services' control planes with it,
+// whatever region their clients sign for; another region going dark does not.
+func TestBlackholeUSEast1TakesTheGlobalServices(t *testing.T) {
+	b := newBackend(t)
+	p := startProxy(t, b.URL, 1)
+	send := func(region, service, path string) error {
+		req, _ := http.NewRequest("GET", p.URL+path, nil)
+		req.Header.Set("Authorization", signed(region, service))
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return err
+	}
+	calls := []struct{ region, service, path string }{
+		{"eu-west-1", "route53", "/2013-04-01/change/C1"},
+		{"us-east-1", "route53", "/2013-04-01/change/C1"},
+		{"eu-west-3", "cloudfront", "/2020-05-31/distribution/E1"},
+		{"eu-west-1", "iam", "/?Action=GetRole"},
+		{"us-east-1", "sts", "/?Action=GetCallerIdentity"},
+	}
+	if _, err := p.BlackholeRegion("eu-west-1", Close); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range calls {
+		err := send(c.region, c.service, c.path)
+		if err != nil {
+			t.Errorf("eu-west-1 dark: %s signed for %s: %v, want an answer (its control plane is not in eu-west-1)", c.service, c.region, err)
+		}
+	}
+	p.Clear()
+	if _, err := p.BlackholeRegion("us-east-1", Close); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range calls {
+		if err := send(c.region, c.service, c.path); err == nil {
+			t.Errorf("us-east-1 dark: %s signed for %s answered, want the connection dropped", c.service, c.region)
+		}
+	}
+	if err := send("eu-west-1", "sts", "/?Action=GetCallerIdentity"); err != nil {
+		t.Errorf("us-east-1 dark: STS's eu-west-1 endpoint: %v, want an answer", err)
+	}
+	for _, e := range p.Log() {
+		if e.Service == "route53" && e.Region != "us-east-1" {
+			t.Errorf("log entry %+v: route53 logged outside us-east-1", e)
 		}
 	}
 }
@@ -611,5 +695,66 @@ func TestForwardedMeansWrittenToTheEmulator(t *testing.T) {
 	}
 	if got := q.CountWhere(Filter{Service: "rds"}); got.Total != 1 || got.Forwarded != 0 {
 		t.Fatalf("a call to a target with nothing listening: %+v, want total 1, forwarded 0", got)
+	}
+}
+
+func TestRecordKeepsWholeExchangesWithoutCredentials(t *testing.T) {
+	b := newBackend(t)
+	p := startProxy(t, b.URL, 1)
+	ctx := context.Background()
+	client := ecs.NewFromConfig(sdkConfig(p.URL, "eu-west-3"))
+	if _, err := client.UpdateService(ctx, &ecs.UpdateServiceInput{Service: aws.String("before"), DesiredCount: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.Exchanges()); n != 0 {
+		t.Fatalf("%d exchanges recorded with recording off", n)
+	}
+	p.Record(true)
+	if _, err := client.UpdateService(ctx, &ecs.UpdateServiceInput{Service: aws.String("server"), DesiredCount: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.FailOperation("ecs", "UpdateService", ServerError); err != nil {
+		t.Fatal(err)
+	}
+	cfg := sdkConfig(p.URL, "eu-west-3")
+	cfg.RetryMaxAttempts = 1
+	_, _ = ecs.NewFromConfig(cfg).UpdateService(ctx, &ecs.UpdateServiceInput{Service: aws.String("faulted"), DesiredCount: aws.Int32(0)})
+	xs := p.Exchanges()
+	if len(xs) != 2 {
+		t.Fatalf("%d exchanges, want 2: %+v", len(xs), xs)
+	}
+	x := xs[0]
+	if x.Seq != 1 || x.Region != "eu-west-3" || x.Service != "ecs" || x.Operation != "UpdateService" || x.Protocol != "json" || x.Method != "POST" {
+		t.Errorf("exchange = %+v", x)
+	}
+	if !strings.Contains(string(x.RequestBody), `"service":"server"`) || !strings.Contains(string(x.RequestBody), `"desiredCount":2`) {
+		t.Errorf("request body %s", x.RequestBody)
+	}
+	if x.RequestHeaders["x-amz-target"] != "AmazonEC2ContainerServiceV20141113.UpdateService" || !strings.Contains(x.UserAgent, "aws-sdk-go-v2") {
+		t.Errorf("headers %v, user agent %q", x.RequestHeaders, x.UserAgent)
+	}
+	if _, ok := x.RequestHeaders["authorization"]; ok {
+		t.Error("the Authorization header was recorded")
+	}
+	if !x.Answered || x.Status != 200 || string(x.ResponseBody) != "{}" || x.ResponseHeaders["content-type"] != "application/json" {
+		t.Errorf("answer: answered %v, status %d, body %q, headers %v", x.Answered, x.Status, x.ResponseBody, x.ResponseHeaders)
+	}
+	if f := xs[1]; f.Answered || len(f.ResponseBody) != 0 || !strings.Contains(string(f.RequestBody), "faulted") {
+		t.Errorf("a faulted call is recorded as answered by the emulator: %+v", f)
+	}
+	path := t.TempDir() + "/x.jsonl"
+	if err := WriteExchanges(path, xs); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadExchanges(path)
+	if err != nil || len(back) != 2 || string(back[0].RequestBody) != string(x.RequestBody) {
+		t.Errorf("read back %d exchanges (%v)", len(back), err)
+	}
+	c := NewClient(p.URL)
+	if err := c.Record(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Exchanges(ctx); err != nil || len(got) != 2 {
+		t.Errorf("control API: %d exchanges (%v)", len(got), err)
 	}
 }

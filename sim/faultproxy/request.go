@@ -11,10 +11,15 @@ import (
 
 // Call is what the proxy knows about an AWS request before forwarding it.
 type Call struct {
-	Region    string // from the SigV4 credential scope
-	Service   string // the SigV4 signing name: rds, ecs, autoscaling, s3, ...
-	Operation string // UpdateService, SwitchoverGlobalCluster, ... or "METHOD /path"
-	Protocol  protocol
+	// Region is where the call is served: the region of the SigV4 credential
+	// scope, except for the global services whose control plane lives in one
+	// region whatever a client signs for (see homeRegions).
+	Region string
+	// SignedRegion is the credential scope's region when it differs from Region.
+	SignedRegion string
+	Service      string // the SigV4 signing name: rds, ecs, autoscaling, s3, ...
+	Operation    string // UpdateService, SwitchoverGlobalCluster, ... or "METHOD /path"
+	Protocol     protocol
 	// Body is the start of a rest-xml request's body (Route 53, CloudFront),
 	// for rules that match on it (Rule.BodyContains).
 	Body []byte
@@ -40,6 +45,9 @@ const maxFormBody = 1 << 20
 func parseCall(r *http.Request) Call {
 	var c Call
 	c.Region, c.Service = credentialScope(r)
+	if home, ok := homeRegions[c.Service]; ok && c.Region != home && !otherPartition(c.Region) {
+		c.SignedRegion, c.Region = c.Region, home
+	}
 	if t := r.Header.Get("X-Amz-Target"); t != "" {
 		c.Protocol = protoJSON
 		if i := strings.LastIndexByte(t, '.'); i >= 0 {
@@ -96,6 +104,34 @@ func parseCall(r *http.Request) Call {
 	return c
 }
 
+// homeRegions are the services of the aws partition whose API is served from one
+// region only, whatever region a client signs for. AWS's clients sign Route 53,
+// CloudFront and IAM for us-east-1 (their endpoints are global), but a client
+// given a custom endpoint (this simulation, AWS_ENDPOINT_URL) signs for its own
+// region, so the proxy does not trust the scope for them: a request to Route
+// 53 from a client in eu-west-1 is still a call to Route 53's control plane in
+// us-east-1, and black-holing us-east-1 must stop it. Sources: "AWS Fault
+// Isolation Boundaries" (AWS whitepaper), "Global services": the control
+// planes of Route 53, CloudFront and IAM are in us-east-1; Route 53
+// Application Recovery Controller's configuration API is served from us-west-2
+// only (Recovery Control Configuration API Reference: "you must specify the US
+// West (Oregon) Region"), while its routing-control data plane is served by a
+// cluster's endpoints in five regions and signed for each endpoint's region
+// (not listed here). STS's global endpoint signs for us-east-1 already, and
+// its regional endpoints are regional, so STS keeps its scope.
+var homeRegions = map[string]string{
+	"route53":                         "us-east-1",
+	"cloudfront":                      "us-east-1",
+	"iam":                             "us-east-1",
+	"route53-recovery-control-config": "us-west-2",
+}
+
+// otherPartition: the China and GovCloud partitions have their own homes for
+// the global services; their scope is kept as signed.
+func otherPartition(region string) bool {
+	return strings.HasPrefix(region, "cn-") || strings.HasPrefix(region, "us-gov-") || strings.HasPrefix(region, "us-iso")
+}
+
 var rpcv2RE = regexp.MustCompile(`^/service/[^/]+/operation/([^/]+)$`)
 
 var credentialRE = regexp.MustCompile(`Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request`)
@@ -137,6 +173,10 @@ var restRoutes = map[string][]restRoute{
 		route("GET", `/2013-04-01/hostedzonesbyname/?`, "ListHostedZonesByName"),
 		route("GET", `/2013-04-01/hostedzone/[^/]+`, "GetHostedZone"),
 		route("DELETE", `/2013-04-01/hostedzone/[^/]+`, "DeleteHostedZone"),
+		route("POST", `/2013-04-01/healthcheck/?`, "CreateHealthCheck"),
+		route("GET", `/2013-04-01/healthcheck/[^/]+/status`, "GetHealthCheckStatus"),
+		route("GET", `/2013-04-01/healthcheck/[^/]+`, "GetHealthCheck"),
+		route("GET", `/2013-04-01/testdnsanswer/?`, "TestDNSAnswer"),
 	},
 	"cloudfront": {
 		route("GET", `/2020-05-31/distribution/[^/]+/config`, "GetDistributionConfig"),
@@ -155,14 +195,32 @@ var restRoutes = map[string][]restRoute{
 	"iot": {
 		route("GET", `/endpoint`, "DescribeEndpoint"),
 	},
+	"route53-recovery-control-config": {
+		route("POST", `/cluster`, "CreateCluster"),
+		route("GET", `/cluster`, "ListClusters"),
+		route("GET", `/cluster/[^/]+`, "DescribeCluster"),
+		route("DELETE", `/cluster/[^/]+`, "DeleteCluster"),
+		route("POST", `/controlpanel`, "CreateControlPanel"),
+		route("GET", `/controlpanels`, "ListControlPanels"),
+		route("GET", `/controlpanel/[^/]+/routingcontrols`, "ListRoutingControls"),
+		route("GET", `/controlpanel/[^/]+/safetyrules`, "ListSafetyRules"),
+		route("GET", `/controlpanel/[^/]+`, "DescribeControlPanel"),
+		route("POST", `/routingcontrol`, "CreateRoutingControl"),
+		route("GET", `/routingcontrol/[^/]+/associatedRoute53HealthChecks`, "ListAssociatedRoute53HealthChecks"),
+		route("GET", `/routingcontrol/[^/]+`, "DescribeRoutingControl"),
+		route("POST", `/safetyrule`, "CreateSafetyRule"),
+		route("GET", `/safetyrule/[^/]+`, "DescribeSafetyRule"),
+	},
 }
 
 func restOperation(service string, r *http.Request) string {
 	if service == "s3" {
 		return s3Operation(r)
 	}
+	// Matched escaped: a path label can be an ARN with its slashes escaped
+	// (Route 53 ARC's /cluster/{ClusterArn}).
 	for _, rt := range restRoutes[service] {
-		if rt.method == r.Method && rt.path.MatchString(r.URL.Path) {
+		if rt.method == r.Method && rt.path.MatchString(r.URL.EscapedPath()) {
 			return rt.name
 		}
 	}

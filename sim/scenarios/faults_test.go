@@ -72,7 +72,7 @@ var faultCases = []faultCase{
 			return nil
 		},
 		check: func(t *testing.T, s *sim, before state, res result) {
-			assertRolledBack(t, s, res, "start_dr", "InternalFailure", "setting the desired count of service")
+			assertRolledBack(t, s, res, dr("start_target"), "InternalFailure", "setting the desired count of service")
 			if n := s.proxy.Count("ecs", "UpdateService"); n != 0 {
 				t.Errorf("%d UpdateService calls took effect", n)
 			}
@@ -84,7 +84,7 @@ var faultCases = []faultCase{
 		setup: func(t *testing.T, s *sim) func(journal.Record, *exec.Cmd) {
 			var once sync.Once
 			return func(e journal.Record, _ *exec.Cmd) {
-				if e.Type == journal.Progress && e.Step == "start_dr" && strings.HasPrefix(e.Message, "desired count set") {
+				if e.Type == journal.Progress && e.Step == dr("start_target") && strings.HasPrefix(e.Message, "desired count set") {
 					once.Do(func() {
 						mustRule(t, s, faultproxy.Rule{Region: s.topo.DR.Name, Service: "ecs", Operation: "UpdateService", ErrorRate: 1, Error: faultproxy.ServerError})
 					})
@@ -95,7 +95,7 @@ var faultCases = []faultCase{
 			}
 		},
 		check: func(t *testing.T, s *sim, before state, res result) {
-			assertRolledBack(t, s, res, "start_dr", "InternalFailure", "setting the desired count of service")
+			assertRolledBack(t, s, res, dr("start_target"), "InternalFailure", "setting the desired count of service")
 		}},
 }
 

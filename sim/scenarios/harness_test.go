@@ -25,6 +25,7 @@ import (
 	"github.com/runbookhq/runbook/sdk/journal"
 	"github.com/runbookhq/runbook/sim/emulator"
 	"github.com/runbookhq/runbook/sim/faultproxy"
+	"github.com/runbookhq/runbook/sim/outage"
 	"github.com/runbookhq/runbook/sim/topology"
 )
 
@@ -66,7 +67,11 @@ func buildAndRun(m *testing.M) int {
 		}
 	}
 	binDir = dir
-	return m.Run()
+	code := m.Run()
+	if code == 0 && !checkAllRecorded() {
+		code = 1
+	}
+	return code
 }
 
 // sim is one simulated two-region installation behind a fault proxy.
@@ -100,11 +105,38 @@ func newSim(t *testing.T) *sim {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
+	if _, skip := skipRecording.Load(t.Name()); !skip {
+		p.Record(true)
+		t.Cleanup(func() { keepRecorded(t, p) })
+	}
 	dir := t.TempDir()
 	if err := topo.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
 	return &sim{t: t, emu: e, proxy: p, topo: topo, dir: dir}
+}
+
+// darken starts a regional outage of region (sim/outage): every request to
+// it is held unanswered at the proxy, and the emulator models AWS's own side
+// of it (an Aurora global cluster with a member there is not available again
+// until it returns; a failover's old primary rejoins and resynchronises only
+// then). The outage ends when the test does, if not before.
+func (s *sim) darken(region string) *outage.Outage {
+	s.t.Helper()
+	o, err := outage.Start(context.Background(), s.proxy, s.emu, region, faultproxy.Hang)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { _ = o.End(context.Background()) })
+	return o
+}
+
+// brighten ends an outage started by darken.
+func (s *sim) brighten(o *outage.Outage) {
+	s.t.Helper()
+	if err := o.End(context.Background()); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // result is how a runbook command ended.
@@ -114,6 +146,14 @@ type result struct {
 	stderr string
 	events []journal.Record
 }
+
+// fenceBound is the runs' fence_timeout: how long the fence of an unplanned
+// failover tries a region that does not answer.
+const fenceBound = 4 * time.Second
+
+// dr is the path of a step of runbooks/region-switch.yaml in a run of
+// failover.yaml or failback.yaml, which call it as their step switch.
+func dr(id string) string { return "switch." + id }
 
 // eventsOf returns the JSON events of a step (or all, with step "").
 func (r result) eventsOf(step, typ string) []journal.Record {
@@ -126,14 +166,18 @@ func (r result) eventsOf(step, typ string) []journal.Record {
 	return out
 }
 
-// runbookArgs are the flags every DR run gets: the installer configs as they
-// are, the other inputs from the seeded topology, fast polling.
+// drArgs are the flags every DR run gets: the installer configs as they
+// are, the other inputs from the seeded topology, fast polling, and short
+// bounds on the reads and the fence of a region that may be dark (an
+// unanswered request is given up after 10 s: RUNBOOK_AWS_RESPONSE_TIMEOUT).
 func (s *sim) drArgs(extra ...string) []string {
 	args := []string{
 		"--var", "primary=@" + filepath.Join(s.dir, topology.PrimaryConfigFile),
 		"--var", "dr=@" + filepath.Join(s.dir, topology.DRConfigFile),
 		"--var-file", filepath.Join(s.dir, topology.InputsFile),
 		"--var", "poll_interval=250ms",
+		"--var", "fence_timeout=" + fenceBound.String(),
+		"--var", "writer_health_timeout=3s",
 		"--state", filepath.Join(s.dir, "state"),
 	}
 	return append(args, extra...)

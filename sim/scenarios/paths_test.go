@@ -245,13 +245,14 @@ func TestMissingPathInputsAreNamed(t *testing.T) {
 		if res.code != 1 {
 			t.Fatalf("%s: exit %d, want 1\n%s", rb, res.code, res.stderr)
 		}
-		f := res.eventsOf("check_inputs", journal.StepFailed)
+		f := res.eventsOf(dr("check_inputs"), journal.StepFailed)
 		want := "hosted_zone_id, cloudfront_distribution_id, k8s_namespace, exactly one of k8s_deployment and k8s_selector, primary_config_file and dr_config_file"
 		if len(f) != 1 || f[0].Error == nil || !strings.Contains(f[0].Error.Message, want) {
 			t.Errorf("%s: check_inputs: want a failure naming %q, got %+v", rb, want, f)
 		}
 		for _, e := range res.eventsOf("", journal.StepStarted) {
-			if e.Step != "check_inputs" {
+			// switch, which calls region-switch.yaml, holds check_inputs.
+			if e.Step != dr("check_inputs") && e.Step != "switch" {
 				t.Errorf("%s: step %s started after the input check failed", rb, e.Step)
 			}
 		}
@@ -270,9 +271,9 @@ func TestPlanEveryPath(t *testing.T) {
 	s.proxy.ResetLog()
 
 	// The steps each choice runs; every other alternative must be skipped.
-	trafficSteps := map[string][]string{"route53": {"dns_server", "dns_iot"}, "cloudflare": {"cloudflare_server", "cloudflare_iot"}, "cloudfront": {"cloudfront_server", "dns_iot"}}
-	workerSteps := map[string]string{"asg": "workers", "kubernetes": "workers_k8s_restart", "kubernetes/selector": "workers_k8s_pods", "spacelift_api": "workers_spacelift"}
-	alternatives := []string{"dns_server", "cloudflare_server", "cloudfront_server", "dns_iot", "cloudflare_iot", "workers", "workers_k8s_restart", "workers_k8s_pods", "workers_spacelift"}
+	trafficSteps := map[string][]string{"route53": {dr("dns_server"), dr("dns_iot")}, "cloudflare": {dr("cloudflare_server"), dr("cloudflare_iot")}, "cloudfront": {dr("cloudfront_server"), dr("dns_iot")}}
+	workerSteps := map[string]string{"asg": dr("workers"), "kubernetes": dr("workers_k8s_restart"), "kubernetes/selector": dr("workers_k8s_pods"), "spacelift_api": dr("workers_spacelift")}
+	alternatives := []string{dr("dns_server"), dr("cloudflare_server"), dr("cloudfront_server"), dr("dns_iot"), dr("cloudflare_iot"), dr("workers"), dr("workers_k8s_restart"), dr("workers_k8s_pods"), dr("workers_spacelift")}
 
 	type combo struct{ rb, traffic, workers string }
 	var combos []combo
@@ -334,7 +335,7 @@ func TestPlanEveryPath(t *testing.T) {
 				if st.Decision != engine.PlanSkip {
 					t.Errorf("%s: step %s of another path: decision %s, want skip", name, st.ID, st.Decision)
 				}
-			case st.ID == "check_inputs":
+			case st.ID == dr("check_inputs"):
 				if len(planDiags(st)) > 0 {
 					t.Errorf("%s: the input check would fail: %+v", name, planDiags(st))
 				}
@@ -413,7 +414,7 @@ func TestCloudflareSpaceliftAPINoticeAndConfigs(t *testing.T) {
 		if res.code != 1 {
 			t.Fatalf("exit %d, want 1 (failed and rolled back)\nstderr:\n%s", res.code, res.stderr)
 		}
-		if f := res.eventsOf("cloudflare_iot", journal.StepFailed); len(f) != 1 || f[0].Error == nil || !strings.Contains(f[0].Error.Message, "1004") {
+		if f := res.eventsOf(dr("cloudflare_iot"), journal.StepFailed); len(f) != 1 || f[0].Error == nil || !strings.Contains(f[0].Error.Message, "1004") {
 			t.Errorf("cloudflare_iot: want a failure with Cloudflare's code 1004, got %+v", f)
 		}
 		var order []string
@@ -422,7 +423,7 @@ func TestCloudflareSpaceliftAPINoticeAndConfigs(t *testing.T) {
 		}
 		// The refused IoT step is compensated too (its rollback says when:
 		// attempted; the record is already where it points it).
-		if want := []string{"cloudflare_server", "cloudflare_iot", "guard_dr_services", "db_switchover"}; !siblingsFirst(order, want) {
+		if want := []string{dr("cloudflare_server"), dr("cloudflare_iot"), dr("guard_target_services"), dr("db_switchover")}; !siblingsFirst(order, want) {
 			t.Errorf("rollbacks %v, want %v (the first two in either order)", order, want)
 		}
 		st := s.state()
@@ -474,12 +475,12 @@ func TestCloudflareSpaceliftAPINoticeAndConfigs(t *testing.T) {
 		// The notice reached the console, Slack and the webhook.
 		assertNotice(t, res, "failover", s.topo.ServerRecordName, s.topo.DR.Name)
 		assertDeliveries(t, slack, hook, 1, s.topo.ServerRecordName, s.topo.DR.Name, hookAuth)
-		// DR.md, afterwards: the DR config is the active one, is_dr_instance swapped.
+		// Afterwards (docs/dr-guide.md, "The installer configs"): the DR config is the active one, is_dr_instance swapped.
 		assertConfig(t, primaryCfg, map[string]any{"disable_services": true, "disaster_recovery.is_dr_instance": true})
 		assertConfig(t, drCfg, map[string]any{"disable_services": false, "disaster_recovery.is_dr_instance": false})
 		assertBackups(t, primaryCfg, origPrimary, 1)
 		assertBackups(t, drCfg, origDR, 1)
-		if got := res.eventsOf("installer_next", ""); len(got) == 0 || got[0].Type != journal.StepSkipped {
+		if got := res.eventsOf(dr("installer_next"), ""); len(got) == 0 || got[0].Type != journal.StepSkipped {
 			t.Errorf("installer_next ran although the configs were rewritten: %+v", got)
 		}
 		fin := res.eventsOf("", journal.RunFinished)
@@ -503,7 +504,7 @@ func TestCloudflareSpaceliftAPINoticeAndConfigs(t *testing.T) {
 		p.assertCloudflare(t, s.topo.ServerRecordName, s.topo.Primary.LoadBalancerDNS)
 		p.assertCloudflare(t, s.topo.IoTRecordName, s.topo.Primary.IoTEndpoint)
 		p.assertCycles(t, 1)
-		f := res.eventsOf("workers_spacelift", journal.StepFailed)
+		f := res.eventsOf(dr("workers_spacelift"), journal.StepFailed)
 		if len(f) != 1 || !f[0].Continued || f[0].Error == nil || f[0].Error.Code != "Unauthorized" {
 			t.Errorf("workers_spacelift: want a continued Unauthorized failure, got %+v", f)
 		}
@@ -552,10 +553,10 @@ func TestCloudFrontAndKubernetesWorkers(t *testing.T) {
 		for _, e := range res.eventsOf("", journal.RollbackSucceeded) {
 			order = append(order, e.Step)
 		}
-		if want := []string{"cloudfront_server", "cloudflare_iot", "guard_dr_services", "db_switchover"}; !siblingsFirst(order, want) {
+		if want := []string{dr("cloudfront_server"), dr("cloudflare_iot"), dr("guard_target_services"), dr("db_switchover")}; !siblingsFirst(order, want) {
 			t.Errorf("rollbacks %v, want %v (the first two in either order)", order, want)
 		}
-		if got := res.eventsOf("dns_iot", ""); len(got) != 1 || got[0].Type != journal.StepSkipped {
+		if got := res.eventsOf(dr("dns_iot"), ""); len(got) != 1 || got[0].Type != journal.StepSkipped {
 			t.Errorf("dns_iot (Route 53) ran with iot_dns=cloudflare: %+v", got)
 		}
 		s.assertOrigin(t, s.topo.Primary.LoadBalancerDNS)
@@ -592,8 +593,8 @@ func TestCloudFrontAndKubernetesWorkers(t *testing.T) {
 				t.Errorf("unauthorized Kubernetes request %s %s", r.Method, r.Path)
 			}
 		}
-		if got := res.eventsOf("workers_k8s_restart", journal.StepSucceeded); len(got) != 1 {
-			t.Errorf("workers_k8s_restart: %+v", res.eventsOf("workers_k8s_restart", ""))
+		if got := res.eventsOf(dr("workers_k8s_restart"), journal.StepSucceeded); len(got) != 1 {
+			t.Errorf("workers_k8s_restart: %+v", res.eventsOf(dr("workers_k8s_restart"), ""))
 		}
 	})
 
@@ -619,8 +620,8 @@ func TestCloudFrontAndKubernetesWorkers(t *testing.T) {
 				}
 			}
 		}
-		if got := res.eventsOf("workers_k8s_pods", journal.StepSucceeded); len(got) != 1 {
-			t.Errorf("workers_k8s_pods: %+v", res.eventsOf("workers_k8s_pods", ""))
+		if got := res.eventsOf(dr("workers_k8s_pods"), journal.StepSucceeded); len(got) != 1 {
+			t.Errorf("workers_k8s_pods: %+v", res.eventsOf(dr("workers_k8s_pods"), ""))
 		}
 	})
 
@@ -675,16 +676,17 @@ func assertNotice(t *testing.T, res result, what, host, region string) {
 	t.Helper()
 	var last string
 	for _, e := range res.events {
-		if e.Type == journal.StepSucceeded || e.Type == journal.StepFailed {
+		// The calling step (switch) ends after its last step: not a step of its own.
+		if (e.Type == journal.StepSucceeded || e.Type == journal.StepFailed) && e.Step != "switch" {
 			last = e.Step
 		}
 	}
-	if last != "notice" {
+	if last != dr("notice") {
 		t.Errorf("%s: the last step to finish was %q, want notice", what, last)
 	}
-	ok := res.eventsOf("notice", journal.StepSucceeded)
+	ok := res.eventsOf(dr("notice"), journal.StepSucceeded)
 	if len(ok) != 1 {
-		t.Fatalf("%s: notice: %+v", what, res.eventsOf("notice", ""))
+		t.Fatalf("%s: notice: %+v", what, res.eventsOf(dr("notice"), ""))
 	}
 	msg, _ := ok[0].Outputs["message"].(string)
 	if !strings.Contains(msg, host) || !strings.Contains(msg, region) || !strings.Contains(msg, "Clear the cookies") || !strings.Contains(msg, "Questions: #platform-oncall") {

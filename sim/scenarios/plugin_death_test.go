@@ -46,29 +46,31 @@ type deathPoint struct {
 }
 
 var deathPoints = []deathPoint{
-	{name: "aws: aurora_global_status", plugin: "aws", step: "db_status", action: "aurora_global_status",
-		match: onProgress("db_status", "global cluster read"), slow: &faultproxy.Rule{Service: "rds", Operation: "DescribeDBClusters", Latency: faultproxy.Duration(3 * time.Second)}},
-	{name: "aws: s3_replication_check", plugin: "aws", step: "replication", action: "s3_replication_check",
-		match: on(journal.AttemptStarted, "replication"), slow: &faultproxy.Rule{Service: "s3", Operation: "GetBucketReplication", Latency: faultproxy.Duration(3 * time.Second)}},
-	{name: "aws: iot_endpoint", plugin: "aws", step: "dr_iot", action: "iot_endpoint",
-		match: on(journal.AttemptStarted, "dr_iot"), slow: &faultproxy.Rule{Region: "eu-west-3", Service: "iot", Latency: faultproxy.Duration(3 * time.Second)}},
-	{name: "aws: aurora_global_switchover", ci: true, plugin: "aws", step: "db_switchover", action: "aurora_global_switchover",
-		match: onProgress("db_switchover", "switching-over")},
-	{name: "aws: ecs_services (start)", plugin: "aws", step: "start_dr", action: "ecs_services",
-		match: onProgress("start_dr", "running 1/2")},
-	{name: "aws: asg_cycle", ci: true, plugin: "aws", step: "workers", action: "asg_cycle",
-		match: onProgress("workers", "instance refresh InProgress")},
-	{name: "aws: ecs_services (stop old region)", plugin: "aws", step: "stop_primary", action: "ecs_services",
-		match: onProgress("stop_primary", "running 1/0")},
-	{name: "dns: route53_record (server)", ci: true, plugin: "dns", step: "dns_server", action: "route53_record",
-		match: onProgress("dns_server", "change submitted")},
-	{name: "dns: route53_record (IoT)", plugin: "dns", step: "dns_iot", action: "route53_record",
-		match: onProgress("dns_iot", "change submitted")},
-	{name: "aws dies at every attempt: ecs_services (start)", ci: true, plugin: "aws", step: "start_dr", action: "ecs_services", every: true,
-		match: func(e journal.Record) bool { return e.Type == journal.Progress && e.Step == "start_dr" && !e.Rollback }},
-	{name: "dns dies at every attempt: route53_record (server)", plugin: "dns", step: "dns_server", action: "route53_record", every: true,
+	{name: "aws: aurora_global_status", plugin: "aws", step: dr("db_status"), action: "aurora_global_status",
+		match: onProgress(dr("db_status"), "global cluster read"), slow: &faultproxy.Rule{Service: "rds", Operation: "DescribeDBClusters", Latency: faultproxy.Duration(3 * time.Second)}},
+	{name: "aws: s3_replication_check", plugin: "aws", step: dr("replication"), action: "s3_replication_check",
+		match: on(journal.AttemptStarted, dr("replication")), slow: &faultproxy.Rule{Service: "s3", Operation: "GetBucketReplication", Latency: faultproxy.Duration(3 * time.Second)}},
+	{name: "aws: iot_endpoint", plugin: "aws", step: dr("target_iot"), action: "iot_endpoint",
+		match: on(journal.AttemptStarted, dr("target_iot")), slow: &faultproxy.Rule{Region: "eu-west-3", Service: "iot", Latency: faultproxy.Duration(3 * time.Second)}},
+	{name: "aws: aurora_global_switchover", ci: true, plugin: "aws", step: dr("db_switchover"), action: "aurora_global_switchover",
+		match: onProgress(dr("db_switchover"), "switching-over")},
+	{name: "aws: ecs_services (start)", plugin: "aws", step: dr("start_target"), action: "ecs_services",
+		match: onProgress(dr("start_target"), "running 1/2")},
+	{name: "aws: asg_cycle", ci: true, plugin: "aws", step: dr("workers"), action: "asg_cycle",
+		match: onProgress(dr("workers"), "instance refresh InProgress")},
+	{name: "aws: ecs_services (stop old region)", plugin: "aws", step: dr("stop_source"), action: "ecs_services",
+		match: onProgress(dr("stop_source"), "running 1/0")},
+	{name: "dns: route53_record (server)", ci: true, plugin: "dns", step: dr("dns_server"), action: "route53_record",
+		match: onProgress(dr("dns_server"), "change submitted")},
+	{name: "dns: route53_record (IoT)", plugin: "dns", step: dr("dns_iot"), action: "route53_record",
+		match: onProgress(dr("dns_iot"), "change submitted")},
+	{name: "aws dies at every attempt: ecs_services (start)", ci: true, plugin: "aws", step: dr("start_target"), action: "ecs_services", every: true,
 		match: func(e journal.Record) bool {
-			if e.Step != "dns_server" || e.Rollback {
+			return e.Type == journal.Progress && e.Step == dr("start_target") && !e.Rollback
+		}},
+	{name: "dns dies at every attempt: route53_record (server)", plugin: "dns", step: dr("dns_server"), action: "route53_record", every: true,
+		match: func(e journal.Record) bool {
+			if e.Step != dr("dns_server") || e.Rollback {
 				return false
 			}
 			if e.Attempt == 1 {
@@ -223,7 +225,7 @@ func pluginDeath(t *testing.T, p deathPoint, kills *int) {
 		if res.code != 1 || fin.Status != journal.StatusFailed || !fin.RolledBack {
 			t.Fatalf("exit %d, run_finished %+v; want failed and rolled back\n%s", res.code, fin, res.stderr)
 		}
-		if len(res.eventsOf("db_switchover", journal.RollbackSucceeded)) != 1 {
+		if len(res.eventsOf(dr("db_switchover"), journal.RollbackSucceeded)) != 1 {
 			t.Errorf("the switchover was not rolled back")
 		}
 		if p.compensated && len(res.eventsOf(p.step, journal.RollbackSucceeded)) != 1 {
@@ -259,7 +261,7 @@ func pluginDeath(t *testing.T, p deathPoint, kills *int) {
 		// The workers step shares the aws process with the old region's
 		// stop, which runs beside it: killed with it, it is not retried
 		// (not idempotent) and the summary names it.
-		workersCut := len(res.eventsOf("workers", journal.StepFailed)) > 0
+		workersCut := len(res.eventsOf(dr("workers"), journal.StepFailed)) > 0
 		left, _ := fin.Outputs["left_to_do"].(string)
 		if workersCut && !strings.HasPrefix(left, "restart the workers") || !workersCut && left != "nothing" {
 			t.Errorf("left_to_do = %q (workers cut off: %v)", left, workersCut)

@@ -66,39 +66,38 @@ func TestPlannedFailoverThenFailback(t *testing.T) {
 	s.assertActiveIn(s.state(), s.topo.Primary, s.topo.DR)
 }
 
-// (c) unplanned failover with the primary region black-holed: the DR side
+// (c) unplanned failover with the primary region dark: the DR side
 // completes; stopping the old region is recorded as failed and tolerated.
+// The run is darkFailover's, shared with the outage and fencing tests.
 func TestUnplannedFailoverWithPrimaryDown(t *testing.T) {
-	s := newSim(t)
-	if _, err := s.proxy.BlackholeRegion(s.topo.Primary.Name, faultproxy.Hang); err != nil {
-		t.Fatal(err)
-	}
-	res := s.runbook(s.ctx(), nil, append([]string{"run", failover, "--auto-approve", "-o", "json", "--var", "mode=unplanned"}, s.drArgs()...)...)
+	d := darkFailover(t)
+	res, st, topo := d.res, d.during, d.s.topo
 	if res.code != 0 {
 		t.Fatalf("unplanned failover exit %d\nstderr:\n%s", res.code, res.stderr)
 	}
-	st := s.state()
-	if st.writerRegion != s.topo.DR.Name {
-		t.Errorf("writer in %s, want %s", st.writerRegion, s.topo.DR.Name)
+	if st.writerRegion != topo.DR.Name {
+		t.Errorf("writer in %s, want %s", st.writerRegion, topo.DR.Name)
 	}
-	for name, n := range s.topo.Primary.DesiredCounts {
+	for name, n := range topo.Primary.DesiredCounts {
 		if st.drCounts[name] != n {
 			t.Errorf("DR service %s desired %d, want %d", name, st.drCounts[name], n)
 		}
 	}
-	if st.iotCNAME != s.topo.DR.IoTEndpoint || !strings.EqualFold(st.serverAlias, s.topo.DR.LoadBalancerDNS) {
+	if st.iotCNAME != topo.DR.IoTEndpoint || !strings.EqualFold(st.serverAlias, topo.DR.LoadBalancerDNS) {
 		t.Errorf("records: server %s, iot %s; want the DR region's", st.serverAlias, st.iotCNAME)
 	}
 	// The old region was never asked to fail over, and its stop was tolerated.
-	if n := s.proxy.CountWhere(faultproxy.Filter{Region: s.topo.Primary.Name, Service: "rds"}); n.Forwarded != 0 {
-		t.Errorf("%d RDS calls reached the dark primary region", n.Forwarded)
+	for _, e := range d.log {
+		if e.Forwarded && e.Region == topo.Primary.Name && e.Service == "rds" {
+			t.Errorf("RDS call %s reached the dark primary region", e.Operation)
+		}
 	}
-	failed := res.eventsOf("stop_primary_unplanned", journal.StepFailed)
+	failed := res.eventsOf(dr("stop_source_unplanned"), journal.StepFailed)
 	if len(failed) != 1 || !failed[0].Continued {
 		t.Errorf("stop_primary_unplanned: want one step_failed with continued, got %+v", failed)
 	}
-	if got := res.eventsOf("db_failover", journal.StepSucceeded); len(got) != 1 {
-		t.Errorf("db_failover did not succeed: %+v", res.eventsOf("db_failover", ""))
+	if got := res.eventsOf(dr("db_failover"), journal.StepSucceeded); len(got) != 1 {
+		t.Errorf("db_failover did not succeed: %+v", res.eventsOf(dr("db_failover"), ""))
 	}
 }
 
@@ -113,7 +112,7 @@ func TestDNSFailureRollsBack(t *testing.T) {
 	}
 	res := s.runbook(s.ctx(), func(e journal.Record, _ *exec.Cmd) {
 		// The outage of the record's API ends when the rollback begins.
-		if e.Type == journal.RollbackStarted && e.Step == "dns_iot" {
+		if e.Type == journal.RollbackStarted && e.Step == dr("dns_iot") {
 			s.proxy.Clear()
 		}
 	}, append([]string{"run", failover, "--auto-approve", "-o", "json"}, s.drArgs()...)...)
@@ -124,7 +123,7 @@ func TestDNSFailureRollsBack(t *testing.T) {
 	if len(fin) != 1 || fin[0].Status != journal.StatusFailed || !fin[0].RolledBack {
 		t.Fatalf("run_finished = %+v", fin)
 	}
-	if f := res.eventsOf("dns_server", journal.StepFailed); len(f) != 1 || f[0].Error == nil || !strings.Contains(f[0].Error.Message, "InternalFailure") {
+	if f := res.eventsOf(dr("dns_server"), journal.StepFailed); len(f) != 1 || f[0].Error == nil || !strings.Contains(f[0].Error.Message, "InternalFailure") {
 		t.Errorf("dns_server failure not named: %+v", f)
 	}
 	// Rolled back most recent first, the failed server record's step too
@@ -133,7 +132,7 @@ func TestDNSFailureRollsBack(t *testing.T) {
 	for _, e := range res.eventsOf("", journal.RollbackSucceeded) {
 		order = append(order, e.Step)
 	}
-	if want := []string{"dns_server", "dns_iot", "guard_dr_services", "db_switchover"}; !siblingsFirst(order, want) {
+	if want := []string{dr("dns_server"), dr("dns_iot"), dr("guard_target_services"), dr("db_switchover")}; !siblingsFirst(order, want) {
 		t.Errorf("rollbacks %v, want %v (the first two in either order)", order, want)
 	}
 	s.assertActiveIn(s.state(), s.topo.Primary, s.topo.DR)

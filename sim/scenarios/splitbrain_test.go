@@ -95,7 +95,7 @@ func TestFailoverDuringAnotherSwitchover(t *testing.T) {
 			} else {
 				t.Logf("%s failover refused: %s", mode, fin.Error.Message)
 			}
-			for _, step := range []string{"db_switchover", "db_failover", "start_dr", "traffic", "finish"} {
+			for _, step := range []string{dr("db_switchover"), dr("db_failover"), dr("start_target"), dr("traffic"), dr("finish")} {
 				if st := res.eventsOf(step, journal.AttemptStarted); len(st) > 0 {
 					t.Errorf("%s started although another switchover was under way", step)
 				}
@@ -128,7 +128,7 @@ func TestServicesRefusedWhereTheWriterIsNot(t *testing.T) {
 	before := s.state()
 	var once sync.Once
 	hook := func(e journal.Record, cmd *exec.Cmd) {
-		if e.Type != journal.AttemptStarted || e.Step != "start_dr" || e.Rollback {
+		if e.Type != journal.AttemptStarted || e.Step != dr("start_target") || e.Rollback {
 			return
 		}
 		once.Do(func() {
@@ -152,7 +152,7 @@ func TestServicesRefusedWhereTheWriterIsNot(t *testing.T) {
 	if res.code != 1 || !ok || fin.Status != journal.StatusFailed || !fin.RolledBack {
 		t.Fatalf("exit %d, run_finished %+v; want failed and rolled back\n%s", res.code, fin, res.stderr)
 	}
-	f := res.eventsOf("start_dr", journal.StepFailed)
+	f := res.eventsOf(dr("start_target"), journal.StepFailed)
 	if len(f) != 1 || f[0].Error == nil || f[0].Error.Code != "SplitBrainGuard" {
 		t.Fatalf("start_dr: want one step_failed with SplitBrainGuard, got %+v", f)
 	}

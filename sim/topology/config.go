@@ -15,8 +15,8 @@ const (
 	TopologyFile      = "topology.json"
 )
 
-// InstallerConfig is the self-hosted installer's per-region config: the fields DR.md
-// names, and a few others an operator's file has, which the runbooks must ignore.
+// InstallerConfig is the self-hosted installer's per-region config: the fields the
+// runbooks read or change (docs/dr-guide.md, "Preparing the inputs"), and a few others an operator's file has, which the runbooks must ignore.
 type InstallerConfig struct {
 	AccountName      string           `json:"account_name"`
 	AWSRegion        string           `json:"aws_region"`

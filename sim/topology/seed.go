@@ -19,6 +19,7 @@ import (
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
@@ -32,8 +33,9 @@ import (
 
 const (
 	dbEngine        = "aurora-postgresql"
-	dbEngineVersion = "15.4" // DR.md: 13.7 or newer
+	dbEngineVersion = "15.4" // Spacelift's DR needs Aurora PostgreSQL 13.7 or newer
 	workerAMIFilter = "amzn2-ami-hvm-*-x86_64-gp2"
+	serverPort      = 1983 // the server container's port behind the load balancer
 )
 
 // Seed builds the installation and returns its identifiers. Seed into a fresh
@@ -81,6 +83,7 @@ func (s *seeder) run(ctx context.Context) (*Topology, error) {
 		name string
 		fn   func(context.Context) error
 	}{
+		{"iam", s.roles},
 		{"kms", s.kmsKeys},
 		{"aurora", s.aurora},
 		{"regions", s.regions},
@@ -100,6 +103,26 @@ func (s *seeder) run(ctx context.Context) (*Topology, error) {
 	}
 	out := *t
 	return &out, nil
+}
+
+// roles creates the IAM roles S3 replication and S3 Batch Operations assume.
+func (s *seeder) roles(ctx context.Context) error {
+	c := iam.NewFromConfig(s.cfg(s.t.Primary.Name))
+	for _, r := range []struct {
+		arn     *string
+		service string
+	}{{&s.t.ReplicationRoleARN, "s3.amazonaws.com"}, {&s.t.BatchRoleARN, "batchoperations.s3.amazonaws.com"}} {
+		name := (*r.arn)[strings.LastIndex(*r.arn, "/")+1:]
+		out, err := c.CreateRole(ctx, &iam.CreateRoleInput{
+			RoleName:                 aws.String(name),
+			AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"` + r.service + `"},"Action":"sts:AssumeRole"}]}`),
+		})
+		if err != nil {
+			return fmt.Errorf("role %s: %w", name, err)
+		}
+		*r.arn = aws.ToString(out.Role.Arn)
+	}
+	return nil
 }
 
 func (s *seeder) kmsKeys(ctx context.Context) error {
@@ -211,16 +234,46 @@ func (s *seeder) region(ctx context.Context, r *Region) error {
 	sgID := aws.ToString(sgs.SecurityGroups[0].GroupId)
 
 	// Load balancer in front of the server service.
-	lb, err := elb.NewFromConfig(cfg).CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{
+	lbIn := &elb.CreateLoadBalancerInput{
 		Name: aws.String(name + "-server"), Subnets: subnetIDs, SecurityGroups: []string{sgID},
 		Type: elbtypes.LoadBalancerTypeEnumApplication, Scheme: elbtypes.LoadBalancerSchemeEnumInternetFacing,
-	})
+	}
+	if s.opts.DualStack {
+		lbIn.IpAddressType = elbtypes.IpAddressTypeDualstack
+	}
+	lb, err := elb.NewFromConfig(cfg).CreateLoadBalancer(ctx, lbIn)
 	if err != nil {
 		return fmt.Errorf("load balancer: %w", err)
 	}
 	r.LoadBalancerARN = aws.ToString(lb.LoadBalancers[0].LoadBalancerArn)
 	r.LoadBalancerDNS = aws.ToString(lb.LoadBalancers[0].DNSName)
 	r.LoadBalancerZoneID = aws.ToString(lb.LoadBalancers[0].CanonicalHostedZoneId)
+	n := 1
+	if r.Name == s.t.DR.Name {
+		n = 2
+	}
+	r.LoadBalancerIPv4, r.LoadBalancerIPv6 = fakeAddresses(n, s.opts.DualStack)
+
+	// The server's target group (awsvpc tasks register by IP) and the listener that
+	// forwards to it; ECS registers the server's tasks there.
+	lbc := elb.NewFromConfig(cfg)
+	tg, err := lbc.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{
+		Name: aws.String(name + "-server"), Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(serverPort),
+		VpcId: subnets.Subnets[0].VpcId, TargetType: elbtypes.TargetTypeEnumIp,
+		HealthCheckPath: aws.String("/health"), HealthCheckIntervalSeconds: aws.Int32(30), HealthyThresholdCount: aws.Int32(5),
+	})
+	if err != nil {
+		return fmt.Errorf("target group: %w", err)
+	}
+	r.TargetGroups = map[string]string{"server": aws.ToString(tg.TargetGroups[0].TargetGroupArn)}
+	ln, err := lbc.CreateListener(ctx, &elb.CreateListenerInput{
+		LoadBalancerArn: aws.String(r.LoadBalancerARN), Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(80),
+		DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: tg.TargetGroups[0].TargetGroupArn}},
+	})
+	if err != nil {
+		return fmt.Errorf("listener: %w", err)
+	}
+	r.ListenerARN = aws.ToString(ln.Listeners[0].ListenerArn)
 
 	// ECS: the cluster and its three services.
 	c := ecs.NewFromConfig(cfg)
@@ -230,17 +283,23 @@ func (s *seeder) region(ctx context.Context, r *Region) error {
 	}
 	r.ECSCluster = aws.ToString(cl.Cluster.ClusterName)
 	for _, svc := range Services {
+		container := ecstypes.ContainerDefinition{Name: aws.String(svc), Image: aws.String("public.ecr.aws/spacelift/" + svc + ":latest"), Essential: aws.Bool(true)}
+		var lbs []ecstypes.LoadBalancer
+		if arn, ok := r.TargetGroups[svc]; ok {
+			container.PortMappings = []ecstypes.PortMapping{{ContainerPort: aws.Int32(serverPort)}}
+			lbs = []ecstypes.LoadBalancer{{TargetGroupArn: aws.String(arn), ContainerName: aws.String(svc), ContainerPort: aws.Int32(serverPort)}}
+		}
 		td, err := c.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
 			Family: aws.String(name + "-" + svc), NetworkMode: ecstypes.NetworkModeAwsvpc,
 			RequiresCompatibilities: []ecstypes.Compatibility{ecstypes.CompatibilityFargate}, Cpu: aws.String("1024"), Memory: aws.String("2048"),
-			ContainerDefinitions: []ecstypes.ContainerDefinition{{Name: aws.String(svc), Image: aws.String("public.ecr.aws/spacelift/" + svc + ":latest"), Essential: aws.Bool(true)}},
+			ContainerDefinitions: []ecstypes.ContainerDefinition{container},
 		})
 		if err != nil {
 			return fmt.Errorf("task definition %s: %w", svc, err)
 		}
 		_, err = c.CreateService(ctx, &ecs.CreateServiceInput{
 			Cluster: aws.String(r.ECSCluster), ServiceName: aws.String(svc), TaskDefinition: td.TaskDefinition.TaskDefinitionArn,
-			DesiredCount: aws.Int32(r.DesiredCounts[svc]), LaunchType: ecstypes.LaunchTypeFargate,
+			DesiredCount: aws.Int32(r.DesiredCounts[svc]), LaunchType: ecstypes.LaunchTypeFargate, LoadBalancers: lbs,
 			NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{Subnets: subnetIDs, SecurityGroups: []string{sgID}}},
 		})
 		if err != nil {
@@ -371,18 +430,25 @@ func (s *seeder) dns(ctx context.Context) error {
 	t.ServerRecordName = t.Domain
 	t.IoTRecordName = "worker-iot." + t.Domain
 	t.IoTRecordTTL = 60
+	t.DualStack = s.opts.DualStack
+	serverTypes := []r53types.RRType{r53types.RRTypeA}
+	if t.DualStack {
+		serverTypes = append(serverTypes, r53types.RRTypeAaaa)
+	}
+	var changes []r53types.Change
+	for _, typ := range serverTypes {
+		changes = append(changes, r53types.Change{Action: r53types.ChangeActionCreate, ResourceRecordSet: &r53types.ResourceRecordSet{
+			Name: aws.String(t.ServerRecordName), Type: typ,
+			AliasTarget: &r53types.AliasTarget{DNSName: aws.String(t.Primary.LoadBalancerDNS), HostedZoneId: aws.String(t.Primary.LoadBalancerZoneID), EvaluateTargetHealth: true},
+		}})
+	}
+	changes = append(changes, r53types.Change{Action: r53types.ChangeActionCreate, ResourceRecordSet: &r53types.ResourceRecordSet{
+		Name: aws.String(t.IoTRecordName), Type: r53types.RRTypeCname, TTL: aws.Int64(t.IoTRecordTTL),
+		ResourceRecords: []r53types.ResourceRecord{{Value: aws.String(t.Primary.IoTEndpoint)}},
+	}})
 	ch, err := c.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
 		HostedZoneId: aws.String(t.HostedZoneID),
-		ChangeBatch: &r53types.ChangeBatch{Comment: aws.String("initial: primary " + t.Primary.Name), Changes: []r53types.Change{
-			{Action: r53types.ChangeActionCreate, ResourceRecordSet: &r53types.ResourceRecordSet{
-				Name: aws.String(t.ServerRecordName), Type: r53types.RRTypeA,
-				AliasTarget: &r53types.AliasTarget{DNSName: aws.String(t.Primary.LoadBalancerDNS), HostedZoneId: aws.String(t.Primary.LoadBalancerZoneID), EvaluateTargetHealth: true},
-			}},
-			{Action: r53types.ChangeActionCreate, ResourceRecordSet: &r53types.ResourceRecordSet{
-				Name: aws.String(t.IoTRecordName), Type: r53types.RRTypeCname, TTL: aws.Int64(t.IoTRecordTTL),
-				ResourceRecords: []r53types.ResourceRecord{{Value: aws.String(t.Primary.IoTEndpoint)}},
-			}},
-		}},
+		ChangeBatch:  &r53types.ChangeBatch{Comment: aws.String("initial: primary " + t.Primary.Name), Changes: changes},
 	})
 	if err != nil {
 		return err
@@ -431,6 +497,9 @@ func (s *seeder) waitSteady(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("primary services: %w", err)
 	}
+	if err := s.waitHealthy(ctx, t.Primary); err != nil {
+		return fmt.Errorf("primary targets: %w", err)
+	}
 	err = route53.NewResourceRecordSetsChangedWaiter(route53.NewFromConfig(s.cfg(t.Primary.Name)), func(o *route53.ResourceRecordSetsChangedWaiterOptions) { o.MinDelay, o.MaxDelay = d, max }).
 		Wait(ctx, &route53.GetChangeInput{Id: aws.String(s.changeID)}, s.opts.WaitTimeout)
 	if err != nil {
@@ -440,6 +509,36 @@ func (s *seeder) waitSteady(ctx context.Context) error {
 		Wait(ctx, &cloudfront.GetDistributionInput{Id: aws.String(t.DistributionID)}, s.opts.WaitTimeout)
 	if err != nil {
 		return fmt.Errorf("distribution: %w", err)
+	}
+	return nil
+}
+
+// waitHealthy waits until each of the region's target groups has as many healthy
+// targets as its service's desired count: services stable is not yet serving.
+func (s *seeder) waitHealthy(ctx context.Context, r Region) error {
+	c := elb.NewFromConfig(s.cfg(r.Name))
+	for svc, arn := range r.TargetGroups {
+		want := int(r.DesiredCounts[svc])
+		for {
+			out, err := c.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)})
+			if err != nil {
+				return err
+			}
+			healthy := 0
+			for _, d := range out.TargetHealthDescriptions {
+				if d.TargetHealth != nil && d.TargetHealth.State == elbtypes.TargetHealthStateEnumHealthy {
+					healthy++
+				}
+			}
+			if healthy >= want {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("target group of %s: %d of %d healthy: %w", svc, healthy, want, ctx.Err())
+			case <-time.After(s.opts.PollInterval):
+			}
+		}
 	}
 	return nil
 }

@@ -1,7 +1,7 @@
 // Package topology seeds an AWS endpoint (the emulator, a LocalStack) with the
-// two-region Spacelift self-hosted installation of DR.md: an Aurora PostgreSQL global
+// two-region Spacelift self-hosted installation of docs/dr-guide.md: an Aurora PostgreSQL global
 // database with the writer in the primary region and a secondary in the DR region; per
-// region a load balancer, an ECS cluster with the server, drain and scheduler services
+// region a load balancer (with a target group and listener for the server service), an ECS cluster with the server, drain and scheduler services
 // (running in the primary, at 0 in the DR region), an auto-scaling group of workers and
 // five versioned buckets replicating to the other region's; a multi-region KMS key; a
 // Route 53 zone whose server and IoT broker records point at the primary; and a
@@ -31,6 +31,25 @@ var BucketPurposes = []string{"states", "run_logs", "modules", "policy_inputs", 
 // ECS services of the installation.
 var Services = []string{"server", "drain", "scheduler"}
 
+// Variants are the named pairs of regions: "default" (eu-west-1 -> eu-west-3),
+// and "us-east-1" (us-east-1 -> us-west-2), an installation whose primary is the
+// region that serves the global services' control planes (Route 53's,
+// CloudFront's, IAM's): when it goes dark, record changes go dark with it.
+var Variants = map[string][2]string{
+	"default":   {"eu-west-1", "eu-west-3"},
+	"us-east-1": {"us-east-1", "us-west-2"},
+}
+
+// Variant returns o with the regions of a named variant (see Variants).
+func Variant(name string, o Options) (Options, error) {
+	v, ok := Variants[name]
+	if !ok {
+		return o, fmt.Errorf("topology: no variant %q (default, us-east-1)", name)
+	}
+	o.PrimaryRegion, o.DRRegion = v[0], v[1]
+	return o, nil
+}
+
 // Options configures Seed. Only EndpointURL (or Config) is required.
 type Options struct {
 	// EndpointURL is where every client goes (AWS_ENDPOINT_URL), with the emulator's
@@ -57,6 +76,12 @@ type Options struct {
 	WaitTimeout time.Duration
 	// PollInterval is the waiters' delay between reads (default 250 ms).
 	PollInterval time.Duration
+	// DualStack makes the load balancers dual-stack (IP address type
+	// dualstack, with IPv6 addresses) and gives the server hostname an AAAA
+	// alias beside its A alias, as a dual-stack ALB's hostname has. Off by
+	// default until the DR runbooks move both aliases (dns.route53_aliases):
+	// today's runbooks move the A alias only.
+	DualStack bool
 }
 
 func (o *Options) defaults() error {
@@ -117,9 +142,12 @@ type Topology struct {
 	// DNS.
 	Domain           string `json:"domain"`
 	HostedZoneID     string `json:"hosted_zone_id"`
-	ServerRecordName string `json:"server_record_name"` // alias A record to the active LB
-	IoTRecordName    string `json:"iot_record_name"`    // CNAME to the active IoT ATS endpoint
-	IoTRecordTTL     int64  `json:"iot_record_ttl"`
+	ServerRecordName string `json:"server_record_name"` // alias A record (and AAAA with DualStack) to the active LB
+	// DualStack: the server hostname also has an AAAA alias, and the load
+	// balancers IPv6 addresses.
+	DualStack     bool   `json:"dual_stack,omitempty"`
+	IoTRecordName string `json:"iot_record_name"` // CNAME to the active IoT ATS endpoint
+	IoTRecordTTL  int64  `json:"iot_record_ttl"`
 
 	// CloudFront (the alternative to switching the DNS record).
 	DistributionID     string `json:"distribution_id"`
@@ -143,6 +171,14 @@ type Region struct {
 	LoadBalancerARN    string `json:"load_balancer_arn"`
 	LoadBalancerDNS    string `json:"load_balancer_dns"`
 	LoadBalancerZoneID string `json:"load_balancer_zone_id"` // for alias records
+	// The load balancer's addresses as the simulation's DNS server answers
+	// them (fake, from the documentation ranges: RFC 5737, RFC 3849); IPv6
+	// only for a dual-stack load balancer.
+	LoadBalancerIPv4 []string `json:"load_balancer_ipv4"`
+	LoadBalancerIPv6 []string `json:"load_balancer_ipv6,omitempty"`
+	ListenerARN      string   `json:"listener_arn"`
+	// TargetGroups by ECS service: the services behind the load balancer (server).
+	TargetGroups map[string]string `json:"target_groups"`
 
 	ECSCluster    string           `json:"ecs_cluster"`
 	ECSServices   []string         `json:"ecs_services"`
@@ -172,6 +208,37 @@ func (r Region) BucketNames() []string {
 		out = append(out, r.Buckets[p].Name)
 	}
 	return out
+}
+
+// Addresses maps each load balancer's DNS name (with and without the
+// "dualstack." prefix an alias may use) to its fake addresses: what the
+// simulation's DNS server answers for an alias to it.
+func (t *Topology) Addresses() map[string]Addresses {
+	out := map[string]Addresses{}
+	for _, r := range []Region{t.Primary, t.DR} {
+		a := Addresses{IPv4: r.LoadBalancerIPv4, IPv6: r.LoadBalancerIPv6}
+		name := strings.ToLower(strings.TrimSuffix(r.LoadBalancerDNS, "."))
+		out[name] = a
+		out["dualstack."+name] = a
+	}
+	return out
+}
+
+// Addresses are a name's IPv4 and IPv6 addresses.
+type Addresses struct {
+	IPv4 []string `json:"ipv4"`
+	IPv6 []string `json:"ipv6,omitempty"`
+}
+
+// fakeAddresses gives the n-th region's load balancer two addresses from the
+// documentation ranges: 192.0.2.10n and .10n+1 (RFC 5737 TEST-NET-1), and
+// with IPv6 2001:db8:n::10 and ::11 (RFC 3849).
+func fakeAddresses(n int, ipv6 bool) (v4, v6 []string) {
+	v4 = []string{fmt.Sprintf("192.0.2.%d", 10*n), fmt.Sprintf("192.0.2.%d", 10*n+1)}
+	if ipv6 {
+		v6 = []string{fmt.Sprintf("2001:db8:%d::10", n), fmt.Sprintf("2001:db8:%d::11", n)}
+	}
+	return v4, v6
 }
 
 // Other returns the region that is not name (primary <-> DR).

@@ -13,6 +13,8 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
@@ -91,6 +93,35 @@ func TestSeedBuildsTheInstallation(t *testing.T) {
 		}
 	})
 
+	t.Run("load balancers serve the server service", func(t *testing.T) {
+		// AWS General Reference, "Elastic Load Balancing endpoints and quotas".
+		zones := map[string]string{"eu-west-1": "Z32O12XQLNTSW2", "eu-west-3": "Z3Q77PNBQS71R4"}
+		for _, r := range []topology.Region{p, d} {
+			if r.LoadBalancerZoneID != zones[r.Name] {
+				t.Errorf("%s load balancer zone %s, want %s", r.Name, r.LoadBalancerZoneID, zones[r.Name])
+			}
+			out, err := ecs.NewFromConfig(cfg(r.Name)).DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(r.ECSCluster), Services: []string{"server"}})
+			if err != nil || len(out.Services) != 1 || len(out.Services[0].LoadBalancers) != 1 ||
+				aws.ToString(out.Services[0].LoadBalancers[0].TargetGroupArn) != r.TargetGroups["server"] {
+				t.Fatalf("%s server service load balancers: %+v %v", r.Name, out, err)
+			}
+			th, err := elb.NewFromConfig(cfg(r.Name)).DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(r.TargetGroups["server"])})
+			if err != nil {
+				t.Fatal(err)
+			}
+			healthy := 0
+			for _, h := range th.TargetHealthDescriptions {
+				if h.TargetHealth.State == elbtypes.TargetHealthStateEnumHealthy {
+					healthy++
+				}
+			}
+			// The wait includes the primary's targets; the DR region runs no task.
+			if want := int(r.DesiredCounts["server"]); healthy != want || len(th.TargetHealthDescriptions) != want {
+				t.Errorf("%s: %d healthy of %d targets, want %d", r.Name, healthy, len(th.TargetHealthDescriptions), want)
+			}
+		}
+	})
+
 	t.Run("dns points at the primary", func(t *testing.T) {
 		out, err := route53.NewFromConfig(cfg(p.Name)).ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(topo.HostedZoneID)})
 		if err != nil {
@@ -104,6 +135,9 @@ func TestSeedBuildsTheInstallation(t *testing.T) {
 		for _, rr := range out.ResourceRecordSets {
 			switch strings.TrimSuffix(aws.ToString(rr.Name), ".") {
 			case topo.ServerRecordName:
+				if rr.Type == "AAAA" {
+					t.Errorf("an AAAA record without DualStack: %+v", rr)
+				}
 				if rr.AliasTarget != nil {
 					server = strings.TrimSuffix(aws.ToString(rr.AliasTarget.DNSName), ".")
 				}
@@ -112,6 +146,9 @@ func TestSeedBuildsTheInstallation(t *testing.T) {
 					broker = aws.ToString(rr.ResourceRecords[0].Value)
 				}
 			}
+		}
+		if len(p.LoadBalancerIPv4) != 2 || len(p.LoadBalancerIPv6) != 0 || p.LoadBalancerIPv4[0] == d.LoadBalancerIPv4[0] || topo.DualStack {
+			t.Errorf("load balancer addresses: primary %v %v, DR %v", p.LoadBalancerIPv4, p.LoadBalancerIPv6, d.LoadBalancerIPv4)
 		}
 		if server != p.LoadBalancerDNS || server == d.LoadBalancerDNS {
 			t.Errorf("server record -> %q, want the primary LB %q", server, p.LoadBalancerDNS)
@@ -253,5 +290,63 @@ func TestSeedOptionsValidation(t *testing.T) {
 	}
 	if _, err := topology.Seed(context.Background(), topology.Options{EndpointURL: "http://127.0.0.1:1", PrimaryRegion: "eu-west-1", DRRegion: "eu-west-1"}); err == nil {
 		t.Error("Seed with one region twice succeeded")
+	}
+}
+
+// The us-east-1 variant: the primary is the region that serves Route 53's and
+// CloudFront's control planes. It seeds like any other (buckets in us-east-1
+// take no LocationConstraint), and its configs name the regions.
+func TestSeedUSEast1Variant(t *testing.T) {
+	t.Parallel()
+	e := emulator.StartForTest(t, emulator.Options{TimingPreset: emulator.PresetCI})
+	ctx := context.Background()
+	o, err := topology.Variant("us-east-1", topology.Options{EndpointURL: e.URL, Wait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := topology.Seed(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topo.Primary.Name != "us-east-1" || topo.DR.Name != "us-west-2" {
+		t.Fatalf("regions %s -> %s", topo.Primary.Name, topo.DR.Name)
+	}
+	g, err := rds.NewFromConfig(e.Config("us-west-2")).DescribeGlobalClusters(ctx, &rds.DescribeGlobalClustersInput{GlobalClusterIdentifier: aws.String(topo.GlobalClusterID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range g.GlobalClusters[0].GlobalClusterMembers {
+		if aws.ToBool(m.IsWriter) != strings.Contains(aws.ToString(m.DBClusterArn), ":us-east-1:") {
+			t.Errorf("member %s writer=%v: want the writer in us-east-1", aws.ToString(m.DBClusterArn), aws.ToBool(m.IsWriter))
+		}
+	}
+	svc, err := ecs.NewFromConfig(e.Config("us-east-1")).DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(topo.Primary.ECSCluster), Services: topology.Services})
+	if err != nil || len(svc.Services) != 3 || svc.Services[0].RunningCount == 0 {
+		t.Fatalf("primary services in us-east-1: %+v %v", svc, err)
+	}
+	s3c := s3.NewFromConfig(e.Config("us-east-1"), func(o *s3.Options) { o.UsePathStyle = true })
+	loc, err := s3c.GetBucketLocation(ctx, &s3.GetBucketLocationInput{Bucket: aws.String(topo.Primary.Buckets["states"].Name)})
+	if err != nil || loc.LocationConstraint != "" {
+		t.Errorf("primary bucket location %+v %v, want us-east-1 (empty constraint)", loc, err)
+	}
+	dir := t.TempDir()
+	if err := topo.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, topology.PrimaryConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Region string `json:"aws_region"`
+		DR     struct {
+			Replica string `json:"replica_region"`
+		} `json:"disaster_recovery"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil || cfg.Region != "us-east-1" || cfg.DR.Replica != "us-west-2" {
+		t.Errorf("config.json: %s %v", b, err)
+	}
+	if _, err := topology.Variant("mars-1", topology.Options{}); err == nil {
+		t.Error("an unknown variant was accepted")
 	}
 }

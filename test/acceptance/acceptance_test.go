@@ -260,18 +260,24 @@ steps:
 	}
 }
 
-const crashSteps = `
-steps:
-  - id: a
-    uses: test.record
-    with: { file: "@record", line: a }
+const crashSteps = "\nsteps:" + stepA + `
   - id: wait
     uses: test.sleep
-    with: { duration: 3s }
+    with: { duration: 3s }` + stepB
+
+// stepA and stepB record "a" and "b": the first and last steps of most
+// runbooks here.
+const (
+	stepA = `
+  - id: a
+    uses: test.record
+    with: { file: "@record", line: a }`
+	stepB = `
   - id: b
     uses: test.record
     with: { file: "@record", line: b }
 `
+)
 
 func TestKill9MidRunThenResume(t *testing.T) {
 	t.Parallel()
@@ -289,18 +295,22 @@ func TestKill9MidRunThenResume(t *testing.T) {
 	w.assertNoProcessLeft()
 	want(t, "effects after the crash", w.effects(), []string{"a"})
 	id := res.runID()
-	// The dead run's lock is reported, never taken over silently: the
-	// operator removes it (its holder is provably gone, so no --force).
-	res = w.run(nil, "resume", id)
-	if res.code != 1 || !strings.Contains(res.stderr, id) || !strings.Contains(res.stderr, "no longer running") || !strings.Contains(res.stderr, "runbook unlock") {
-		t.Fatalf("resume with the stale lock: exit %d: %s", res.code, res.stderr)
+	// A new run is refused: the dead run's lock is not taken over by
+	// another run, and the error says how to continue the dead one.
+	if r := w.run(nil, "run", rb); r.code != 1 || !strings.Contains(r.stderr, id) || !strings.Contains(r.stderr, "no longer exists") || !strings.Contains(r.stderr, "resume "+id) {
+		t.Fatalf("run with the dead run's lock: exit %d: %s", r.code, r.stderr)
 	}
-	if res := w.run(nil, "unlock"); res.code != 0 || !strings.Contains(res.stdout, id) {
-		t.Fatalf("unlock: exit %d: %s%s", res.code, res.stdout, res.stderr)
-	}
+	// Resume takes over the lock of its holder, provably dead (this host,
+	// this boot, its pid gone), with a notice; no unlock needed. It says
+	// how the run stopped.
 	res = w.run(nil, "resume", id, "-o", "json")
 	if res.code != 0 {
 		t.Fatalf("resume: exit %d: %s", res.code, res.stderr)
+	}
+	for _, s := range []string{"notice: took over the lock", id, "no longer exists", "stopped without recording why"} {
+		if !strings.Contains(res.stderr, s) {
+			t.Errorf("resume's notice lacks %q:\n%s", s, res.stderr)
+		}
 	}
 	// a ran once; the interrupted sleep (idempotent) ran again; b once.
 	want(t, "effects", w.effects(), []string{"a", "b"})
@@ -457,5 +467,84 @@ steps:
 	}
 	if _, err := os.Stat(w.dir + "/state"); !os.IsNotExist(err) {
 		t.Error("validate wrote state")
+	}
+}
+
+// A runbook that calls another, killed (kill -9) in the middle of the
+// called runbook's steps, resumed, and rolled back across the boundary:
+// the called steps that finished do not run again, the cut-off one
+// (idempotent) does, and when a step after the call fails, every completed
+// step is compensated most recent first, the callee's between the caller's.
+func TestNestedRunbookCrashedMidChildResumedAndRolledBack(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.write("child.yaml", `version: 1
+name: child
+inputs:
+  tag: { type: string, required: true }
+plugins:
+  test: { command: runbook-plugin-test }
+steps:
+  - id: c1
+    uses: test.record
+    with: { file: "@record", line: "c1-${{ inputs.tag }}" }
+    rollback: { uses: test.record, with: { file: "@record", line: "undo-c1-${{ inputs.tag }}" } }
+  - id: wait
+    uses: test.sleep
+    with: { duration: 3s }
+  - id: c2
+    uses: test.record
+    with: { file: "@record", line: c2 }
+    rollback: { uses: test.record, with: { file: "@record", line: undo-c2 } }
+outputs:
+  tag: ${{ inputs.tag }}
+`)
+	rb := w.write("main.yaml", header+`
+steps:
+  - id: a
+    uses: test.record
+    with: { file: "@record", line: a }
+    rollback: { uses: test.record, with: { file: "@record", line: undo-a } }
+  - id: child
+    uses: ./child.yaml
+    with: { tag: x }
+  - id: after
+    uses: test.fail
+    with: { mode: fatal, message: "after ${{ steps.child.outputs.tag }}" }
+`)
+	res := w.run(func(e journal.Record, p *os.Process) {
+		if e.Type == journal.Progress && e.Step == "child.wait" {
+			_ = p.Signal(syscall.SIGKILL)
+		}
+	}, "run", rb, "-o", "json")
+	if res.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("exit %d, want killed: %s", res.code, res.stderr)
+	}
+	w.assertNoProcessLeft()
+	want(t, "effects after the crash", w.effects(), []string{"a", "c1-x"})
+	if got := res.of("child.c1", journal.StepSucceeded); len(got) != 1 || got[0].Group != "child" {
+		t.Fatalf("the callee's step in the journal: %+v", got)
+	}
+	id := res.runID()
+	if res := w.run(nil, "unlock"); res.code != 0 {
+		t.Fatalf("unlock: exit %d: %s", res.code, res.stderr)
+	}
+	res = w.run(nil, "resume", id, "-o", "json")
+	if res.code != 1 {
+		t.Fatalf("resume: exit %d, want 1 (failed, rolled back): %s", res.code, res.stderr)
+	}
+	want(t, "effects", w.effects(), []string{"a", "c1-x", "c2", "undo-c2", "undo-c1-x", "undo-a"})
+	if f := res.of("after", journal.StepFailed); len(f) != 1 || f[0].Error == nil || !strings.Contains(f[0].Error.Message, "after x") {
+		t.Fatalf("after: %+v", f)
+	}
+	fin := res.of("", journal.RunFinished)
+	if len(fin) != 1 || fin[0].Status != journal.StatusFailed || !fin[0].RolledBack {
+		t.Fatalf("run_finished: %+v", fin)
+	}
+	// The report shows the call with its steps under it.
+	res = w.run(nil, "report", id, "-o", "report.md")
+	md, err := os.ReadFile(w.dir + "/report.md")
+	if res.code != 0 || err != nil || !strings.Contains(string(md), "calls `./child.yaml`") || !strings.Contains(string(md), "`child.c2`") {
+		t.Fatalf("report: exit %d %v: %s\n%s", res.code, err, res.stderr, md)
 	}
 }

@@ -44,24 +44,8 @@ func badLoad(t *testing.T, group string) []badCase {
 		if group == "inputs" {
 			c.file = "installer.yaml"
 		}
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			line := sc.Text()
-			if strings.HasPrefix(line, "#") {
-				c.desc = strings.TrimSpace(strings.TrimPrefix(line, "#"))
-				continue
-			}
-			k, v, ok := strings.Cut(line, ": ")
-			if !ok {
-				if strings.TrimSpace(line) != "" {
-					t.Fatalf("%s: malformed line %q", p, line)
-				}
-				continue
-			}
+		var err error
+		c.desc, err = readCase(p, func(k, v string) bool {
 			switch k {
 			case "vars":
 				c.vars = strings.Fields(v)
@@ -74,10 +58,13 @@ func badLoad(t *testing.T, group string) []badCase {
 			case "gap":
 				c.gap = v
 			default:
-				t.Fatalf("%s: unknown key %q", p, k)
+				return false
 			}
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		f.Close()
 		if c.at == "" || c.message == "" {
 			t.Fatalf("%s: needs at: and message:", p)
 		}
@@ -89,6 +76,35 @@ func badLoad(t *testing.T, group string) []badCase {
 		cases = append(cases, c)
 	}
 	return cases
+}
+
+// readCase reads a corpus case file of "key: value" lines (testdata/bad,
+// testdata/hostile): set is called for each and returns false for a key it
+// does not know; a "# ..." line is the description.
+func readCase(path string, set func(key, value string) bool) (desc string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if d, ok := strings.CutPrefix(line, "#"); ok {
+			desc = strings.TrimSpace(d)
+			continue
+		}
+		k, v, ok := strings.Cut(line, ": ")
+		switch {
+		case !ok && strings.TrimSpace(line) == "":
+			continue
+		case !ok:
+			return "", fmt.Errorf("%s: malformed line %q", path, line)
+		case !set(k, v):
+			return "", fmt.Errorf("%s: unknown key %q", path, k)
+		}
+	}
+	return desc, sc.Err()
 }
 
 // badPositioned reports whether stderr has the expected diagnostic: a line

@@ -60,6 +60,8 @@ type workspace struct {
 	// marker is set in the environment of every process the test starts, so
 	// leftover processes can be found by it.
 	marker string
+	// env is added to every command's environment.
+	env []string
 }
 
 func newWorkspace(t *testing.T) *workspace {
@@ -125,9 +127,7 @@ func (r result) runID() string {
 // runbook process, to act mid-run.
 func (w *workspace) run(onEvent func(journal.Record, *os.Process), args ...string) result {
 	w.t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "runbook"), args...)
-	cmd.Dir = w.dir
-	cmd.Env = append(os.Environ(), w.marker, "RUNBOOK_PLUGIN_PATH="+binDir, "RUNBOOK_STATE="+filepath.Join(w.dir, "state"), "NO_COLOR=1")
+	cmd := w.command(args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -164,6 +164,16 @@ func (w *workspace) run(onEvent func(journal.Record, *os.Process), args ...strin
 		w.t.Errorf("runbook panicked:\n%s", res.stderr)
 	}
 	return res
+}
+
+// command is bin/runbook with args, in the workspace, with its environment
+// (extra entries appended to it win).
+func (w *workspace) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(binDir, "runbook"), args...)
+	cmd.Dir = w.dir
+	cmd.Env = append(os.Environ(), w.marker, "RUNBOOK_PLUGIN_PATH="+binDir, "RUNBOOK_STATE="+filepath.Join(w.dir, "state"), "NO_COLOR=1")
+	cmd.Env = append(cmd.Env, w.env...)
+	return cmd
 }
 
 // journal reads a run's journal from the workspace's state.

@@ -135,6 +135,7 @@ func (s *secLeakScan) check(t *testing.T) int {
 type secResult struct {
 	code           int
 	stdout, stderr string
+	maxRSS         int64 // peak resident memory, bytes
 }
 
 // secRun runs bin/runbook in dir with extra environment; stdin is empty.
@@ -153,6 +154,9 @@ func secRun(t *testing.T, w *workspace, env []string, args ...string) secResult 
 	defer timer.Stop()
 	_ = cmd.Wait()
 	res := secResult{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.maxRSS = ru.Maxrss << 10 // kilobytes on Linux
+	}
 	if strings.Contains(res.stderr, "panic:") {
 		t.Errorf("runbook panicked:\n%s", res.stderr)
 	}

@@ -271,16 +271,7 @@ func TestLiveViewInATerminal(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dir := workdir(t)
-	s := start(t, dir, env(), "run", "rb.yaml", "--run-id", "20250611T101500Z-0000aaaa")
-	s.waitFor(ctx, "Approve?")
-	if _, err := s.ptmx.Write([]byte("yes\n")); err != nil {
-		t.Fatal(err)
-	}
-	if code := s.wait(ctx); code != 0 {
-		t.Fatalf("exit code %d:\n%s", code, s.output())
-	}
-	out := s.output()
+	out := runApproving(ctx, t, workdir(t), env(), "run", "rb.yaml", "--run-id", "20250611T101500Z-0000aaaa")
 	screen := screenOf(t, out)
 	all := screen.All()
 	t.Logf("final transcript:\n%s", strings.Join(all, "\n"))
@@ -401,6 +392,21 @@ func TestNotATerminal(t *testing.T) {
 	if !strings.HasPrefix(summary, "STEP ") {
 		t.Errorf("summary:\n%s", summary)
 	}
+}
+
+// runApproving runs the binary in a pty, answers yes at its approval
+// prompt, and returns all it printed; it must exit 0.
+func runApproving(ctx context.Context, t *testing.T, dir string, envv []string, args ...string) []byte {
+	t.Helper()
+	s := start(t, dir, envv, args...)
+	s.waitFor(ctx, "or 'pause' to stop and resume later: ") // the question's end: data may hold its beginning
+	if _, err := s.ptmx.Write([]byte("yes\n")); err != nil {
+		t.Fatal(err)
+	}
+	if code := s.wait(ctx); code != 0 {
+		t.Fatalf("exit code %d:\n%s", code, s.output())
+	}
+	return s.output()
 }
 
 func indexOf(lines []string, l string) int {

@@ -29,15 +29,23 @@ type waitStep struct {
 }
 
 // The planned failover with Route 53 and an auto-scaling group of workers
-// (the simulation's defaults): db -> services -> traffic (two DNS records
-// side by side) -> workers and stopping the old region side by side.
+// (the simulation's defaults): the S3 backlog drained (a marker object per
+// bucket, five side by side) -> db -> services stable -> their targets
+// healthy behind the load balancer (a target turns healthy that long after
+// its task started: the last starts as the services become stable) ->
+// traffic (two DNS records side by side) -> workers and stopping the old
+// region side by side. The steps are runbooks/region-switch.yaml's, named
+// by their paths in a run of failover.yaml (which calls it as its step
+// switch).
 var waitSteps = []waitStep{
-	{"db_switchover", "aurora_switchover", "rds", "", 1, 1, "DescribeGlobalClusters"},
-	{"start_dr", "ecs_stabilize", "ecs", "dr", 2, 1, "DescribeServices"},
-	{"dns_server", "route53_insync", "route53", "", 3, 2, "GetChange"},
-	{"dns_iot", "route53_insync", "route53", "", 3, 2, "GetChange"},
-	{"workers", "asg_instance_refresh", "autoscaling", "dr", 4, 1, "DescribeInstanceRefreshes"},
-	{"stop_primary", "ecs_stabilize", "ecs", "primary", 4, 1, "DescribeServices"},
+	{"switch.s3_drain", "s3_replication", "s3", "", 1, 5, "HeadObject"},
+	{"switch.db_switchover", "aurora_switchover", "rds", "", 2, 1, "DescribeGlobalClusters"},
+	{"switch.start_target", "ecs_stabilize", "ecs", "dr", 3, 1, "DescribeServices"},
+	{"switch.target_serving", "elb_target_healthy", "elasticloadbalancing", "dr", 4, 1, "DescribeTargetHealth"},
+	{"switch.dns_server", "route53_insync", "route53", "", 5, 2, "GetChange"},
+	{"switch.dns_iot", "route53_insync", "route53", "", 5, 2, "GetChange"},
+	{"switch.workers", "asg_instance_refresh", "autoscaling", "dr", 6, 1, "DescribeInstanceRefreshes"},
+	{"switch.stop_source", "ecs_stabilize", "ecs", "primary", 6, 1, "DescribeServices"},
 }
 
 type waitFigure struct {

@@ -58,8 +58,11 @@ process start, and with the on-disk cache no hashing or describe of the AWS plug
 expr-lang parse per expression shared by the reference checks and the compiler (two today), and a configuration built
 once per environment shape.
 
-**Failover.** The critical path of the model is db switchover, then the services, then the two DNS records side by
-side, then the worker refresh and stopping the old region side by side. Every wait one at a time adds the second DNS
+**Failover.** The critical path of the model is the S3 replication backlog drained (a marker object through each of
+the five buckets, side by side), the db switchover, then the services stable, then their targets healthy behind the
+load balancer, then the two DNS records side by side, then the worker refresh and stopping the old region side by
+side. The S3 drain and the target health are waits AWS's documents call for (docs/dr-guide.md): they are on the path,
+one after another, not beside it. Every wait one at a time adds the second DNS
 record and stopping the old region; the runbook already runs those side by side, so its floor is the critical path
 and the 60% target cannot hold for this runbook: critical path over the sum of waits is the ratio in the table, well
 above 60%. What keeps it there is a safety ordering kept on purpose (docs/decisions.md): the services start only once

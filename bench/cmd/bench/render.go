@@ -396,7 +396,7 @@ func renderFailover(r *report, p printer) {
 	p("| --- | ---: |")
 	p("| wall time of `runbook run` (process start to exit) | %s |", ms(f.Wall))
 	p("| the run (`run_started` to `run_finished`) | %s |", ms(f.Run))
-	p("| critical path of the model: db → services → traffic (DNS side by side) → workers and stopping the old region side by side | %s |", ms(f.CriticalPath))
+	p("| critical path of the model: S3 backlog drained → db → services stable → healthy behind the load balancer → traffic (DNS side by side) → workers and stopping the old region side by side | %s |", ms(f.CriticalPath))
 	p("| every wait one at a time | %s |", ms(f.SumOfWait))
 	p("")
 	p("Each wait: the model's duration, the step's measured duration, the delay past readiness (measured − model: an upper")
@@ -408,7 +408,7 @@ func renderFailover(r *report, p printer) {
 	for _, w := range f.Waits {
 		res := ""
 		if w.Resources > 1 {
-			res = fmt.Sprintf(" (%d records side by side)", w.Resources)
+			res = fmt.Sprintf(" (%d resources side by side)", w.Resources)
 		}
 		p("| %s | %s | %s | %s | %s | %d %s over %s%s | %.2f | %s |", w.Step, w.Transition, ms(w.Model), ms(w.Measured), ms(w.Measured-w.Model), w.Polls, w.PollOp, ms(w.PollSpan), res, w.PollRate(), w.Ops)
 	}

@@ -1,7 +1,9 @@
 // Package actions holds the actions of runbook-plugin-aws: Aurora Global
-// status, switchover and failover, ECS service counts, auto-scaling group
+// status (with a pre-flight verdict), switchover and failover, the old
+// writer's health, ECS service counts, status and fencing, auto-scaling group
 // instance replacement, the IoT Core endpoint, S3 replication checks and
-// batch replication, and CloudFront origin changes.
+// batch replication, CloudFront origin changes, and Route 53 ARC routing
+// controls (their peacetime setup and their data-plane flips).
 package actions
 
 import "github.com/runbookhq/runbook/sdk/plugin"
@@ -12,11 +14,19 @@ func All() []plugin.Action {
 		auroraGlobalStatus(),
 		auroraGlobalSwitchover(),
 		auroraGlobalFailover(),
+		auroraWriterHealth(),
 		ecsServices(),
+		ecsFence(),
+		ecsStatus(),
+		ecsTargetHealth(),
 		cloudfrontOrigin(),
 		s3ReplicationCheck(),
 		asgCycle(),
+		asgStatus(),
 		s3BatchReplicate(),
+		s3ReplicationWait(),
 		iotEndpoint(),
+		arcRoutingControls(),
+		arcSetup(),
 	}
 }

@@ -23,29 +23,57 @@ type asgCycleParams struct {
 	Method               string        `json:"method" default:"auto" enum:"auto,instance_refresh,rolling" doc:"instance_refresh: StartInstanceRefresh; rolling: terminate one instance at a time and wait for its InService replacement; auto: instance refresh, or rolling where the API does not offer instance refresh."`
 	MinHealthyPercentage int           `json:"min_healthy_percentage" default:"90" min:"0" doc:"Instance refresh: share of the group that must stay healthy while instances are replaced."`
 	InstanceWarmup       time.Duration `json:"instance_warmup" doc:"Instance refresh: time a new instance needs before it counts as healthy; default: the group's own."`
+	ProtectedInstances   string        `json:"protected_instances" default:"refuse" enum:"refuse,refresh,ignore,wait" doc:"Instances protected from scale in, found before the refresh: refuse (fail before changing anything, naming them), or the instance refresh preference ScaleInProtectedInstances: refresh (replace them too), ignore (leave them running, on the old broker), wait (AWS waits up to an hour for their protection to be removed, then fails). Rolling: refresh or ignore only."`
+	StandbyInstances     string        `json:"standby_instances" default:"refuse" enum:"refuse,terminate,ignore,wait" doc:"Instances in Standby, found before the refresh: refuse (fail before changing anything, naming them), or the instance refresh preference StandbyInstances: terminate, ignore (leave them), wait (AWS waits up to an hour for them to return to service, then fails). Rolling: ignore only."`
+	SkipMatching         bool          `json:"skip_matching" default:"false" doc:"Instance refresh: skip instances that already have the desired configuration. Off: every instance is replaced, which is what restarting the workers needs."`
 	PollInterval         time.Duration `json:"poll_interval" default:"2s" doc:"How often to read the group while waiting."`
 }
 
 type asgCycleOutputs struct {
-	OldInstanceIDs    []string      `json:"old_instance_ids" doc:"Instances in the group when the step started."`
-	NewInstanceIDs    []string      `json:"new_instance_ids" doc:"Instances in the group at the end, all InService."`
-	Method            string        `json:"method" doc:"instance_refresh, rolling, or none (an empty group)."`
-	InstanceRefreshID string        `json:"instance_refresh_id" doc:"With method instance_refresh."`
-	Duration          time.Duration `json:"duration"`
+	Region               string            `json:"region" doc:"The region of the group."`
+	OldInstanceIDs       []string          `json:"old_instance_ids" doc:"Instances in the group when the step started."`
+	ReplacedInstanceIDs  []string          `json:"replaced_instance_ids" doc:"The instances the step set out to replace (all but the ignored ones)."`
+	IgnoredInstanceIDs   []string          `json:"ignored_instance_ids" doc:"Protected or Standby instances left running (ignore): their workers did not restart."`
+	ProtectedInstanceIDs []string          `json:"protected_instance_ids" doc:"Instances protected from scale in at the start."`
+	StandbyInstanceIDs   []string          `json:"standby_instance_ids" doc:"Instances in Standby at the start."`
+	NewInstanceIDs       []string          `json:"new_instance_ids" doc:"Instances in the group at the end."`
+	Method               string            `json:"method" doc:"instance_refresh, rolling, or none (an empty group)."`
+	InstanceRefreshID    string            `json:"instance_refresh_id" doc:"With method instance_refresh."`
+	Preferences          map[string]string `json:"preferences" doc:"The instance refresh preferences sent (ScaleInProtectedInstances, StandbyInstances, SkipMatching, MinHealthyPercentage, InstanceWarmup)."`
+	Duration             time.Duration     `json:"duration"`
 }
 
 type asgState struct {
 	Desired   int
 	Instances []astypes.Instance
+	// Min, Max and Hooks are read by describeASG for the status action.
+	Min, Max int
 }
 
 func (s asgState) ids() []string {
-	var ids []string
+	return s.idsWhere(func(astypes.Instance) bool { return true })
+}
+
+func (s asgState) idsWhere(keep func(astypes.Instance) bool) []string {
+	ids := []string{}
 	for _, i := range s.Instances {
-		ids = append(ids, aws.ToString(i.InstanceId))
+		if keep(i) {
+			ids = append(ids, aws.ToString(i.InstanceId))
+		}
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// inStandby reports whether an instance is in (or entering) Standby.
+func inStandby(i astypes.Instance) bool {
+	return i.LifecycleState == astypes.LifecycleStateStandby || i.LifecycleState == astypes.LifecycleStateEnteringStandby
+}
+
+// protected reports whether an instance is protected from scale in (and
+// not in Standby, which is its own case).
+func protected(i astypes.Instance) bool {
+	return aws.ToBool(i.ProtectedFromScaleIn) && !inStandby(i)
 }
 
 func (s asgState) summary() string {
@@ -61,18 +89,24 @@ func (s asgState) summary() string {
 	return fmt.Sprintf("desired %d: %s", s.Desired, strings.Join(parts, ", "))
 }
 
-// replaced reports whether every instance is new and InService and the
-// group is at its desired capacity.
-func (s asgState) replaced(old map[string]bool) bool {
-	if len(s.Instances) != s.Desired {
-		return false
-	}
+// replaced reports whether none of old is left, the group is at its
+// desired capacity (instances in Standby do not count towards it) and
+// every instance is InService but the ignored ones, which stay as they are.
+func (s asgState) replaced(old, ignored map[string]bool) bool {
+	n := 0
 	for _, i := range s.Instances {
-		if old[aws.ToString(i.InstanceId)] || i.LifecycleState != astypes.LifecycleStateInService {
+		id := aws.ToString(i.InstanceId)
+		if old[id] {
+			return false
+		}
+		if !inStandby(i) {
+			n++
+		}
+		if !ignored[id] && i.LifecycleState != astypes.LifecycleStateInService {
 			return false
 		}
 	}
-	return true
+	return n == s.Desired
 }
 
 func describeASG(ctx context.Context, c *autoscaling.Client, name string) (asgState, error) {
@@ -82,7 +116,7 @@ func describeASG(ctx context.Context, c *autoscaling.Client, name string) (asgSt
 	}
 	for _, g := range out.AutoScalingGroups {
 		if aws.ToString(g.AutoScalingGroupName) == name {
-			return asgState{Desired: int(aws.ToInt32(g.DesiredCapacity)), Instances: g.Instances}, nil
+			return asgState{Desired: int(aws.ToInt32(g.DesiredCapacity)), Min: int(aws.ToInt32(g.MinSize)), Max: int(aws.ToInt32(g.MaxSize)), Instances: g.Instances}, nil
 		}
 	}
 	return asgState{}, plugin.FatalCode("NoSuchAutoScalingGroup", "auto-scaling group %q not found", name)
@@ -101,6 +135,94 @@ func refreshUnavailable(err error) bool {
 	return strings.Contains(err.Error(), "has not been implemented") || strings.Contains(err.Error(), "not yet implemented")
 }
 
+// asgSelection is what a cycle does with the group's instances, decided
+// before anything changes.
+type asgSelection struct {
+	targets, ignored, protected, standby []string
+	// refusal, when set, is why the cycle refuses to start.
+	refusal string
+}
+
+// selectInstances finds the protected and Standby instances and applies
+// the parameters' choices for them under method (instance_refresh or
+// rolling).
+func selectInstances(st asgState, p asgCycleParams, method string) asgSelection {
+	sel := asgSelection{protected: st.idsWhere(protected), standby: st.idsWhere(inStandby), ignored: []string{}}
+	var problems []string
+	if len(sel.protected) > 0 {
+		switch {
+		case p.ProtectedInstances == "refuse" || p.ProtectedInstances == "":
+			problems = append(problems, fmt.Sprintf("%d instance(s) protected from scale in: %s (protected_instances: refresh, ignore or wait to proceed, or remove their protection)", len(sel.protected), strings.Join(sel.protected, ", ")))
+		case method == "rolling" && p.ProtectedInstances == "wait":
+			problems = append(problems, fmt.Sprintf("protected_instances: wait needs an instance refresh; rolling replacement can refresh or ignore the protected instance(s) %s", strings.Join(sel.protected, ", ")))
+		case p.ProtectedInstances == "ignore":
+			sel.ignored = append(sel.ignored, sel.protected...)
+		}
+	}
+	if len(sel.standby) > 0 {
+		switch {
+		case p.StandbyInstances == "refuse" || p.StandbyInstances == "":
+			problems = append(problems, fmt.Sprintf("%d instance(s) in Standby: %s (standby_instances: terminate, ignore or wait to proceed, or return them to service)", len(sel.standby), strings.Join(sel.standby, ", ")))
+		case method == "rolling" && p.StandbyInstances != "ignore":
+			problems = append(problems, fmt.Sprintf("standby_instances: %s needs an instance refresh; rolling replacement can only ignore the Standby instance(s) %s", p.StandbyInstances, strings.Join(sel.standby, ", ")))
+		case p.StandbyInstances == "ignore":
+			sel.ignored = append(sel.ignored, sel.standby...)
+		}
+	}
+	sort.Strings(sel.ignored)
+	if len(problems) > 0 {
+		sel.refusal = fmt.Sprintf("auto-scaling group %s (%s) has %s. An instance refresh with AWS's default preferences would wait an hour for them and fail; their workers would not restart",
+			p.AutoScalingGroup, p.Region, strings.Join(problems, "; and "))
+	}
+	ignored := set(sel.ignored)
+	sel.targets = st.idsWhere(func(i astypes.Instance) bool { return !ignored[aws.ToString(i.InstanceId)] })
+	return sel
+}
+
+func set(ids []string) map[string]bool {
+	m := map[string]bool{}
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
+
+// refreshPreferences maps the parameters to StartInstanceRefresh's
+// preferences (EC2 Auto Scaling API reference, RefreshPreferences). A
+// "refuse" that found nothing leaves the preference unset (AWS's default,
+// Wait): the group had no such instance when it was read.
+func refreshPreferences(p asgCycleParams) *astypes.RefreshPreferences {
+	prefs := &astypes.RefreshPreferences{MinHealthyPercentage: aws.Int32(int32(p.MinHealthyPercentage)), SkipMatching: aws.Bool(p.SkipMatching)}
+	if p.InstanceWarmup > 0 {
+		prefs.InstanceWarmup = aws.Int32(int32(p.InstanceWarmup / time.Second))
+	}
+	// "refuse" (and "") are not in the maps: AWS's default applies.
+	prefs.ScaleInProtectedInstances = map[string]astypes.ScaleInProtectedInstances{
+		"refresh": astypes.ScaleInProtectedInstancesRefresh, "ignore": astypes.ScaleInProtectedInstancesIgnore, "wait": astypes.ScaleInProtectedInstancesWait,
+	}[p.ProtectedInstances]
+	prefs.StandbyInstances = map[string]astypes.StandbyInstances{
+		"terminate": astypes.StandbyInstancesTerminate, "ignore": astypes.StandbyInstancesIgnore, "wait": astypes.StandbyInstancesWait,
+	}[p.StandbyInstances]
+	return prefs
+}
+
+func describePreferences(prefs *astypes.RefreshPreferences) map[string]string {
+	m := map[string]string{
+		"MinHealthyPercentage": fmt.Sprint(aws.ToInt32(prefs.MinHealthyPercentage)),
+		"SkipMatching":         fmt.Sprint(aws.ToBool(prefs.SkipMatching)),
+	}
+	if prefs.InstanceWarmup != nil {
+		m["InstanceWarmup"] = fmt.Sprint(aws.ToInt32(prefs.InstanceWarmup))
+	}
+	if prefs.ScaleInProtectedInstances != "" {
+		m["ScaleInProtectedInstances"] = string(prefs.ScaleInProtectedInstances)
+	}
+	if prefs.StandbyInstances != "" {
+		m["StandbyInstances"] = string(prefs.StandbyInstances)
+	}
+	return m
+}
+
 func asgCycle() plugin.Action {
 	return plugin.NewAction("asg_cycle", func(ctx context.Context, req plugin.Request[asgCycleParams]) (asgCycleOutputs, error) {
 		start := time.Now()
@@ -114,27 +236,36 @@ func asgCycle() plugin.Action {
 		if err != nil {
 			return asgCycleOutputs{}, err
 		}
-		out := asgCycleOutputs{OldInstanceIDs: st.ids(), NewInstanceIDs: []string{}}
-		if out.OldInstanceIDs == nil {
-			out.OldInstanceIDs = []string{}
+		method := p.Method
+		if method == "auto" {
+			method = "instance_refresh"
 		}
-		req.Progress("instances to replace: "+strings.Join(out.OldInstanceIDs, ", "), "group", p.AutoScalingGroup, "state", st.summary())
-		if len(st.Instances) == 0 {
+		sel := selectInstances(st, p, method)
+		out := asgCycleOutputs{Region: p.Region, OldInstanceIDs: st.ids(), NewInstanceIDs: []string{}, ReplacedInstanceIDs: sel.targets,
+			IgnoredInstanceIDs: sel.ignored, ProtectedInstanceIDs: sel.protected, StandbyInstanceIDs: sel.standby, Preferences: map[string]string{}}
+		req.Progress("instances to replace: "+strings.Join(sel.targets, ", "), "group", p.AutoScalingGroup, "region", p.Region, "state", st.summary())
+		if sel.refusal != "" {
+			return asgCycleOutputs{}, plugin.FatalCode("ProtectedInstances", "%s", sel.refusal)
+		}
+		if len(sel.ignored) > 0 {
+			req.Progress("left running (ignored): "+strings.Join(sel.ignored, ", "), "group", p.AutoScalingGroup)
+		}
+		if len(sel.targets) == 0 {
 			out.Method, out.Duration = "none", time.Since(start)
-			req.Progress("the group has no instances: nothing to replace", "group", p.AutoScalingGroup)
+			req.Progress("nothing to replace", "group", p.AutoScalingGroup)
 			return out, nil
 		}
-		old := map[string]bool{}
-		for _, id := range out.OldInstanceIDs {
-			old[id] = true
-		}
-		method := p.Method
-		if method != "rolling" {
-			id, err := startRefresh(ctx, c, p)
+		old, ignored := set(sel.targets), set(sel.ignored)
+		if p.Method != "rolling" {
+			prefs := refreshPreferences(p)
+			id, err := startRefresh(ctx, c, p, prefs)
 			switch {
 			case err == nil:
-				method, out.InstanceRefreshID = "instance_refresh", id
-			case method == "auto" && refreshUnavailable(err):
+				method, out.InstanceRefreshID, out.Preferences = "instance_refresh", id, describePreferences(prefs)
+			case p.Method == "auto" && refreshUnavailable(err):
+				if rs := selectInstances(st, p, "rolling"); rs.refusal != "" {
+					return asgCycleOutputs{}, plugin.FatalCode("ProtectedInstances", "instance refresh is not available here, and %s", rs.refusal)
+				}
 				req.Progress("instance refresh is not available here; replacing instances one at a time", "reason", awscommon.Describe(err))
 				method = "rolling"
 			default:
@@ -148,7 +279,7 @@ func asgCycle() plugin.Action {
 				return asgCycleOutputs{}, err
 			}
 		} else {
-			for _, id := range out.OldInstanceIDs {
+			for _, id := range sel.targets {
 				_, err := c.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{
 					InstanceId: aws.String(id), ShouldDecrementDesiredCapacity: aws.Bool(false),
 				})
@@ -162,14 +293,14 @@ func asgCycle() plugin.Action {
 					req.Progress("terminating instance", "instance", id)
 				}
 				gone := map[string]bool{id: true}
-				if err := waitGroup(ctx, &req, c, p, "instance "+id+" to be replaced", func(s asgState) bool { return s.replaced(gone) }); err != nil {
+				if err := waitGroup(ctx, &req, c, p, "instance "+id+" to be replaced", func(s asgState) bool { return s.replaced(gone, ignored) }); err != nil {
 					return asgCycleOutputs{}, err
 				}
 			}
 		}
-		// Whatever the method, done means: desired capacity, all InService,
-		// no old instance left.
-		if err := waitGroup(ctx, &req, c, p, "every instance of "+p.AutoScalingGroup+" to be new and InService", func(s asgState) bool { return s.replaced(old) }); err != nil {
+		// Whatever the method, done means: desired capacity, all InService
+		// but the ignored ones, none of the replaced ones left.
+		if err := waitGroup(ctx, &req, c, p, "every instance of "+p.AutoScalingGroup+" to be new and InService", func(s asgState) bool { return s.replaced(old, ignored) }); err != nil {
 			return asgCycleOutputs{}, err
 		}
 		end, err := describeASG(ctx, c, p.AutoScalingGroup)
@@ -180,7 +311,10 @@ func asgCycle() plugin.Action {
 		req.Progress("all instances replaced", "group", p.AutoScalingGroup, "new", strings.Join(out.NewInstanceIDs, ", "))
 		return out, nil
 	}).
-		Doc("Replaces every instance of an auto-scaling group (restarting the workers so they reconnect to the new broker): StartInstanceRefresh with min_healthy_percentage, or rolling terminate-and-wait one instance at a time; done when the group is at its desired capacity, every instance InService and none of the old ones left. Not idempotent: running it again replaces the instances again.").
+		Doc("Replaces the instances of an auto-scaling group (restarting the workers so they reconnect to the new broker): StartInstanceRefresh with min_healthy_percentage and the protected/Standby preferences, or rolling terminate-and-wait one instance at a time. " +
+			"Instances protected from scale in or in Standby are found first and refused, naming them, unless protected_instances / standby_instances choose what to do with them. " +
+			"Done when the group is at its desired capacity, every instance InService and none of the replaced ones left. Not idempotent: running it again replaces the instances again.").
+		Permissions(asgCyclePermissions...).
 		Plan(func(ctx context.Context, req plugin.PlanRequest[asgCycleParams]) (plugin.Plan, error) {
 			p := req.Params
 			if req.Unknown("/auto_scaling_group") || req.Unknown("/region") {
@@ -194,24 +328,34 @@ func asgCycle() plugin.Action {
 			if err != nil {
 				return plugin.Plan{}, err
 			}
-			ch := plugin.Change{Resource: fmt.Sprintf("auto-scaling group %s/%s", p.Region, p.AutoScalingGroup), Field: "instances", Before: st.ids(), AfterUnknown: true, Kind: plugin.ChangeReplace}
+			method := p.Method
+			if method == "auto" {
+				method = "instance_refresh"
+			}
+			sel := selectInstances(st, p, method)
+			ch := plugin.Change{Resource: fmt.Sprintf("auto-scaling group %s/%s", p.Region, p.AutoScalingGroup), Field: "instances", Before: sel.targets, AfterUnknown: true, Kind: plugin.ChangeReplace}
 			how := "by instance refresh (min healthy " + fmt.Sprint(p.MinHealthyPercentage) + "%)"
 			if p.Method == "rolling" {
 				how = "one at a time"
 			}
-			if len(st.Instances) == 0 {
-				ch.Kind, ch.AfterUnknown = plugin.ChangeNoop, false
-				return plugin.Plan{Summary: fmt.Sprintf("%s has no instances: nothing to replace", p.AutoScalingGroup), Changes: []plugin.Change{ch}}, nil
+			plan := plugin.Plan{Changes: []plugin.Change{ch}}
+			if sel.refusal != "" {
+				plan.Diagnostics = []plugin.Diagnostic{plugin.Errorf("/protected_instances", "would refuse: %s", sel.refusal)}
 			}
-			return plugin.Plan{Summary: fmt.Sprintf("replace the %d instance(s) of %s %s (%s)", len(st.Instances), p.AutoScalingGroup, how, st.summary()), Changes: []plugin.Change{ch}}, nil
+			if len(sel.targets) == 0 {
+				plan.Changes[0].Kind, plan.Changes[0].AfterUnknown = plugin.ChangeNoop, false
+				plan.Summary = fmt.Sprintf("%s has no instances to replace", p.AutoScalingGroup)
+				return plan, nil
+			}
+			plan.Summary = fmt.Sprintf("replace %d instance(s) of %s in %s %s (%s)", len(sel.targets), p.AutoScalingGroup, p.Region, how, st.summary())
+			if len(sel.ignored) > 0 {
+				plan.Summary += "; leave running: " + strings.Join(sel.ignored, ", ")
+			}
+			return plan, nil
 		})
 }
 
-func startRefresh(ctx context.Context, c *autoscaling.Client, p asgCycleParams) (string, error) {
-	prefs := &astypes.RefreshPreferences{MinHealthyPercentage: aws.Int32(int32(p.MinHealthyPercentage)), SkipMatching: aws.Bool(false)}
-	if p.InstanceWarmup > 0 {
-		prefs.InstanceWarmup = aws.Int32(int32(p.InstanceWarmup / time.Second))
-	}
+func startRefresh(ctx context.Context, c *autoscaling.Client, p asgCycleParams, prefs *astypes.RefreshPreferences) (string, error) {
 	out, err := c.StartInstanceRefresh(ctx, &autoscaling.StartInstanceRefreshInput{
 		AutoScalingGroupName: aws.String(p.AutoScalingGroup), Strategy: astypes.RefreshStrategyRolling, Preferences: prefs,
 	})

@@ -2,7 +2,9 @@ package actions
 
 import (
 	"context"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -164,5 +166,120 @@ func TestASGCycleErrorsAndPlan(t *testing.T) {
 	}
 	if a, _ := d.Action("asg_cycle"); a.Idempotent {
 		t.Fatal("asg_cycle must not claim to be idempotent")
+	}
+}
+
+// protectAndStandby protects the first instance (by id) from scale in and
+// puts the second in Standby (decrementing the desired capacity).
+func protectAndStandby(t *testing.T, env *awstest.Env, group string) (protectedID, standbyID string, others []string) {
+	t.Helper()
+	ids := keys(groupInstances(t, env, drRegion, group))
+	a := autoscaling.NewFromConfig(env.Config(t, drRegion))
+	ctx := context.Background()
+	if _, err := a.SetInstanceProtection(ctx, &autoscaling.SetInstanceProtectionInput{AutoScalingGroupName: aws.String(group), InstanceIds: ids[:1], ProtectedFromScaleIn: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.EnterStandby(ctx, &autoscaling.EnterStandbyInput{AutoScalingGroupName: aws.String(group), InstanceIds: ids[1:2], ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	return ids[0], ids[1], ids[2:]
+}
+
+func refreshCount(t *testing.T, env *awstest.Env, group string) int {
+	t.Helper()
+	out, err := autoscaling.NewFromConfig(env.Config(t, drRegion)).DescribeInstanceRefreshes(context.Background(), &autoscaling.DescribeInstanceRefreshesInput{AutoScalingGroupName: aws.String(group)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.InstanceRefreshes)
+}
+
+// By default protected and Standby instances are found first and refused,
+// by id, before anything changes; asg_status reports them for the readiness check.
+func TestASGCycleRefusesProtectedAndStandbyInstances(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	name := awstest.Name(t, "workers")
+	seedWorkerASG(t, env, drRegion, name, 3)
+	prot, standby, _ := protectAndStandby(t, env, name)
+	before := groupInstances(t, env, drRegion, name)
+
+	st, err := c.Apply(tctx(t), "asg_status", env.Params(drRegion, map[string]any{"auto_scaling_group": name}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["ready"] != false || strs(st["protected_instance_ids"])[0] != prot || strs(st["standby_instance_ids"])[0] != standby || st["region"] != drRegion || st["desired"] != float64(2) {
+		t.Fatalf("asg_status = %v", st)
+	}
+	if probs := strings.Join(strs(st["problems"]), "; "); !strings.Contains(probs, prot) || !strings.Contains(probs, standby) {
+		t.Fatalf("problems %q", probs)
+	}
+
+	_, err = c.Apply(tctx(t), "asg_cycle", env.Params(drRegion, map[string]any{"auto_scaling_group": name, "poll_interval": "100ms"}))
+	pe := wantFatal(t, err, prot, standby, "protected from scale in", "Standby", "protected_instances", "standby_instances")
+	if pe.Code != "ProtectedInstances" {
+		t.Fatalf("code %q", pe.Code)
+	}
+	if n := refreshCount(t, env, name); n != 0 {
+		t.Fatalf("%d instance refreshes started after a refusal", n)
+	}
+	if after := groupInstances(t, env, drRegion, name); len(after) != len(before) {
+		t.Fatalf("the group changed: %v -> %v", before, after)
+	}
+	plan, err := c.PlanParams(tctx(t), "asg_cycle", env.Params(drRegion, map[string]any{"auto_scaling_group": name}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Diagnostics) != 1 || !strings.Contains(plan.Diagnostics[0].Summary, prot) {
+		t.Fatalf("plan diagnostics %+v, want the refusal", plan.Diagnostics)
+	}
+	// Rolling replacement cannot wait for protection to go.
+	_, err = c.Apply(tctx(t), "asg_cycle", env.Params(drRegion, map[string]any{"auto_scaling_group": name, "method": "rolling", "protected_instances": "wait", "standby_instances": "ignore"}))
+	wantFatal(t, err, "wait needs an instance refresh", prot)
+}
+
+// ignore leaves them running (and says so); refresh and terminate replace
+// the protected instance and terminate the Standby one.
+func TestASGCycleIncludesProtectedAndStandbyWhenAsked(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	name := awstest.Name(t, "workers")
+	seedWorkerASG(t, env, drRegion, name, 3)
+	prot, standby, others := protectAndStandby(t, env, name)
+
+	out, err := c.Apply(tctx(t), "asg_cycle", env.Params(drRegion, map[string]any{"auto_scaling_group": name, "min_healthy_percentage": 0,
+		"protected_instances": "ignore", "standby_instances": "ignore", "poll_interval": "100ms"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strs(out["ignored_instance_ids"]); len(got) != 2 || !slices.Contains(got, prot) || !slices.Contains(got, standby) {
+		t.Fatalf("ignored %v", got)
+	}
+	prefs := out["preferences"].(map[string]any)
+	if prefs["ScaleInProtectedInstances"] != "Ignore" || prefs["StandbyInstances"] != "Ignore" || prefs["SkipMatching"] != "false" {
+		t.Fatalf("preferences %v", prefs)
+	}
+	now := groupInstances(t, env, drRegion, name)
+	if now[prot] != "InService" || now[standby] != "Standby" {
+		t.Fatalf("ignored instances touched: %v", now)
+	}
+	if _, ok := now[others[0]]; ok {
+		t.Fatalf("the unprotected instance was not replaced: %v", now)
+	}
+
+	out, err = c.Apply(tctx(t), "asg_cycle", env.Params(drRegion, map[string]any{"auto_scaling_group": name, "min_healthy_percentage": 0,
+		"protected_instances": "refresh", "standby_instances": "terminate", "poll_interval": "100ms"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = groupInstances(t, env, drRegion, name)
+	if _, ok := now[prot]; ok {
+		t.Errorf("protected instance not refreshed: %v", now)
+	}
+	if _, ok := now[standby]; ok {
+		t.Errorf("Standby instance not terminated: %v", now)
+	}
+	if len(strs(out["ignored_instance_ids"])) != 0 || len(now) != 2 {
+		t.Errorf("outputs %v, group %v", out, now)
 	}
 }

@@ -137,7 +137,11 @@ func cloudfrontOrigin() plugin.Action {
 		return out, nil
 	}).
 		Doc("Points a CloudFront distribution's origin at a new domain (the active region's load balancer): GetDistributionConfig, then UpdateDistribution with the ETag as IfMatch (re-reading and re-applying when a concurrent change makes it PreconditionFailed), then waits until the distribution is Deployed. Outputs the previous origin domain for a rollback. Idempotent: an origin already on the domain is left alone.").
+		Permissions(cloudfrontOriginPermissions...).
 		Idempotent().
+		// CloudFront's control plane (UpdateDistribution) is served from us-east-1
+		// only ("AWS Fault Isolation Boundaries", Global services).
+		ControlPlane(plugin.ControlPlane{Service: "CloudFront", Region: "us-east-1"}).
 		Plan(func(ctx context.Context, req plugin.PlanRequest[cloudfrontOriginParams]) (plugin.Plan, error) {
 			p := req.Params
 			if req.Unknown("/distribution_id") || req.Unknown("/origin_id") || req.Unknown("/endpoint_url") {

@@ -122,14 +122,16 @@ func describeServices(ctx context.Context, client *ecs.Client, cluster string, n
 }
 
 // checkWriterHere is the split-brain guard: nil when the global cluster's
-// writer is in conn's region and no switchover or failover is under way.
+// writer is in conn's region and writable there, by the rule the switchover and
+// failover waits end on (the writer member is this region's cluster, available,
+// with an available writer instance). An operation under way is refused unless
+// it is the failover (or switchover) that promoted this very cluster: after a
+// failover the global cluster stays failing-over for as long as the old
+// primary's region is down, and the services must start all the same.
 func checkWriterHere(ctx context.Context, conn awscommon.Conn, id string) error {
 	g, err := describeGlobalCluster(ctx, conn, id)
 	if err != nil {
 		return err
-	}
-	if g.busy() {
-		return plugin.FatalCode("SplitBrainGuard", "refusing to start services in %s: global cluster %s is busy (%s); start them once its writer is in %s", conn.Region, id, g.describeOperation(), conn.Region)
 	}
 	w, ok := g.writer()
 	if !ok {
@@ -137,6 +139,16 @@ func checkWriterHere(ctx context.Context, conn awscommon.Conn, id string) error 
 	}
 	if w.Region != conn.Region {
 		return plugin.FatalCode("SplitBrainGuard", "refusing to start services in %s: the writer of global cluster %s is %s, in %s; services must only run next to the writer", conn.Region, id, w.ARN, w.Region)
+	}
+	if g.busy() && (g.Operation == nil || aws.ToString(g.Operation.ToDbClusterArn) != w.ARN) {
+		return plugin.FatalCode("SplitBrainGuard", "refusing to start services in %s: global cluster %s is busy (%s); start them once its writer is in %s", conn.Region, id, g.describeOperation(), conn.Region)
+	}
+	d, err := readCluster(ctx, conn, w.ID)
+	if err != nil {
+		return err
+	}
+	if !d.writable() {
+		return plugin.RetryableCode("SplitBrainGuard", "refusing to start services in %s yet: the writer %s is not writable (%s)", conn.Region, w.ID, d.describe())
 	}
 	return nil
 }
@@ -257,6 +269,7 @@ func ecsServices() plugin.Action {
 		return out, nil
 	}).
 		Doc("Sets the desired count of ECS services (start: the counts the installation runs with; stop: 0) and waits until each is stable: one deployment, runningCount == desiredCount, rollout COMPLETED where reported. Outputs the previous counts, so a rollback passes them back as desired_counts. With require_writer, refuses (changing nothing) to set any count above 0 unless the Aurora global cluster's writer is in this region. Idempotent: counts already as requested are left alone.").
+		Permissions(ecsServicesPermissions...).
 		Idempotent().
 		Validate(validateECSServices).
 		Plan(func(ctx context.Context, req plugin.PlanRequest[ecsServicesParams]) (plugin.Plan, error) {

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -193,5 +194,50 @@ func TestECSServicesPlanChangesNothing(t *testing.T) {
 	diags, err := c.Validate(tctx(t), "ecs_services", map[string]any{"region": drRegion, "cluster": "c"}, nil)
 	if err != nil || len(diags) != 1 {
 		t.Fatalf("validate without counts: %+v, %v", diags, err)
+	}
+}
+
+// ecs_status reads the counts ecs_services sets, as the map ecs_services
+// takes back: what a runbook reads at pre-flight to restore in a rollback.
+func TestECSStatusReadsCountsToRestore(t *testing.T) {
+	t.Parallel()
+	c, env := start(t)
+	cluster := awstest.Name(t, "ecs")
+	seedECS(t, env, drRegion, cluster)
+	ctx := tctx(t)
+	if _, err := c.Apply(ctx, "ecs_services", env.Params(drRegion, map[string]any{
+		"cluster": cluster, "poll_interval": "100ms", "desired_counts": counts(3, 1, 0),
+	})); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Apply(ctx, "ecs_status", env.Params(drRegion, map[string]any{"cluster": cluster, "services": []any{"spacelift-server", "spacelift-drain", "spacelift-scheduler"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, "desired_counts", counts(3, 1, 0), out["desired_counts"])
+	sameCounts(t, "running_counts of stable services", counts(3, 1, 0), out["running_counts"])
+	if out["stable"] != true || !strings.Contains(out["summary"].(string), "spacelift-server desired 3") {
+		t.Fatalf("stable %v, summary %q", out["stable"], out["summary"])
+	}
+	// Restoring from the read is exact: stop them, then set what was read.
+	if _, err := c.Apply(ctx, "ecs_services", env.Params(drRegion, map[string]any{"cluster": cluster, "poll_interval": "100ms", "desired_counts": counts(0, 0, 0)})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Apply(ctx, "ecs_services", env.Params(drRegion, map[string]any{"cluster": cluster, "poll_interval": "100ms", "desired_counts": out["desired_counts"]})); err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, "restored", counts(3, 1, 0), desiredCounts(t, env, drRegion, cluster))
+	_, err = c.Apply(ctx, "ecs_status", env.Params(drRegion, map[string]any{"cluster": cluster, "services": []any{"spacelift-server", "spacelift-typo"}}))
+	wantFatal(t, err, "no active service spacelift-typo")
+	diags, err := c.Validate(ctx, "ecs_status", map[string]any{"region": drRegion, "cluster": "c", "services": []any{"a", "b", "a"}}, nil)
+	if err != nil || len(diags) != 1 || diags[0].Path != "/services/2" {
+		t.Fatalf("validate with a service twice: %+v, %v", diags, err)
+	}
+}
+
+func sameCounts(t *testing.T, what string, want map[string]any, got any) {
+	t.Helper()
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("%s (-want +got):\n%s", what, d)
 	}
 }

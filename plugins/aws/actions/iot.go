@@ -31,6 +31,7 @@ func iotEndpoint() plugin.Action {
 		return iotEndpointOutputs{Endpoint: ep, Region: req.Params.Region}, nil
 	}).
 		Doc("Reads a region's IoT Core endpoint (DescribeEndpoint, iot:Data-ATS by default): the host the worker broker domain must point at. Read-only.").
+		Permissions(iotEndpointPermissions...).
 		ReadOnly().
 		Plan(func(ctx context.Context, req plugin.PlanRequest[iotEndpointParams]) (plugin.Plan, error) {
 			return plugin.Plan{Summary: fmt.Sprintf("read the %s endpoint of IoT Core in %s (read-only)", req.Params.EndpointType, req.Params.Region)}, nil

@@ -257,6 +257,7 @@ func s3BatchReplicate() plugin.Action {
 		return out, nil
 	}).
 		Doc("Replicates the objects that existed before the replication rules: one S3 Batch Operations job (S3ReplicateObject) per bucket through S3 Control CreateJob, created in the buckets' region with the given role, the manifest generated from the bucket's replication configuration (objects whose replication status is NONE or FAILED) or given, and an optional completion report; waits for every job and fails naming each bucket whose job failed or had failed tasks. Idempotent: the ClientRequestToken comes from the step's idempotency key, so a re-run finds its jobs instead of starting new ones.").
+		Permissions(s3BatchReplicatePermissions...).
 		Idempotent().
 		Validate(validateS3Batch).
 		Plan(func(ctx context.Context, req plugin.PlanRequest[s3BatchReplicateParams]) (plugin.Plan, error) {

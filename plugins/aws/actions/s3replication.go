@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -72,8 +73,19 @@ type bucketReport struct {
 	Destinations       []string `json:"destinations" doc:"Destination bucket ARNs of the bucket's enabled rules."`
 	ReplicaKMSKeys     []string `json:"replica_kms_keys" doc:"KMS keys the rules encrypt replicas with."`
 	Peer               string   `json:"peer" doc:"The bucket it should replicate to."`
+	Encryption         string   `json:"encryption" doc:"The bucket's default encryption: aws:kms, aws:kms:dsse, AES256, or empty."`
+	RuleID             string   `json:"rule_id" doc:"The enabled rule that replicates to the peer (the highest priority one)."`
+	Scope              string   `json:"scope" doc:"What that rule covers: \"whole bucket\", or its prefix and tags."`
+	KMSSelected        bool     `json:"kms_selected" doc:"Whether that rule replicates SSE-KMS objects (SourceSelectionCriteria.SseKmsEncryptedObjects Enabled)."`
+	ReplicaKMSKey      string   `json:"replica_kms_key" doc:"That rule's Destination.EncryptionConfiguration.ReplicaKmsKeyID."`
+	MetricsEnabled     bool     `json:"metrics_enabled" doc:"Whether that rule publishes replication metrics (Destination.Metrics or ReplicationTime Enabled)."`
+	Role               string   `json:"role" doc:"The replication configuration's IAM role."`
+	RoleVerified       string   `json:"role_verified" doc:"exists, or why its existence could not be read (the check needs iam:GetRole)."`
 	OK                 bool     `json:"ok"`
 	Problems           []string `json:"problems"`
+
+	peerRule       *s3types.ReplicationRule
+	peerVersioning string
 }
 
 type s3ReplicationCheckOutputs struct {
@@ -149,6 +161,9 @@ func s3ReplicationCheck() plugin.Action {
 				}
 			}
 		}
+		if err := verifyRoles(ctx, p.Conn(), pairs); err != nil {
+			return s3ReplicationCheckOutputs{}, err
+		}
 		for _, pair := range pairs {
 			kind := pair[0].Kind
 			// The pair must span the two regions.
@@ -164,6 +179,8 @@ func s3ReplicationCheck() plugin.Action {
 					}
 				}
 			}
+			checkPair(pair[0], pair[1])
+			checkPair(pair[1], pair[0])
 			for _, r := range pair {
 				r.OK = len(r.Problems) == 0
 				for _, pr := range r.Problems {
@@ -180,6 +197,7 @@ func s3ReplicationCheck() plugin.Action {
 		return out, nil
 	}).
 		Doc("Checks that the installation's five buckets (states, run-logs, modules, policy-inputs, workspaces) in both regions are versioned and replicate, each to its peer in the other region, with an enabled replication rule. The buckets are given as the installer configs' disaster_recovery.s3_bucket_replication objects, as they are (ARNs or names). Reports per bucket; fails (fatal, listing every problem) unless fail_on_problem is false. Read-only.").
+		Permissions(s3ReplicationCheckPermissions...).
 		ReadOnly().
 		Plan(func(ctx context.Context, req plugin.PlanRequest[s3ReplicationCheckParams]) (plugin.Plan, error) {
 			return plugin.Plan{Summary: fmt.Sprintf("check versioning and replication of 10 buckets between %s and %s (read-only)", req.Params.Region, req.Params.ReplicaRegion)}, nil
@@ -256,7 +274,8 @@ func inspectBucket(ctx context.Context, clientFor func(string) (*s3.Client, erro
 		return nil
 	}
 	peerARN := "arn:aws:s3:::" + r.Peer
-	for _, rule := range rep.ReplicationConfiguration.Rules {
+	r.Role = aws.ToString(rep.ReplicationConfiguration.Role)
+	for i, rule := range rep.ReplicationConfiguration.Rules {
 		if rule.Status != s3types.ReplicationRuleStatusEnabled || rule.Destination == nil {
 			continue
 		}
@@ -267,6 +286,10 @@ func inspectBucket(ctx context.Context, clientFor func(string) (*s3.Client, erro
 		}
 		if r.Peer != "" && (dest == peerARN || bucketName(dest) == r.Peer) {
 			r.ReplicationEnabled = true
+			// S3 replicates by the highest-priority rule per destination.
+			if r.peerRule == nil || aws.ToInt32(rule.Priority) > aws.ToInt32(r.peerRule.Priority) {
+				r.peerRule = &rep.ReplicationConfiguration.Rules[i]
+			}
 		}
 	}
 	if !r.ReplicationEnabled && r.Peer != "" {
@@ -274,6 +297,147 @@ func inspectBucket(ctx context.Context, clientFor func(string) (*s3.Client, erro
 			r.Problems = append(r.Problems, "has no enabled replication rule")
 		} else {
 			r.Problems = append(r.Problems, fmt.Sprintf("replicates to %s, not to %s", strings.Join(r.Destinations, ", "), peerARN))
+		}
+	}
+	if r.Role == "" {
+		r.Problems = append(r.Problems, "its replication configuration names no IAM role (Role)")
+	} else if !strings.Contains(r.Role, ":role/") {
+		r.Problems = append(r.Problems, fmt.Sprintf("replication Role %s is not an IAM role ARN", r.Role))
+	}
+	if rule := r.peerRule; rule != nil {
+		r.RuleID = aws.ToString(rule.ID)
+		r.Scope = ruleScope(*rule)
+		if r.Scope != wholeBucket {
+			r.Problems = append(r.Problems, fmt.Sprintf("replication rule %q covers only part of the bucket (%s): objects outside it are not replicated", r.RuleID, r.Scope))
+		}
+		r.KMSSelected = rule.SourceSelectionCriteria != nil && rule.SourceSelectionCriteria.SseKmsEncryptedObjects != nil &&
+			rule.SourceSelectionCriteria.SseKmsEncryptedObjects.Status == s3types.SseKmsEncryptedObjectsStatusEnabled
+		if ec := rule.Destination.EncryptionConfiguration; ec != nil {
+			r.ReplicaKMSKey = aws.ToString(ec.ReplicaKmsKeyID)
+		}
+		m := rule.Destination.Metrics
+		rt := rule.Destination.ReplicationTime
+		r.MetricsEnabled = (m != nil && m.Status == s3types.MetricsStatusEnabled) || (rt != nil && rt.Status == s3types.ReplicationTimeStatusEnabled)
+	}
+	enc, err := c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String(r.Bucket)})
+	switch {
+	case awscommon.IsCode(err, "ServerSideEncryptionConfigurationNotFoundError"):
+	case err != nil:
+		if ce := awscommon.Classify(err, "reading the default encryption of bucket %s", r.Bucket); isRetryable(ce) {
+			return ce
+		}
+		r.Problems = append(r.Problems, "cannot read its default encryption: "+awscommon.Describe(err))
+	case enc.ServerSideEncryptionConfiguration != nil:
+		for _, rule := range enc.ServerSideEncryptionConfiguration.Rules {
+			if d := rule.ApplyServerSideEncryptionByDefault; d != nil {
+				r.Encryption = string(d.SSEAlgorithm)
+			}
+		}
+	}
+	return nil
+}
+
+const wholeBucket = "whole bucket"
+
+// ruleScope says what a replication rule covers: the whole bucket, or the
+// prefix and tags its filter (or V1 prefix) limits it to.
+func ruleScope(rule s3types.ReplicationRule) string {
+	prefix := aws.ToString(rule.Prefix) //nolint:staticcheck // the V1 schema's rule-level prefix
+	var tags []string
+	if f := rule.Filter; f != nil {
+		prefix = firstNonEmpty(aws.ToString(f.Prefix), prefix)
+		if f.Tag != nil {
+			tags = append(tags, aws.ToString(f.Tag.Key)+"="+aws.ToString(f.Tag.Value))
+		}
+		if f.And != nil {
+			prefix = firstNonEmpty(aws.ToString(f.And.Prefix), prefix)
+			for _, t := range f.And.Tags {
+				tags = append(tags, aws.ToString(t.Key)+"="+aws.ToString(t.Value))
+			}
+		}
+	}
+	var parts []string
+	if prefix != "" {
+		parts = append(parts, fmt.Sprintf("prefix %q", prefix))
+	}
+	if len(tags) > 0 {
+		parts = append(parts, "tags "+strings.Join(tags, ", "))
+	}
+	if len(parts) == 0 {
+		return wholeBucket
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkPair adds the problems that need both buckets of a pair read: each rule's
+// destination versioned, and SSE-KMS objects replicated with a key in the
+// destination's region (S3 User Guide, "Replicating encrypted objects (SSE-S3,
+// SSE-KMS, DSSE-KMS)": S3 does not replicate SSE-KMS objects unless the rule sets
+// SourceSelectionCriteria.SseKmsEncryptedObjects and names ReplicaKmsKeyID, a key
+// in the destination bucket's region).
+func checkPair(src, dst *bucketReport) {
+	if src.peerRule == nil {
+		return
+	}
+	if dst.Region != "" && dst.Versioning != string(s3types.BucketVersioningStatusEnabled) {
+		src.Problems = append(src.Problems, fmt.Sprintf("replicates to %s, whose versioning is %s: S3 fails every replication into it (DstBucketUnversioned)", dst.Bucket, firstNonEmpty(dst.Versioning, "off")))
+	}
+	if src.Encryption != "aws:kms" && src.Encryption != "aws:kms:dsse" {
+		return
+	}
+	what := fmt.Sprintf("its default encryption is %s, so replication rule %q", src.Encryption, src.RuleID)
+	if !src.KMSSelected {
+		src.Problems = append(src.Problems, what+" must select KMS-encrypted objects (SourceSelectionCriteria.SseKmsEncryptedObjects.Status: Enabled); without it S3 replicates none of its objects")
+	}
+	switch region, err := awscommon.RegionOfARN(src.ReplicaKMSKey); {
+	case src.ReplicaKMSKey == "":
+		src.Problems = append(src.Problems, what+" must name a replica KMS key in "+firstNonEmpty(dst.Region, "the destination region")+" (Destination.EncryptionConfiguration.ReplicaKmsKeyID)")
+	case err != nil:
+		src.Problems = append(src.Problems, fmt.Sprintf("%s names replica KMS key %q, not a key ARN: give the ARN of a key in %s (Destination.EncryptionConfiguration.ReplicaKmsKeyID)", what, src.ReplicaKMSKey, firstNonEmpty(dst.Region, "the destination region")))
+	case dst.Region != "" && region != dst.Region:
+		src.Problems = append(src.Problems, fmt.Sprintf("%s encrypts replicas with KMS key %s, in %s, not in the destination's region %s (Destination.EncryptionConfiguration.ReplicaKmsKeyID)", what, src.ReplicaKMSKey, region, dst.Region))
+	}
+}
+
+// verifyRoles reads each replication role named by the buckets with IAM
+// GetRole: a role that is gone leaves S3 unable to replicate anything
+// (failure reason AssumeRoleNotPermitted). Credentials without iam:GetRole
+// leave it unverified, which is reported, not failed.
+func verifyRoles(ctx context.Context, conn awscommon.Conn, pairs [][]*bucketReport) error {
+	byRole := map[string][]*bucketReport{}
+	for _, pair := range pairs {
+		for _, r := range pair {
+			if strings.Contains(r.Role, ":role/") {
+				byRole[r.Role] = append(byRole[r.Role], r)
+			}
+		}
+	}
+	if len(byRole) == 0 {
+		return nil
+	}
+	cfg, err := conn.Config(ctx)
+	if err != nil {
+		return err
+	}
+	client := iam.NewFromConfig(cfg)
+	for role, reports := range byRole {
+		name := role[strings.LastIndex(role, "/")+1:]
+		verdict := "exists"
+		_, err := client.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+		switch {
+		case awscommon.IsCode(err, "NoSuchEntity"):
+			for _, r := range reports {
+				r.Problems = append(r.Problems, fmt.Sprintf("replication role %s does not exist: S3 cannot assume it and replicates nothing (AssumeRoleNotPermitted)", role))
+			}
+			verdict = "does not exist"
+		case err != nil:
+			if ce := awscommon.Classify(err, "reading IAM role %s", role); isRetryable(ce) {
+				return ce
+			}
+			verdict = "not verified: " + awscommon.Describe(err)
+		}
+		for _, r := range reports {
+			r.RoleVerified = verdict
 		}
 	}
 	return nil

@@ -16,9 +16,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/runbookhq/runbook/sdk/plugin"
 )
 
 // Conn is where and as whom an action talks to AWS. Clients are built per
@@ -96,6 +99,11 @@ func (c Conn) Config(ctx context.Context) (aws.Config, error) {
 			dial = prefixDialer(u.Hostname())
 		}
 	}
+	if name := plugin.ActionName(ctx); name != "" {
+		// Every request says which action made it: the simulation checks
+		// each call against the permissions that action declares.
+		cfg.APIOptions = append(cfg.APIOptions, awsmiddleware.AddUserAgentKeyValue(UserAgentKey, name))
+	}
 	cfg.Retryer = newRetryer
 	cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.ResponseHeaderTimeout = timeout
@@ -105,6 +113,10 @@ func (c Conn) Config(ctx context.Context) (aws.Config, error) {
 	})
 	return cfg, nil
 }
+
+// UserAgentKey is the User-Agent key whose value is the action that made a
+// request: "runbook-action/aws.ecs_services".
+const UserAgentKey = "runbook-action"
 
 // MaxAttempts is how many times the SDK sends one call that is throttled
 // or answered with a 5xx: AWS's control planes throttle hardest during the

@@ -73,12 +73,18 @@ func venvPresent() bool {
 var FastTiming = emulator.Timing{
 	emulator.AuroraSwitchover:   0.6,
 	emulator.AuroraFailover:     0.6,
+	emulator.AuroraResync:       0.6,
 	emulator.ECSStabilize:       0.6,
 	emulator.Route53InSync:      0.4,
 	emulator.ASGInstanceRefresh: 0.8,
 	emulator.ASGInstanceWarmup:  0.3,
 	emulator.CloudFrontDeploy:   0.4,
 	emulator.S3BatchJob:         0.6,
+	emulator.S3Replication:      0.5,
+	emulator.ELBTargetHealthy:   0.5,
+	emulator.ELBDeregistration:  0.3,
+
+	emulator.ARCDeploy: 0.3,
 }
 
 // Start runs a fresh emulator (sim/emulator, with FastTiming) for the test

@@ -115,14 +115,30 @@ func (c *client) zone(ctx context.Context, ref string) (zone, error) {
 	return zone{}, plugin.FatalCode("AmbiguousZone", "%d zones are named %s (%s): give the zone id", len(found), ref, strings.Join(ids, ", "))
 }
 
+// nameInZone resolves the zone and the record name in it (@ is the apex),
+// refusing a name outside the zone.
+func (c *client) nameInZone(ctx context.Context, zref, name string) (zone, string, error) {
+	z, err := c.zone(ctx, zref)
+	if err != nil {
+		return zone{}, "", err
+	}
+	name = normalizeName(name)
+	if name == "@" {
+		name = z.Name
+	}
+	if name != z.Name && !strings.HasSuffix(name, "."+z.Name) {
+		return zone{}, "", plugin.FatalCode("NameOutsideZone", "%s is not in zone %s (%s)", name, z.Name, z.ID)
+	}
+	return z, name, nil
+}
+
 // conflicts reports whether records of types a and b cannot share a name.
 func conflicts(a, b string) bool {
 	return a == b || a == "CNAME" || b == "CNAME"
 }
 
-// current returns the record at name that a record of type typ replaces
-// (same type, or a type that cannot coexist with it), or exists: false.
-func (c *client) current(ctx context.Context, z zone, name, typ string) (Record, error) {
+// recordsAt lists the records at exactly name (every type).
+func (c *client) recordsAt(ctx context.Context, z zone, name string) ([]dns.RecordResponse, error) {
 	var q dns.RecordListParams
 	q.ZoneID.Value, q.ZoneID.Present = z.ID, true
 	var n dns.RecordListParamsName
@@ -132,11 +148,27 @@ func (c *client) current(ctx context.Context, z zone, name, typ string) (Record,
 	c.status = 0
 	page, err := c.records.List(ctx, q)
 	if err != nil {
-		return Record{}, c.classify(err, "listing records %s in zone %s", name, z.Name)
+		return nil, c.classify(err, "listing records %s in zone %s", name, z.Name)
+	}
+	var out []dns.RecordResponse
+	for _, r := range page.Result {
+		if normalizeName(r.Name) == name {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// current returns the record at name that a record of type typ replaces
+// (same type, or a type that cannot coexist with it), or exists: false.
+func (c *client) current(ctx context.Context, z zone, name, typ string) (Record, error) {
+	all, err := c.recordsAt(ctx, z, name)
+	if err != nil {
+		return Record{}, err
 	}
 	var hits []dns.RecordResponse
-	for _, r := range page.Result {
-		if normalizeName(r.Name) == name && conflicts(string(r.Type), typ) {
+	for _, r := range all {
+		if conflicts(string(r.Type), typ) {
 			hits = append(hits, r)
 		}
 	}

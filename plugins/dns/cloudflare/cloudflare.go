@@ -37,15 +37,20 @@ type Record struct {
 
 // Params of cloudflare_record.
 type Params struct {
-	Zone           string        `json:"zone" doc:"The zone: its name (myorg.com) or its 32-character id. Required unless restore gives the zone id."`
-	Name           string        `json:"name" doc:"Fully qualified record name, e.g. spacelift.myorg.com (@ for the zone apex). Required unless restore gives it."`
-	Type           string        `json:"type" enum:"CNAME,A,AAAA" doc:"Record type; default CNAME."`
-	Content        string        `json:"content" doc:"The new target: a host name for CNAME, an address for A/AAAA."`
-	TTL            *int64        `json:"ttl" doc:"TTL in seconds (1 = automatic; 60..86400, 30 on Enterprise). Default: keep the record's TTL, 60 for a new record. Proxied records always have TTL 1."`
-	Proxied        *bool         `json:"proxied" doc:"Proxy through Cloudflare. Default: keep the record's setting, false for a new record."`
-	Delete         bool          `json:"delete" doc:"Delete the record (name, type) instead of writing it."`
-	Restore        *Record       `json:"restore" doc:"Put back a record as an earlier step's previous output describes it: write it if it existed, delete it if it did not."`
-	APIToken       string        `json:"api_token" secret:"true" doc:"A Cloudflare API token with DNS edit permission on the zone; default: $CLOUDFLARE_API_TOKEN."`
+	Zone    string  `json:"zone" doc:"The zone: its name (myorg.com) or its 32-character id. Required unless restore gives the zone id."`
+	Name    string  `json:"name" doc:"Fully qualified record name, e.g. spacelift.myorg.com (@ for the zone apex). Required unless restore gives it."`
+	Type    string  `json:"type" enum:"CNAME,A,AAAA" doc:"Record type; default CNAME."`
+	Content string  `json:"content" doc:"The new target: a host name for CNAME, an address for A/AAAA."`
+	TTL     *int64  `json:"ttl" doc:"TTL in seconds (1 = automatic; 60..86400, 30 on Enterprise). Default: keep the record's TTL, 60 for a new record. A proxied record is always sent with TTL 1 (automatic), whatever ttl says."`
+	Proxied *bool   `json:"proxied" doc:"Proxy through Cloudflare. Default: keep the record's setting, false for a new record."`
+	Delete  bool    `json:"delete" doc:"Delete the record (name, type) instead of writing it."`
+	Restore *Record `json:"restore" doc:"Put back a record as an earlier step's previous output describes it: write it if it existed, delete it if it did not."`
+	Conn
+}
+
+// Conn is how an action reaches the Cloudflare API.
+type Conn struct {
+	APIToken       string        `json:"api_token" secret:"true" doc:"A Cloudflare API token with DNS edit permission on the zone (DNS read for a check); default: $CLOUDFLARE_API_TOKEN."`
 	BaseURL        string        `json:"base_url" doc:"The API's base URL; default: Cloudflare's (https://api.cloudflare.com/client/v4). http only for loopback hosts."`
 	MaxRetries     int           `json:"max_retries" default:"4" min:"0" doc:"How often the SDK retries a request on HTTP 408/409/429/5xx or a network error (with backoff, honouring Retry-After) before the step fails retryable."`
 	RequestTimeout time.Duration `json:"request_timeout" default:"30s" doc:"Limit for one HTTP request."`
@@ -108,9 +113,6 @@ func validate(req plugin.ValidateRequest[Params]) []plugin.Diagnostic {
 	if p.TTL != nil && !req.Unknown("/ttl") {
 		if err := checkTTL(*p.TTL); err != nil {
 			diags = append(diags, plugin.Errorf("/ttl", "%v", err))
-		}
-		if p.Proxied != nil && *p.Proxied && *p.TTL != 1 && !req.Unknown("/proxied") {
-			diags = append(diags, plugin.Errorf("/ttl", "a proxied record's TTL is always 1 (automatic); drop ttl or set it to 1"))
 		}
 	}
 	if p.BaseURL != "" && !req.Unknown("/base_url") {
@@ -233,10 +235,11 @@ func (in intent) resolve(zoneID, name string, cur Record) (Record, error) {
 		want.TTL = *in.ttl
 	}
 	if want.Proxied {
-		// Cloudflare answers for proxied records itself; their TTL is automatic.
-		if in.ttl != nil && *in.ttl != 1 {
-			return Record{}, plugin.FatalCode("InvalidParams", "a proxied record's TTL is always 1 (automatic), not %d", *in.ttl)
-		}
+		// Cloudflare answers for proxied records itself and their TTL is
+		// automatic: the API reference's ttl field says "Setting to 1 means
+		// 'automatic'", and Cloudflare's docs (DNS > Proxy status) say a
+		// proxied record's TTL is Auto and cannot be edited. So 1 is sent,
+		// whatever ttl the step gives (apply reports that it was not used).
 		want.TTL = 1
 	}
 	return want, nil
@@ -270,7 +273,7 @@ func describe(r Record) string {
 }
 
 // token returns the API token: the parameter, else the environment.
-func (p Params) token() (string, error) {
+func (p Conn) token() (string, error) {
 	if p.APIToken != "" {
 		return p.APIToken, nil
 	}
@@ -299,16 +302,9 @@ func (a *actor) read(ctx context.Context, api *client, p Params) (state, error) 
 	if zref == "" {
 		return state{}, plugin.FatalCode("InvalidParams", "zone is required")
 	}
-	z, err := api.zone(ctx, zref)
+	z, name, err := api.nameInZone(ctx, zref, in.name)
 	if err != nil {
 		return state{}, err
-	}
-	name := normalizeName(in.name)
-	if name == "@" {
-		name = z.Name
-	}
-	if name != z.Name && !strings.HasSuffix(name, "."+z.Name) {
-		return state{}, plugin.FatalCode("NameOutsideZone", "%s is not in zone %s (%s)", name, z.Name, z.ID)
 	}
 	cur, err := api.current(ctx, z, name, in.typ)
 	if err != nil {
@@ -325,7 +321,7 @@ func (a *actor) read(ctx context.Context, api *client, p Params) (state, error) 
 	return state{zone: z, want: want, cur: cur}, nil
 }
 
-func (a *actor) client(p Params, onRetry func(method, path string, status int)) (*client, error) {
+func (a *actor) client(p Conn, onRetry func(method, path string, status int)) (*client, error) {
 	tok, err := p.token()
 	if err != nil {
 		return nil, err
@@ -343,15 +339,16 @@ func (a *actor) client(p Params, onRetry func(method, path string, status int)) 
 func (a *actor) apply(ctx context.Context, req plugin.Request[Params]) (Outputs, error) {
 	start := time.Now()
 	p := req.Params
-	api, err := a.client(p, func(method, path string, status int) {
-		req.Progress(fmt.Sprintf("Cloudflare answered %s; the SDK retries", statusText(status)), "request", method+" "+path)
-	})
+	api, err := a.client(p.Conn, retryProgress(req.Progress))
 	if err != nil {
 		return Outputs{}, err
 	}
 	st, err := a.read(ctx, api, p)
 	if err != nil {
 		return Outputs{}, err
+	}
+	if st.want.Exists && st.want.Proxied && p.TTL != nil && *p.TTL != 1 {
+		req.Progress(fmt.Sprintf("the record is proxied: its TTL is automatic (1), ttl %d is not used", *p.TTL), "name", st.want.Name)
 	}
 	// Reported (and so journaled) before anything changes, so the old record
 	// survives an interruption between the change and the step's outputs.
@@ -384,6 +381,13 @@ func (a *actor) apply(ctx context.Context, req plugin.Request[Params]) (Outputs,
 	return out, nil
 }
 
+// retryProgress reports the SDK's retries as progress.
+func retryProgress(progress func(string, ...any)) func(method, path string, status int) {
+	return func(method, path string, status int) {
+		progress(fmt.Sprintf("Cloudflare answered %s; the SDK retries", statusText(status)), "request", method+" "+path)
+	}
+}
+
 func statusText(status int) string {
 	if status == 0 {
 		return "with a network error"
@@ -407,7 +411,7 @@ func (a *actor) plan(ctx context.Context, req plugin.PlanRequest[Params]) (plugi
 			p.Content = "2001:db8::1"
 		}
 	}
-	api, err := a.client(p, nil)
+	api, err := a.client(p.Conn, nil)
 	if err != nil {
 		return plugin.Plan{}, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/runbookhq/runbook/sdk/plugin"
 	"github.com/runbookhq/runbook/sdk/plugin/plugintest"
+	"github.com/runbookhq/runbook/sim/fakes/cloudflareapi"
 )
 
 // harness runs the action over the real plugin protocol and keeps the
@@ -38,7 +39,7 @@ func (h *harness) Write(p []byte) (int, error) {
 func start(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{}
-	srv, err := plugin.NewServer(plugin.Info{Name: "dns", Version: "test"}, Action())
+	srv, err := plugin.NewServer(plugin.Info{Name: "dns", Version: "test"}, Action(), CheckAction())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,11 @@ func (w testLog) Write(p []byte) (int, error) {
 }
 
 func (h *harness) apply(ctx context.Context, params map[string]any) (map[string]any, error) {
-	return h.Client.Apply(ctx, plugin.ApplyCall{RunID: "run-1", StepID: "dns_server", Action: "cloudflare_record", Attempt: 1,
+	return h.applyAction(ctx, "cloudflare_record", params)
+}
+
+func (h *harness) applyAction(ctx context.Context, action string, params map[string]any) (map[string]any, error) {
+	return h.Client.Apply(ctx, plugin.ApplyCall{RunID: "run-1", StepID: "dns_server", Action: action, Attempt: 1,
 		IdempotencyKey: "run-1/dns_server", Params: params}, func(p plugin.Progress) {
 		h.mu.Lock()
 		h.progress = append(h.progress, p)
@@ -117,8 +122,8 @@ func record(t *testing.T, v any) Record {
 
 func TestUpdateExistingRecordAndRollBack(t *testing.T) {
 	f := newFakeAPI(t)
-	orig := f.add(serverHost, "CNAME", primaryLB, 60, false)
-	f.add("worker-iot."+zoneName, "CNAME", "iot-primary.example.com", 60, false)
+	orig := f.add(t, serverHost, "CNAME", primaryLB, 60, false)
+	f.add(t, "worker-iot."+zoneName, "CNAME", "iot-primary.example.com", 60, false)
 	h := start(t)
 	ctx := plugintest.Context(t)
 
@@ -203,7 +208,7 @@ func TestCreateMissingRecordAndRollBackDeletes(t *testing.T) {
 
 func TestReplaceARecordWithCNAMEByZoneIDAndTokenFromEnv(t *testing.T) {
 	f := newFakeAPI(t)
-	old := f.add(serverHost, "A", "203.0.113.10", 300, true)
+	old := f.add(t, serverHost, "A", "203.0.113.10", 1, true) // proxied: TTL automatic
 	t.Setenv("CLOUDFLARE_API_TOKEN", testToken)
 	h := start(t)
 	p := f.params(map[string]any{"zone": zoneID, "content": drLB, "proxied": false, "ttl": 60})
@@ -212,7 +217,7 @@ func TestReplaceARecordWithCNAMEByZoneIDAndTokenFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if prev := record(t, out["previous"]); prev.Type != "A" || prev.Content != "203.0.113.10" || !prev.Proxied || prev.TTL != 300 {
+	if prev := record(t, out["previous"]); prev.Type != "A" || prev.Content != "203.0.113.10" || !prev.Proxied || prev.TTL != 1 {
 		t.Fatalf("previous = %+v", prev)
 	}
 	recs := f.at(serverHost)
@@ -226,7 +231,7 @@ func TestReplaceARecordWithCNAMEByZoneIDAndTokenFromEnv(t *testing.T) {
 
 func TestKeepsTTLAndProxiedWhenNotGiven(t *testing.T) {
 	f := newFakeAPI(t)
-	f.add(serverHost, "CNAME", primaryLB, 1, true)
+	f.add(t, serverHost, "CNAME", primaryLB, 1, true)
 	h := start(t)
 	out, err := h.apply(plugintest.Context(t), f.params(map[string]any{"content": drLB}))
 	if err != nil {
@@ -242,7 +247,7 @@ func TestKeepsTTLAndProxiedWhenNotGiven(t *testing.T) {
 
 func TestDeleteRecord(t *testing.T) {
 	f := newFakeAPI(t)
-	f.add(serverHost, "CNAME", primaryLB, 60, false)
+	f.add(t, serverHost, "CNAME", primaryLB, 60, false)
 	h := start(t)
 	out, err := h.apply(plugintest.Context(t), f.params(map[string]any{"delete": true, "type": "CNAME"}))
 	if err != nil {
@@ -323,8 +328,8 @@ func TestFailures(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			f := newFakeAPI(t)
-			f.add(serverHost, "CNAME", primaryLB, 60, false)
-			f.fail = tc.fail
+			f.add(t, serverHost, "CNAME", primaryLB, 60, false)
+			f.SetFailureHook(cloudflareapi.FailureHook(tc.fail))
 			h := start(t)
 			p := f.params(map[string]any{"content": drLB})
 			for k, v := range tc.params {
@@ -348,9 +353,9 @@ func TestFailures(t *testing.T) {
 
 func TestRetriesThenSucceeds(t *testing.T) {
 	f := newFakeAPI(t)
-	f.add(serverHost, "CNAME", primaryLB, 60, false)
+	f.add(t, serverHost, "CNAME", primaryLB, 60, false)
 	patches := 0
-	f.fail = func(w http.ResponseWriter, r *http.Request, _ int) bool {
+	f.SetFailureHook(func(w http.ResponseWriter, r *http.Request, _ int) bool {
 		if r.Method != http.MethodPatch {
 			return false
 		}
@@ -359,9 +364,9 @@ func TestRetriesThenSucceeds(t *testing.T) {
 			return false
 		}
 		w.Header().Set("Retry-After", "0")
-		envelope(w, 429, nil, nil, cfMessage{971, "Please wait and consider throttling your request speed"})
+		cloudflareapi.WriteError(w, 429, 971, "Please wait and consider throttling your request speed")
 		return true
-	}
+	})
 	h := start(t)
 	out, err := h.apply(plugintest.Context(t), f.params(map[string]any{"content": drLB}))
 	if err != nil {
@@ -377,8 +382,8 @@ func TestRetriesThenSucceeds(t *testing.T) {
 
 func TestConflictingRecordsAreRefused(t *testing.T) {
 	f := newFakeAPI(t)
-	f.add(serverHost, "A", "203.0.113.10", 60, false)
-	f.add(serverHost, "A", "203.0.113.11", 60, false)
+	f.add(t, serverHost, "A", "203.0.113.10", 60, false)
+	f.add(t, serverHost, "A", "203.0.113.11", 60, false)
 	h := start(t)
 	_, err := h.apply(plugintest.Context(t), f.params(map[string]any{"content": drLB}))
 	pe := pluginError(t, err)
@@ -422,7 +427,7 @@ func assertNoToken(t *testing.T, h *harness, out map[string]any, err error) {
 
 func TestPlan(t *testing.T) {
 	f := newFakeAPI(t)
-	f.add(serverHost, "CNAME", primaryLB, 60, false)
+	f.add(t, serverHost, "CNAME", primaryLB, 60, false)
 	h := start(t)
 	ctx := plugintest.Context(t)
 
@@ -488,7 +493,7 @@ func TestValidate(t *testing.T) {
 		"A with a host name":     {params: map[string]any{"zone": zoneName, "name": serverHost, "type": "A", "content": drLB}, paths: "[/content]"},
 		"CNAME with an address":  {params: map[string]any{"zone": zoneName, "name": serverHost, "content": "192.0.2.1"}, paths: "[/content]"},
 		"ttl out of range":       {params: map[string]any{"zone": zoneName, "name": serverHost, "content": drLB, "ttl": 5}, paths: "[/ttl]"},
-		"proxied with a ttl":     {params: map[string]any{"zone": zoneName, "name": serverHost, "content": drLB, "ttl": 60, "proxied": true}, paths: "[/ttl]"},
+		"proxied with a ttl":     {params: map[string]any{"zone": zoneName, "name": serverHost, "content": drLB, "ttl": 60, "proxied": true}, paths: "[]"},
 		"remote http base_url":   {params: map[string]any{"zone": zoneName, "name": serverHost, "content": drLB, "base_url": "http://api.example.com/v4"}, paths: "[/base_url]"},
 		"unknown content is ok":  {params: map[string]any{"zone": zoneName, "name": serverHost, "content": nil}, unknown: []string{"/content"}, paths: "[]"},
 		"bad type":               {params: map[string]any{"zone": zoneName, "name": serverHost, "content": drLB, "type": "MX"}, paths: "[/type]"},
@@ -526,6 +531,106 @@ func TestDescribe(t *testing.T) {
 	}
 	a, ok := d.Action("cloudflare_record")
 	if !ok || !a.Idempotent || !a.SupportsPlan || fmt.Sprint(a.Params.SecretPaths()) != "[/api_token]" {
+		t.Fatalf("spec = %+v", a)
+	}
+}
+
+// A proxied record's TTL is automatic: the step's ttl is not refused but not
+// sent either (TTL 1 goes to the API), and the run says so.
+func TestProxiedRecordGetsAutomaticTTL(t *testing.T) {
+	f := newFakeAPI(t)
+	f.add(t, serverHost, "CNAME", primaryLB, 300, false)
+	h := start(t)
+	out, err := h.apply(plugintest.Context(t), f.params(map[string]any{"content": drLB, "proxied": true, "ttl": 60}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.at(serverHost); len(r) != 1 || !r[0].Proxied || r[0].TTL != 1 || r[0].Content != drLB {
+		t.Fatalf("record = %+v, want proxied with TTL 1", r)
+	}
+	if r := record(t, out["record"]); !r.Proxied || r.TTL != 1 {
+		t.Fatalf("record output = %+v", r)
+	}
+	muts := f.Mutations()
+	if len(muts) != 1 || !strings.Contains(muts[0].Body, `"ttl":1`) || !strings.Contains(muts[0].Body, `"proxied":true`) {
+		t.Fatalf("sent %+v, want TTL 1 and proxied in the one PATCH", muts)
+	}
+	if !strings.Contains(h.everything(), "the record is proxied: its TTL is automatic (1), ttl 60 is not used") {
+		t.Errorf("the unused ttl was not reported:\n%s", h.everything())
+	}
+	// Back to DNS only with the TTL asked for.
+	if _, err := h.apply(plugintest.Context(t), f.params(map[string]any{"content": drLB, "proxied": false, "ttl": 60})); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.at(serverHost); r[0].Proxied || r[0].TTL != 60 {
+		t.Fatalf("record = %+v, want DNS only with TTL 60", r)
+	}
+}
+
+func TestRecordCheck(t *testing.T) {
+	f := newFakeAPI(t)
+	iot := "worker-iot." + zoneName
+	f.add(t, serverHost, "CNAME", primaryLB, 1, true)
+	f.add(t, iot, "CNAME", "abc-ats.iot.eu-west-1.amazonaws.com", 60, false)
+	h := start(t)
+	ctx := plugintest.Context(t)
+	check := func(extra map[string]any) (map[string]any, error) {
+		p := f.params(extra)
+		return h.applyAction(ctx, "cloudflare_record_check", p)
+	}
+
+	// A DNS-only IoT record passes and is reported.
+	out, err := check(map[string]any{"name": iot, "dns_only": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := record(t, out["record"]); out["exists"] != true || out["proxied"] != false || r.Content != "abc-ats.iot.eu-west-1.amazonaws.com" || r.Proxied {
+		t.Fatalf("outputs = %v", out)
+	}
+
+	// The same record proxied is refused, with the reason, before anything changes.
+	if _, err := h.apply(ctx, f.params(map[string]any{"name": iot, "content": "abc-ats.iot.eu-west-1.amazonaws.com", "proxied": true})); err != nil {
+		t.Fatal(err)
+	}
+	before := len(f.Mutations())
+	_, err = check(map[string]any{"name": iot, "dns_only": true})
+	pe := pluginError(t, err)
+	if pe.Code != "ProxiedRecord" || pe.Retryable || !strings.Contains(pe.Message, iot+" in zone myorg.com is proxied by Cloudflare") ||
+		!strings.Contains(pe.Message, "MQTT") || !strings.Contains(pe.Message, "DNS only") {
+		t.Fatalf("err = %+v", pe)
+	}
+	if len(f.Mutations()) != before {
+		t.Fatalf("the check changed something: %v", f.mutations())
+	}
+	// With its own reason.
+	_, err = check(map[string]any{"name": iot, "dns_only": true, "reason": "clients pin the origin certificate"})
+	if pe := pluginError(t, err); !strings.Contains(pe.Message, "clients pin the origin certificate") {
+		t.Fatalf("err = %+v", pe)
+	}
+
+	// A proxied server record is fine without dns_only.
+	out, err = check(map[string]any{"type": "CNAME"})
+	if err != nil || out["proxied"] != true {
+		t.Fatalf("server record: %v, %v", out, err)
+	}
+
+	// A missing record: refused, or reported with must_exist false.
+	_, err = check(map[string]any{"name": "nothing." + zoneName})
+	if pe := pluginError(t, err); pe.Code != "NoSuchRecord" || !strings.Contains(pe.Message, "nothing.myorg.com has no CNAME/A/AAAA record") {
+		t.Fatalf("err = %+v", pe)
+	}
+	out, err = check(map[string]any{"name": "nothing." + zoneName, "must_exist": false})
+	if err != nil || out["exists"] != false {
+		t.Fatalf("must_exist false: %v, %v", out, err)
+	}
+	assertNoToken(t, h, out, err)
+
+	// Described as read-only, so plan runs it as a pre-flight read.
+	d, err := h.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := d.Action("cloudflare_record_check"); !ok || !a.ReadOnly || fmt.Sprint(a.Params.SecretPaths()) != "[/api_token]" {
 		t.Fatalf("spec = %+v", a)
 	}
 }

@@ -64,13 +64,31 @@ type Outputs struct {
 	Duration time.Duration `json:"duration"`
 }
 
+// controlPlane is Route 53's (ChangeResourceRecordSets, GetChange), served
+// from us-east-1 only ("AWS Fault Isolation Boundaries", Global services).
+var controlPlane = plugin.ControlPlane{Service: "Route 53", Region: "us-east-1"}
+
 // Action returns the route53_record action.
 func Action() plugin.Action {
 	return plugin.NewAction("route53_record", apply).
 		Doc("Writes a Route 53 record (UPSERT of a CNAME value with a TTL, or of an alias target) in a hosted zone given by id or name, or deletes it, and waits until the change is INSYNC. A record of a conflicting type at the name (a CNAME replacing an A alias or the reverse) is replaced in the same atomic change. Outputs the full previous record (or exists: false), so a rollback is `restore: <previous>`. Idempotent: a record already as requested is left alone.").
+		Permissions(Permissions...).
 		Idempotent().
+		ControlPlane(controlPlane).
 		Validate(validate).
 		Plan(plan)
+}
+
+// Permissions are the IAM permissions of route53_record (Service
+// Authorization Reference, "Actions, resources, and condition keys for
+// Amazon Route 53"): the zone is found by name only when zone_name is
+// given (ListHostedZonesByName has no resource type), then read and
+// changed by id; GetChange is on the change.
+var Permissions = []plugin.Permission{
+	{Actions: []string{"route53:ListHostedZonesByName"}, When: "zone_name"},
+	{Actions: []string{"route53:GetHostedZone", "route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"},
+		Resources: []string{"arn:{partition}:route53:::hostedzone/${zone_id}", "arn:{partition}:route53:::hostedzone/${restore.zone_id}"}},
+	{Actions: []string{"route53:GetChange"}, Resources: []string{"arn:{partition}:route53:::change/*"}},
 }
 
 func validate(req plugin.ValidateRequest[Params]) []plugin.Diagnostic {
@@ -85,22 +103,30 @@ func validate(req plugin.ValidateRequest[Params]) []plugin.Diagnostic {
 	if modes != 1 {
 		diags = append(diags, plugin.Errorf("", "give exactly one of value, alias, delete: true, or restore"))
 	}
-	if p.Restore == nil && !req.Unknown("/restore") {
-		if p.Name == "" && !req.Unknown("/name") {
-			diags = append(diags, plugin.Errorf("/name", "name is required"))
-		}
-		if p.ZoneID == "" && p.ZoneName == "" && !req.Unknown("/zone_id") && !req.Unknown("/zone_name") {
-			diags = append(diags, plugin.Errorf("", "give zone_id or zone_name"))
-		}
-	}
-	if p.ZoneID != "" && p.ZoneName != "" {
-		diags = append(diags, plugin.Errorf("/zone_name", "give zone_id or zone_name, not both"))
-	}
+	diags = append(diags, zoneDiags(p.Restore != nil || req.Unknown("/restore"), p.Name, p.ZoneID, p.ZoneName, req.Unknown)...)
 	if p.Alias != nil && p.Type != "" && p.Type != "A" && p.Type != "AAAA" {
 		diags = append(diags, plugin.Errorf("/type", "an alias record is of type A or AAAA, not %s", p.Type))
 	}
 	if p.Delete && p.Type == "" && !req.Unknown("/type") {
 		diags = append(diags, plugin.Errorf("/type", "delete needs the record's type"))
+	}
+	return diags
+}
+
+// zoneDiags checks the name and zone parameters, which a restore may leave
+// out (its record carries them).
+func zoneDiags(restore bool, name, zoneID, zoneName string, unknown func(string) bool) []plugin.Diagnostic {
+	var diags []plugin.Diagnostic
+	if !restore {
+		if name == "" && !unknown("/name") {
+			diags = append(diags, plugin.Errorf("/name", "name is required"))
+		}
+		if zoneID == "" && zoneName == "" && !unknown("/zone_id") && !unknown("/zone_name") {
+			diags = append(diags, plugin.Errorf("", "give zone_id or zone_name"))
+		}
+	}
+	if zoneID != "" && zoneName != "" {
+		diags = append(diags, plugin.Errorf("/zone_name", "give zone_id or zone_name, not both"))
 	}
 	return diags
 }
@@ -161,6 +187,13 @@ type zone struct {
 
 func resolveZone(ctx context.Context, c *r53.Client, p Params) (zone, error) {
 	id, name := p.zoneRef()
+	return findZone(ctx, c, id, name, p.PrivateZone)
+}
+
+// findZone resolves a hosted zone by id, or by name (private choosing between
+// a public and a private zone of that name).
+func findZone(ctx context.Context, c *r53.Client, id, name string, private *bool) (zone, error) {
+	id = strings.TrimPrefix(id, "/hostedzone/")
 	if id != "" {
 		out, err := c.GetHostedZone(ctx, &r53.GetHostedZoneInput{Id: aws.String(id)})
 		if err != nil {
@@ -187,7 +220,7 @@ func resolveZone(ctx context.Context, c *r53.Client, p Params) (zone, error) {
 				past = true
 				break
 			}
-			if p.PrivateZone != nil && (z.Config != nil && z.Config.PrivateZone) != *p.PrivateZone {
+			if private != nil && (z.Config != nil && z.Config.PrivateZone) != *private {
 				continue
 			}
 			matches = append(matches, z)
@@ -226,28 +259,9 @@ func conflicts(a, b string) bool {
 // replaces (same type, or of a type that cannot coexist with it) and the
 // raw set, which a DELETE must match exactly.
 func current(ctx context.Context, c *r53.Client, z zone, name, typ string) (Record, *types.ResourceRecordSet, error) {
-	in := &r53.ListResourceRecordSetsInput{HostedZoneId: aws.String(z.ID), StartRecordName: aws.String(fqdn(name))}
-	var found []types.ResourceRecordSet
-	for {
-		out, err := c.ListResourceRecordSets(ctx, in)
-		if err != nil {
-			if awscommon.IsCode(err, "NoSuchHostedZone") {
-				return Record{}, nil, plugin.FatalCode("NoSuchHostedZone", "hosted zone %s not found", z.ID)
-			}
-			return Record{}, nil, awscommon.Classify(err, "listing records %s in hosted zone %s", name, z.ID)
-		}
-		past := false
-		for _, rs := range out.ResourceRecordSets {
-			if normalizeName(aws.ToString(rs.Name)) != name {
-				past = true
-				break
-			}
-			found = append(found, rs)
-		}
-		if past || !out.IsTruncated {
-			break
-		}
-		in.StartRecordName, in.StartRecordType, in.StartRecordIdentifier = out.NextRecordName, out.NextRecordType, out.NextRecordIdentifier
+	found, err := recordSetsAt(ctx, c, z, name)
+	if err != nil {
+		return Record{}, nil, err
 	}
 	var hits []types.ResourceRecordSet
 	for _, rs := range found {
@@ -270,6 +284,36 @@ func current(ctx context.Context, c *r53.Client, z zone, name, typ string) (Reco
 	}
 	rs := hits[0]
 	return fromRecordSet(z.ID, rs), &rs, nil
+}
+
+// recordSetsAt lists every record set at exactly name (all types, all set
+// identifiers), reading from the name on (ListResourceRecordSets lists in
+// name order from StartRecordName).
+func recordSetsAt(ctx context.Context, c *r53.Client, z zone, name string) ([]types.ResourceRecordSet, error) {
+	in := &r53.ListResourceRecordSetsInput{HostedZoneId: aws.String(z.ID), StartRecordName: aws.String(fqdn(name))}
+	var found []types.ResourceRecordSet
+	for {
+		out, err := c.ListResourceRecordSets(ctx, in)
+		if err != nil {
+			if awscommon.IsCode(err, "NoSuchHostedZone") {
+				return nil, plugin.FatalCode("NoSuchHostedZone", "hosted zone %s not found", z.ID)
+			}
+			return nil, awscommon.Classify(err, "listing records %s in hosted zone %s", name, z.ID)
+		}
+		past := false
+		for _, rs := range out.ResourceRecordSets {
+			if normalizeName(aws.ToString(rs.Name)) != name {
+				past = true
+				break
+			}
+			found = append(found, rs)
+		}
+		if past || !out.IsTruncated {
+			break
+		}
+		in.StartRecordName, in.StartRecordType, in.StartRecordIdentifier = out.NextRecordName, out.NextRecordType, out.NextRecordIdentifier
+	}
+	return found, nil
 }
 
 func fromRecordSet(zoneID string, rs types.ResourceRecordSet) Record {
@@ -369,7 +413,7 @@ func describe(r Record) string {
 	return fmt.Sprintf("%s %s (ttl %d)", r.Type, strings.Join(r.Values, ","), r.TTL)
 }
 
-func client(ctx context.Context, p Params) (*r53.Client, error) {
+func client(ctx context.Context, p awscommon.GlobalParams) (*r53.Client, error) {
 	cfg, err := p.Conn().Config(ctx)
 	if err != nil {
 		return nil, err
@@ -401,7 +445,7 @@ func read(ctx context.Context, c *r53.Client, p Params) (zone, Record, Record, *
 func apply(ctx context.Context, req plugin.Request[Params]) (Outputs, error) {
 	start := time.Now()
 	p := req.Params
-	c, err := client(ctx, p)
+	c, err := client(ctx, p.GlobalParams)
 	if err != nil {
 		return Outputs{}, err
 	}
@@ -439,28 +483,7 @@ func apply(ctx context.Context, req plugin.Request[Params]) (Outputs, error) {
 	}
 	id := strings.TrimPrefix(aws.ToString(resp.ChangeInfo.Id), "/change/")
 	req.Progress("change submitted: "+describe(cur)+" -> "+describe(want), "change_id", id, "status", string(resp.ChangeInfo.Status))
-	status := resp.ChangeInfo.Status
-	// A change just submitted is PENDING: the first GetChange waits one
-	// interval (an answer already INSYNC is taken at once).
-	poll := awscommon.PollAfter
-	if status == types.ChangeStatusInsync {
-		poll = awscommon.Poll
-	}
-	err = poll(ctx, p.PollInterval, "Route 53 change "+id+" to be INSYNC", func(ctx context.Context) (bool, error) {
-		if status == types.ChangeStatusInsync {
-			return true, nil
-		}
-		g, err := c.GetChange(ctx, &r53.GetChangeInput{Id: aws.String(id)})
-		if err != nil {
-			return false, awscommon.Classify(err, "reading Route 53 change %s", id)
-		}
-		if g.ChangeInfo.Status != status {
-			status = g.ChangeInfo.Status
-			req.Progress("change "+strings.ToLower(string(status)), "change_id", id)
-		}
-		return status == types.ChangeStatusInsync, nil
-	})
-	if err != nil {
+	if err := waitInsync(ctx, c, req.Progress, id, resp.ChangeInfo.Status, p.PollInterval); err != nil {
 		return Outputs{}, err
 	}
 	out.Record = want
@@ -471,6 +494,31 @@ func apply(ctx context.Context, req plugin.Request[Params]) (Outputs, error) {
 	return out, nil
 }
 
+// waitInsync waits until a submitted change is INSYNC, reporting each new
+// status.
+func waitInsync(ctx context.Context, c *r53.Client, progress func(string, ...any), id string, status types.ChangeStatus, interval time.Duration) error {
+	// A change just submitted is PENDING: the first GetChange waits one
+	// interval (an answer already INSYNC is taken at once).
+	poll := awscommon.PollAfter
+	if status == types.ChangeStatusInsync {
+		poll = awscommon.Poll
+	}
+	return poll(ctx, interval, "Route 53 change "+id+" to be INSYNC", func(ctx context.Context) (bool, error) {
+		if status == types.ChangeStatusInsync {
+			return true, nil
+		}
+		g, err := c.GetChange(ctx, &r53.GetChangeInput{Id: aws.String(id)})
+		if err != nil {
+			return false, awscommon.Classify(err, "reading Route 53 change %s", id)
+		}
+		if g.ChangeInfo.Status != status {
+			status = g.ChangeInfo.Status
+			progress("change "+strings.ToLower(string(status)), "change_id", id)
+		}
+		return status == types.ChangeStatusInsync, nil
+	})
+}
+
 func plan(ctx context.Context, req plugin.PlanRequest[Params]) (plugin.Plan, error) {
 	p := req.Params
 	resource := fmt.Sprintf("route53 record %s %s", p.Type, p.Name)
@@ -479,7 +527,7 @@ func plan(ctx context.Context, req plugin.PlanRequest[Params]) (plugin.Plan, err
 			return plugin.Plan{Summary: "write a Route 53 record known only at run time", Changes: []plugin.Change{{Resource: resource, AfterUnknown: true}}}, nil
 		}
 	}
-	c, err := client(ctx, p)
+	c, err := client(ctx, p.GlobalParams)
 	if err != nil {
 		return plugin.Plan{}, err
 	}

@@ -3,6 +3,7 @@ package route53
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +16,9 @@ import (
 	"github.com/runbookhq/runbook/plugins/aws/awstest"
 	"github.com/runbookhq/runbook/sdk/plugin"
 	"github.com/runbookhq/runbook/sdk/plugin/plugintest"
+
+	"github.com/runbookhq/runbook/internal/docgen"
+	"github.com/runbookhq/runbook/sdk/iam"
 )
 
 // albZone is a load balancer's canonical hosted zone id (eu-west-3).
@@ -332,4 +336,32 @@ func hasMessage(msgs []string, part string) bool {
 		}
 	}
 	return false
+}
+
+func TestDeclaresItsPermissions(t *testing.T) {
+	srv, err := plugin.NewServer(plugin.Info{Name: "dns"}, Action(), AliasesAction(), FailoverAction())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range srv.Description().Actions {
+		var acts []string
+		for _, p := range a.Permissions {
+			acts = append(acts, p.Actions...)
+		}
+		for _, want := range []string{"route53:ChangeResourceRecordSets", "route53:GetChange", "route53:ListResourceRecordSets"} {
+			if !slices.Contains(acts, want) {
+				t.Errorf("%s does not declare %s (declares %v)", a.Name, want, acts)
+			}
+		}
+	}
+}
+
+// The IAM table of docs/plugins/dns.md is generated from the declarations
+// (-update rewrites it).
+func TestDocsListThePermissions(t *testing.T) {
+	srv, err := plugin.NewServer(plugin.Info{Name: "dns"}, Action(), AliasesAction(), FailoverAction())
+	if err != nil {
+		t.Fatal(err)
+	}
+	docgen.Check(t, "docs/plugins/dns.md", "permissions", iam.DocTable("dns", srv.Description().Actions))
 }

@@ -92,13 +92,17 @@ type LockedError struct {
 
 func (e *LockedError) Error() string {
 	msg := fmt.Sprintf("%s is locked by %s", e.Location, e.Holder)
+	unlock := e.UnlockCommand
+	if unlock == "" {
+		unlock = journal.DefaultUnlockCommand
+	}
 	switch {
 	case e.Stale:
-		msg += fmt.Sprintf("; its lease expired at %s without being renewed, so that run most likely stopped without releasing it: if no run is in progress, remove the lock with `runbook unlock`", e.Expires.UTC().Format(time.RFC3339))
+		msg += fmt.Sprintf("; its lease expired at %s without being renewed, so that run most likely stopped without releasing it: if no run is in progress, remove the lock with `%s`", e.Expires.UTC().Format(time.RFC3339), unlock)
 	case !e.Expires.IsZero():
 		msg += fmt.Sprintf("; its holder renews the lease while it runs (current until %s): wait for that run to end", e.Expires.UTC().Format(time.RFC3339))
 	default:
-		msg += "; the lock has no lease: if no run is in progress, remove it with `runbook unlock --force`"
+		msg += fmt.Sprintf("; the lock has no lease: if no run is in progress, remove it with `%s --force`", unlock)
 	}
 	return msg
 }
@@ -163,10 +167,10 @@ func (s *Store) Lock(ctx context.Context, h journal.Holder) (journal.Lock, error
 			continue // released between our write and our read
 		}
 		if st.parseErr != nil {
-			return nil, fmt.Errorf("%s is locked, and %w; if no run is in progress, remove it with `runbook unlock --force`", s.Location(), st.parseErr)
+			return nil, fmt.Errorf("%s is locked, and %w; if no run is in progress, remove it with `%s --force`", s.Location(), st.parseErr, s.opts.UnlockCommand)
 		}
 		return nil, &LockedError{
-			LockedError: journal.LockedError{Location: s.Location(), Holder: st.holder, Stale: st.expired},
+			LockedError: journal.LockedError{Location: s.Location(), Holder: st.holder, Stale: st.expired, UnlockCommand: s.opts.UnlockCommand},
 			Expires:     st.expires,
 		}
 	}
@@ -394,7 +398,7 @@ func (l *lease) remove(ctx context.Context) error {
 	}
 	if err := l.s.deleteIfMatch(ctx, l.s.lockKey(), st.etag); err != nil && !isNoSuchKey(err) {
 		if isPreconditionFailed(err) {
-			return fmt.Errorf("releasing the lock: %s changed while being released; check it with `runbook runs`", l.s.Location())
+			return fmt.Errorf("releasing the lock: %s changed while being released (another process renewed or replaced it); it was left in place", l.s.Location())
 		}
 		return fmt.Errorf("releasing the lock %s: %w", l.s.url(l.s.lockKey()), err)
 	}

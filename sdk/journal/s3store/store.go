@@ -45,6 +45,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/runbookhq/runbook/sdk/journal"
+	"github.com/runbookhq/runbook/sdk/spec"
 )
 
 // DefaultLease is how long a lock stays valid without being renewed.
@@ -85,6 +86,9 @@ type Options struct {
 	// Warnf, if set, receives warnings the caller cannot otherwise see: a
 	// lease renewal that failed (and will be retried), a lock that was lost.
 	Warnf func(format string, args ...any)
+	// UnlockCommand is the command messages suggest to remove the lock, as
+	// the user would type it (journal.DefaultUnlockCommand if empty).
+	UnlockCommand string
 }
 
 func (o Options) withDefaults() Options {
@@ -99,6 +103,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ReadConcurrency <= 0 {
 		o.ReadConcurrency = 16
+	}
+	if o.UnlockCommand == "" {
+		o.UnlockCommand = journal.DefaultUnlockCommand
 	}
 	return o
 }
@@ -182,6 +189,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: loading AWS configuration: %w", rawURL, err)
 	}
+	// Its requests say they are the state's (the simulation checks them
+	// against Permissions).
+	cfg.APIOptions = append(cfg.APIOptions, awsmiddleware.AddUserAgentKeyValue(UserAgentKey, "s3"))
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("%s: no AWS region: set AWS_REGION, or add ?region=NAME to the state URL", rawURL)
 	}
@@ -208,6 +218,29 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// UserAgentKey marks the state's requests: "runbook-state/s3".
+const UserAgentKey = "runbook-state"
+
+// Permissions are the IAM permissions the S3 state at rawURL needs: list
+// the bucket (S3 authorizes HeadBucket and ListObjectsV2 with s3:ListBucket,
+// Amazon S3 API Reference, "Required permissions for Amazon S3 API
+// operations"), and read, write and delete the objects under the prefix
+// (journals, locks). Resources are templates of spec.Permission.
+func Permissions(rawURL string) ([]spec.Permission, error) {
+	bucket, prefix, _, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	objects := "arn:{partition}:s3:::" + bucket + "/*"
+	if p := strings.Trim(prefix, "/"); p != "" {
+		objects = "arn:{partition}:s3:::" + bucket + "/" + p + "/*"
+	}
+	return []spec.Permission{
+		{Actions: []string{"s3:ListBucket"}, Resources: []string{"arn:{partition}:s3:::" + bucket}},
+		{Actions: []string{"s3:DeleteObject", "s3:GetObject", "s3:PutObject"}, Resources: []string{objects}},
+	}, nil
 }
 
 // New returns the store under bucket/prefix using client.
@@ -624,22 +657,12 @@ func (s *Store) summarize(ctx context.Context, runID string) (journal.RunSummary
 		if err != nil {
 			return journal.RunSummary{}, err
 		}
-		if decidesStatus(rec.Type) {
+		if journal.DecidesRunStatus(rec.Type) {
 			j.Records = append(j.Records, rec)
 			break
 		}
 	}
 	return j.Summarize(), nil
-}
-
-// decidesStatus: the last record of these types decides a run's status
-// (see journal.Journal.Summarize).
-func decidesStatus(typ string) bool {
-	switch typ {
-	case journal.RunFinished, journal.RunPaused, journal.RunInterrupted, journal.RunResumed:
-		return true
-	}
-	return false
 }
 
 // writer appends one object per record.

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runbookhq/runbook/sim/dnsserver"
 	"github.com/runbookhq/runbook/sim/emulator"
 	"github.com/runbookhq/runbook/sim/faultproxy"
 	"github.com/runbookhq/runbook/sim/topology"
@@ -40,6 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"fault":       cmdFault,
 		"timing":      cmdTiming,
 		"proxy-serve": cmdProxyServe,
+		"dns-serve":   cmdDNSServe,
 	}
 	fn, ok := cmds[args[0]]
 	if !ok {
@@ -62,6 +64,8 @@ type state struct {
 	ProxyURL    string `json:"proxy_url"`
 	EmulatorPID int    `json:"emulator_pid"`
 	ProxyPID    int    `json:"proxy_pid"`
+	DNSAddr     string `json:"dns_addr,omitempty"`
+	DNSPID      int    `json:"dns_pid,omitempty"`
 	Primary     string `json:"primary_region"`
 	DR          string `json:"dr_region"`
 	Timing      string `json:"timing"`
@@ -74,6 +78,8 @@ const (
 	envFile         = "env"
 	emulatorPIDFile = "emulator.pid"
 	proxyPIDFile    = "proxy.pid"
+	dnsPIDFile      = "dns.pid"
+	dnsLog          = "dns.log"
 	emulatorLog     = "emulator.log"
 	proxyLog        = "proxy.log"
 )
@@ -111,12 +117,21 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) (err error) {
 	seed := fs.Uint64("seed", 1, "seed of the fault proxy's random choices")
 	primary := fs.String("primary", "eu-west-1", "primary region")
 	dr := fs.String("dr", "eu-west-3", "DR region")
+	variant := fs.String("variant", "", "a named pair of regions instead of --primary and --dr: default (eu-west-1, eu-west-3) or us-east-1 (us-east-1, us-west-2)")
 	noTopo := fs.Bool("no-topology", false, "start the emulator and proxy without seeding the installation")
+	dnsPort := fs.Int("dns-port", 0, "port (UDP and TCP) of the DNS server answering for the hosted zones (0: a free port)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() != 0 {
 		return usageErr("up takes no arguments")
+	}
+	if *variant != "" {
+		o, err := topology.Variant(*variant, topology.Options{})
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		*primary, *dr = o.PrimaryRegion, o.DRRegion
 	}
 	if s, err := loadState(*dir); err == nil && (alive(s.EmulatorPID) || alive(s.ProxyPID)) {
 		return fmt.Errorf("a simulation is already up in %s (emulator pid %d, proxy pid %d): `simctl down --dir %s` first", *dir, s.EmulatorPID, s.ProxyPID, *dir)
@@ -150,6 +165,7 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) (err error) {
 	st := state{EmulatorURL: emu.URL, EmulatorPID: emu.PID(), Primary: *primary, DR: *dr, Timing: *timing, Seed: *seed, Topology: !*noTopo}
 	defer func() {
 		if err != nil {
+			_ = killGroup(st.DNSPID, "dns-serve")
 			_ = killGroup(st.ProxyPID, "proxy-serve")
 			_ = emu.Stop()
 			removeRunFiles(abs)
@@ -168,6 +184,21 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) (err error) {
 	if err := writeFile(filepath.Join(abs, proxyPIDFile), []byte(strconv.Itoa(proxyPID)+"\n")); err != nil {
 		return err
 	}
+	if !*noTopo {
+		if err := seedTopology(ctx, abs, st); err != nil {
+			return err
+		}
+	}
+	// The name servers of the emulator's hosted zones (after seeding: they
+	// answer the load balancers' addresses from topology.json).
+	st.DNSAddr, st.DNSPID, err = startChild(ctx, abs, "dns", dnsLog, "dns-serve", "--emulator", st.EmulatorURL,
+		"--topology", filepath.Join(abs, topology.TopologyFile), "--addr", fmt.Sprintf("127.0.0.1:%d", *dnsPort))
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(abs, dnsPIDFile), []byte(strconv.Itoa(st.DNSPID)+"\n")); err != nil {
+		return err
+	}
 	b, _ := json.MarshalIndent(st, "", "  ")
 	if err := writeFile(filepath.Join(abs, stateFile), append(b, '\n')); err != nil {
 		return err
@@ -175,13 +206,8 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) (err error) {
 	if err := writeEnv(abs, st); err != nil {
 		return err
 	}
-	if !*noTopo {
-		if err := seedTopology(ctx, abs, st); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(out, "simulation up in %s\n  AWS endpoint (fault proxy): %s\n  emulator: %s\n  regions: primary %s, DR %s\n  source %s\n",
-		abs, st.ProxyURL, st.EmulatorURL, st.Primary, st.DR, filepath.Join(abs, envFile))
+	fmt.Fprintf(out, "simulation up in %s\n  AWS endpoint (fault proxy): %s\n  emulator: %s\n  DNS (Route 53 zones): %s\n  regions: primary %s, DR %s\n  source %s\n",
+		abs, st.ProxyURL, st.EmulatorURL, st.DNSAddr, st.Primary, st.DR, filepath.Join(abs, envFile))
 	return nil
 }
 
@@ -219,6 +245,7 @@ func writeEnv(dir string, st state) error {
 		"export RUNBOOK_SIM_PROXY_URL=" + st.ProxyURL,
 		"export RUNBOOK_SIM_PRIMARY_REGION=" + st.Primary,
 		"export RUNBOOK_SIM_DR_REGION=" + st.DR,
+		"export RUNBOOK_SIM_DNS=" + st.DNSAddr,
 	}
 	if st.Topology {
 		lines = append(lines,
@@ -231,19 +258,29 @@ func writeEnv(dir string, st state) error {
 
 // startProxy runs `simctl proxy-serve` in its own session and waits until it listens.
 func startProxy(ctx context.Context, dir, target string, port int, seed uint64) (string, int, error) {
+	url, pid, err := startChild(ctx, dir, "proxy", proxyLog, "proxy-serve", "--target", target, "--addr", fmt.Sprintf("127.0.0.1:%d", port),
+		"--seed", strconv.FormatUint(seed, 10))
+	if err != nil {
+		return url, pid, err
+	}
+	return url, pid, faultproxy.NewClient(url).Health(ctx)
+}
+
+// startChild runs `simctl <args> --ready-file <dir>/<name>.ready` in its own
+// session, logging to log, and waits until it writes its address there.
+func startChild(ctx context.Context, dir, name, log string, args ...string) (string, int, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", 0, err
 	}
-	ready := filepath.Join(dir, "proxy.ready")
+	ready := filepath.Join(dir, name+".ready")
 	_ = os.Remove(ready)
-	logf, err := os.OpenFile(filepath.Join(dir, proxyLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(filepath.Join(dir, log), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return "", 0, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self, "proxy-serve", "--target", target, "--addr", fmt.Sprintf("127.0.0.1:%d", port),
-		"--seed", strconv.FormatUint(seed, 10), "--ready-file", ready)
+	cmd := exec.Command(self, append(args, "--ready-file", ready)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -255,15 +292,14 @@ func startProxy(ctx context.Context, dir, target string, port int, seed uint64) 
 	deadline := time.After(30 * time.Second)
 	for {
 		if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {
-			url := strings.TrimSpace(string(b))
 			_ = cmd.Process.Release()
-			return url, pid, faultproxy.NewClient(url).Health(ctx)
+			return strings.TrimSpace(string(b)), pid, nil
 		}
 		select {
 		case err := <-exited:
-			return "", pid, fmt.Errorf("fault proxy exited at start (%v); see %s", err, filepath.Join(dir, proxyLog))
+			return "", pid, fmt.Errorf("%s exited at start (%v); see %s", args[0], err, filepath.Join(dir, log))
 		case <-deadline:
-			return "", pid, errors.New("fault proxy not ready after 30s")
+			return "", pid, fmt.Errorf("%s not ready after 30s", args[0])
 		case <-ctx.Done():
 			return "", pid, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
@@ -296,6 +332,40 @@ func cmdProxyServe(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
+// cmdDNSServe runs the simulation's DNS server in the foreground (what up
+// starts): the emulator's public hosted zones, and the load balancers' names
+// from topology.json (read again when it changes).
+func cmdDNSServe(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("dns-serve", flag.ContinueOnError)
+	emu := fs.String("emulator", "", "emulator URL (read directly, not through the fault proxy)")
+	topo := fs.String("topology", "", "topology.json giving the load balancers' addresses")
+	addr := fs.String("addr", "127.0.0.1:0", "listen address, UDP and TCP (loopback only)")
+	ready := fs.String("ready-file", "", "file to write the server's address to once it listens")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *emu == "" {
+		return usageErr("dns-serve needs --emulator")
+	}
+	var t func() *topology.Topology
+	if *topo != "" {
+		t = dnsserver.TopologyFile(*topo)
+	}
+	srv, err := dnsserver.Listen(*addr, dnsserver.ForSimulation(*emu, t, nil)...)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if *ready != "" {
+		if err := writeFile(*ready, []byte(srv.Addr()+"\n")); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "DNS server %s (UDP and TCP) for the hosted zones of %s\n", srv.Addr(), *emu)
+	<-ctx.Done()
+	return nil
+}
+
 func cmdDown(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("down", flag.ContinueOnError)
 	dir := dirFlag(fs)
@@ -303,7 +373,7 @@ func cmdDown(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	var errs []error
-	for _, f := range []struct{ file, marker string }{{proxyPIDFile, "proxy-serve"}, {emulatorPIDFile, "serve.py"}} {
+	for _, f := range []struct{ file, marker string }{{dnsPIDFile, "dns-serve"}, {proxyPIDFile, "proxy-serve"}, {emulatorPIDFile, "serve.py"}} {
 		b, err := os.ReadFile(filepath.Join(*dir, f.file))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -330,7 +400,7 @@ func cmdDown(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func removeRunFiles(dir string) {
-	for _, f := range []string{emulatorPIDFile, proxyPIDFile, stateFile, "proxy.ready"} {
+	for _, f := range []string{emulatorPIDFile, proxyPIDFile, dnsPIDFile, stateFile, "proxy.ready", "dns.ready"} {
 		_ = os.Remove(filepath.Join(dir, f))
 	}
 }
@@ -390,12 +460,12 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return "NOT RUNNING"
 	}
-	fmt.Fprintf(out, "emulator %s (pid %d) %s\nfault proxy %s (pid %d) %s\nregions: primary %s, DR %s\n",
-		st.EmulatorURL, st.EmulatorPID, up(st.EmulatorPID), st.ProxyURL, st.ProxyPID, up(st.ProxyPID), st.Primary, st.DR)
+	fmt.Fprintf(out, "emulator %s (pid %d) %s\nfault proxy %s (pid %d) %s\nDNS %s (pid %d) %s\nregions: primary %s, DR %s\n",
+		st.EmulatorURL, st.EmulatorPID, up(st.EmulatorPID), st.ProxyURL, st.ProxyPID, up(st.ProxyPID), st.DNSAddr, st.DNSPID, up(st.DNSPID), st.Primary, st.DR)
 	if rules, err := faultproxy.NewClient(st.ProxyURL).Rules(ctx); err == nil {
 		fmt.Fprintf(out, "faults: %d rule(s)\n", len(rules))
 	}
-	if !alive(st.EmulatorPID) || !alive(st.ProxyPID) {
+	if !alive(st.EmulatorPID) || !alive(st.ProxyPID) || !alive(st.DNSPID) {
 		return errors.New("the simulation is not fully up")
 	}
 	return nil

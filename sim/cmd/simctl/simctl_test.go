@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
+	"github.com/miekg/dns"
 
 	"github.com/runbookhq/runbook/sim/emulator"
 	"github.com/runbookhq/runbook/sim/faultproxy"
@@ -23,7 +24,7 @@ import (
 
 // The test binary stands in for simctl when `up` re-executes itself as the proxy.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "proxy-serve" {
+	if len(os.Args) > 1 && (os.Args[1] == "proxy-serve" || os.Args[1] == "dns-serve") {
 		main()
 		return
 	}
@@ -75,11 +76,11 @@ func TestUpFaultTimingDown(t *testing.T) {
 	if out, code := simctl(t, "up", "--dir", dir, "--port", "0"); code != 0 {
 		t.Fatalf("up: exit %d\n%s", code, out)
 	}
-	emuPID, proxyPID := pidFrom(t, filepath.Join(dir, emulatorPIDFile)), pidFrom(t, filepath.Join(dir, proxyPIDFile))
+	emuPID, proxyPID, dnsPID := pidFrom(t, filepath.Join(dir, emulatorPIDFile)), pidFrom(t, filepath.Join(dir, proxyPIDFile)), pidFrom(t, filepath.Join(dir, dnsPIDFile))
 	t.Cleanup(func() {
 		// Whatever happened, leave no process behind.
 		_, _ = simctl(t, "down", "--dir", dir)
-		for _, pid := range []int{emuPID, proxyPID} {
+		for _, pid := range []int{emuPID, proxyPID, dnsPID} {
 			if groupExists(pid) {
 				_ = syscall.Kill(-pid, syscall.SIGKILL)
 			}
@@ -123,6 +124,14 @@ func TestUpFaultTimingDown(t *testing.T) {
 	if err := describe("eu-west-3"); err != nil {
 		t.Errorf("the DR region, not black-holed: %v", err)
 	}
+	// The hosted zone's name servers answer all the same (the data plane does
+	// not go through the proxy), with the primary load balancer's addresses.
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(topo.ServerRecordName), dns.TypeA)
+	r, err := dns.Exchange(m, env["RUNBOOK_SIM_DNS"])
+	if err != nil || !r.Authoritative || len(r.Answer) != 2 || r.Answer[0].(*dns.A).A.String() != topo.Primary.LoadBalancerIPv4[0] {
+		t.Errorf("DNS %s for %s: %v, %v; want %v", env["RUNBOOK_SIM_DNS"], topo.ServerRecordName, r, err, topo.Primary.LoadBalancerIPv4)
+	}
 	out, code := simctl(t, "fault", "--dir", dir, "count", "--service", "rds", "--region", "eu-west-1")
 	var counts faultproxy.Counts
 	if code != 0 || json.Unmarshal([]byte(out), &counts) != nil || counts.Total != 2 || counts.Forwarded != 1 || counts.Faulted != 1 {
@@ -150,14 +159,14 @@ func TestUpFaultTimingDown(t *testing.T) {
 	if _, code := simctl(t, "timing", "--dir", dir, "advance", "1m"); code != 0 {
 		t.Error("timing advance failed")
 	}
-	if out, code := simctl(t, "status", "--dir", dir); code != 0 || strings.Count(out, "running") != 2 {
+	if out, code := simctl(t, "status", "--dir", dir); code != 0 || strings.Count(out, "running") != 3 {
 		t.Errorf("status: exit %d\n%s", code, out)
 	}
 
 	if out, code := simctl(t, "down", "--dir", dir); code != 0 {
 		t.Fatalf("down: exit %d\n%s", code, out)
 	}
-	for _, pid := range []int{emuPID, proxyPID} {
+	for _, pid := range []int{emuPID, proxyPID, dnsPID} {
 		if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
 			t.Errorf("process group %d still exists after down (%v)", pid, err)
 		}

@@ -8,7 +8,7 @@ wrapped with the /_sim/ control API. Each patch module documents what it adds.
 import importlib
 
 # Patch modules, applied in order. Each exposes install() -> None.
-PATCHES = ["aurora", "ecs", "route53", "iot", "cloudfront", "autoscaling", "s3replication", "s3batch", "s3conditional"]
+PATCHES = ["aurora", "ecs", "elbv2", "route53", "route53routing", "arc", "iot", "cloudfront", "autoscaling", "s3replication", "s3batch", "s3conditional", "hooks"]
 
 _installed = False
 
@@ -29,8 +29,9 @@ def app():
         create_backend_app,
     )
 
+    from .arc import ArcMiddleware
     from .control import ControlMiddleware
     from .rpcv2cbor import RpcV2CborMiddleware
 
     patches = install() + ["rpcv2cbor"]
-    return ControlMiddleware(RpcV2CborMiddleware(DomainDispatcherApplication(create_backend_app)), patches)
+    return ControlMiddleware(ArcMiddleware(RpcV2CborMiddleware(DomainDispatcherApplication(create_backend_app))), patches)

@@ -8,7 +8,13 @@
   POST /_sim/reset         forget every resource (moto's and ours); timing and clock
                            back to how the emulator started
   GET  /_sim/aurora        global clusters: members, writer, lag, operation, history
-  POST /_sim/aurora/lag    {"lag_ms": n} for every secondary, or {"cluster": arn|id, "lag_ms": n}
+  POST /_sim/aurora/lag    {"lag_ms": n} for every secondary, or {"cluster": arn|id, "lag_ms": n};
+                           "metric" limits it to AuroraGlobalDBRPOLag or AuroraGlobalDBReplicationLag
+  POST /_sim/hooks         tell a local fake when auto-scaling instances boot and go (hooks.py)
+  GET  /_sim/regions       {"dark": {region: clock time it went dark}}
+  POST /_sim/regions       {"region": "eu-west-1", "dark": true|false}: a regional outage
+                           begins or ends, as AWS's own state sees it (the fault proxy makes
+                           the region's API unreachable; sim/outage does both)
 
 Bodies and answers are JSON; errors are {"error": "..."} with status 400 or 404.
 """
@@ -17,7 +23,7 @@ import json
 
 import moto
 
-from . import state
+from . import hooks, state
 from .timing import CLOCK, TIMING, TimingError
 
 PREFIX = "/_sim/"
@@ -57,13 +63,18 @@ class ControlMiddleware:
             ("POST", "reset"): self.reset,
             ("GET", "clock"): self.get_clock,
             ("POST", "clock"): self.post_clock,
+            ("GET", "regions"): self.get_regions,
+            ("POST", "regions"): self.post_regions,
         }
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if not path.startswith(PREFIX):
             state.tick()
-            return self.app(environ, start_response)
+            hooks.deliver()  # what the transitions now due did
+            result = self.app(environ, start_response)
+            hooks.deliver()  # what the request itself did; before it is answered
+            return result
         name = path[len(PREFIX) :].strip("/")
         method = environ.get("REQUEST_METHOD", "GET")
         handler = self.routes.get((method, name))
@@ -79,6 +90,7 @@ class ControlMiddleware:
             result = handler(doc)
         except (TimingError, ValueError, KeyError) as e:
             return _json(start_response, "400 Bad Request", {"error": str(e)})
+        hooks.deliver()
         return _json(start_response, "200 OK", result)
 
     def health(self, _doc):
@@ -97,6 +109,19 @@ class ControlMiddleware:
         CLOCK.advance(doc.get("advance", 0))
         state.tick()
         return self.get_clock({})
+
+    def get_regions(self, _doc):
+        return {"dark": state.dark_regions()}
+
+    def post_regions(self, doc):
+        region, dark = doc.get("region"), doc.get("dark")
+        if not isinstance(region, str) or not region:
+            raise ValueError("region must be a region name such as eu-west-1")
+        if not isinstance(dark, bool):
+            raise ValueError("dark must be true or false")
+        state.set_dark(region, dark, CLOCK.now())
+        state.tick()
+        return self.get_regions({})
 
     def reset(self, _doc):
         from moto.moto_api import _internal

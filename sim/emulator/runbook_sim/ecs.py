@@ -18,6 +18,16 @@ ACTIVE, draining, until the period ends, so a waiter sees two deployments meanwh
 Simplification: real ECS keeps a scale-only change inside the existing deployment and
 does not necessarily move its rolloutState back to IN_PROGRESS; runbooks should wait
 on counts and deployments (as the SDK waiter does), not on rolloutState alone.
+
+Services behind a load balancer (loadBalancers with a targetGroupArn): ECS registers
+each task with the target group when it starts running and deregisters it when it
+stops (ECS Developer Guide, "Use load balancing to distribute Amazon ECS service
+traffic"). Here every running task has an id and a private IP address (the target of
+an `ip` target group, as awsvpc tasks are), started and stopped at the moments the
+rollout above gives it, with "registered N targets" / "deregistered N targets"
+service events; elbv2.py reports those targets' health. CreateService refuses, as
+ECS does, a target group that does not exist or has no load balancer, and an
+`instance` target group for an awsvpc task definition.
 """
 
 import datetime
@@ -26,7 +36,8 @@ from moto.ecs import models as ecs_models
 from moto.moto_api._internal import mock_random
 
 from . import state
-from .timing import Transition, now
+from .errors import SimServiceError
+from .timing import TIMING, Transition, now
 
 # id(service) -> service with a transition in flight
 _active = {}
@@ -59,6 +70,11 @@ class Rollout:
     def old_running(self):
         p = self.transition.progress()
         return self.old_from - int(self.old_from * p)
+
+    def at(self, j, n):
+        """When the j-th of n evenly spread task starts (or stops) happens."""
+        t = self.transition
+        return min(now(), t.started + (t.duration * j / n if n else 0.0))
 
 
 def _utc(ts):
@@ -151,6 +167,116 @@ def _event(svc, message):
     )
 
 
+# ---- tasks, and their targets behind load balancers ----
+
+# id(service) -> service with a target group
+_lb_services = {}
+_task_seq = [0]
+
+
+class Task:
+    """A running (or stopped) task of a service behind a load balancer."""
+
+    __slots__ = ("id", "ip", "deployment", "started", "healthy_after", "stopped", "drain")
+
+    def __init__(self, deployment, started):
+        _task_seq[0] += 1
+        n = _task_seq[0]
+        self.id = mock_random.get_random_hex(32)
+        self.ip = f"10.{(n >> 16) % 256}.{(n >> 8) % 256}.{n % 256}"
+        self.deployment = deployment
+        self.started = started
+        self.healthy_after = TIMING.get("elb_target_healthy")
+        self.stopped = None
+        self.drain = None
+
+    def stop(self, when):
+        self.stopped = when
+        self.drain = TIMING.get("elb_deregistration")
+
+
+def target_groups(svc):
+    return [lb["targetGroupArn"] for lb in (svc.load_balancers or []) if lb.get("targetGroupArn")]
+
+
+def lb_services():
+    return list(_lb_services.values())
+
+
+def _sync_tasks(svc):
+    """Bring svc's tasks up to its counts, each start or stop dated when the rollout made it."""
+    tasks = svc._sim_tasks
+    r = getattr(svc, "_sim_rollout", None)
+    dep = (svc._sim_deployment or {}).get("id")
+    if r is None:
+        want = {dep: getattr(svc, "_sim_running", 0)}
+    else:
+        want = {dep: r.running()}
+        if r.old is not None:
+            want[r.old["id"]] = 0 if r.transition.done() else r.old_running()
+    started = stopped = 0
+    for x in tasks:
+        if x.stopped is None and x.deployment not in want:
+            x.stop(now())
+            stopped += 1
+    for d, n in want.items():
+        live = [x for x in tasks if x.deployment == d and x.stopped is None]
+        while len(live) < n:
+            when = now()
+            if r is not None and d == dep and r.to_count > r.from_count:
+                when = r.at(len(live) + 1 - r.from_count, r.to_count - r.from_count)
+            x = Task(d, when)
+            tasks.append(x)
+            live.append(x)
+            started += 1
+        while len(live) > n:
+            when = now()
+            if r is not None and d == dep and r.from_count > r.to_count:
+                when = r.at(r.from_count - len(live) + 1, r.from_count - r.to_count)
+            elif r is not None and r.old is not None and d == r.old["id"] and r.old_from:
+                when = r.at(r.old_from - len(live) + 1, r.old_from)
+            live.pop().stop(when)
+            stopped += 1
+    # Forget targets that finished draining long ago.
+    horizon = now() - 3600
+    svc._sim_tasks = [x for x in tasks if x.stopped is None or x.stopped >= horizon]
+    for arn in target_groups(svc):
+        if started:
+            _event(svc, f"registered {started} targets in (target-group {arn})")
+        if stopped:
+            _event(svc, f"deregistered {stopped} targets in (target-group {arn})")
+
+
+@state.ticker
+def _sync_all_tasks():
+    for svc in list(_lb_services.values()):
+        _sync_tasks(svc)
+
+
+def _check_load_balancers(backend, load_balancers, task_definition):
+    """ECS's own checks of a service's target groups, before anything is created."""
+    from moto.elbv2.models import elbv2_backends
+
+    elb = elbv2_backends[backend.account_id][backend.region_name]
+    for lb in load_balancers or []:
+        arn = lb.get("targetGroupArn")
+        if not arn:
+            continue
+        tg = elb.target_groups.get(arn)
+        if tg is None:
+            raise SimServiceError("InvalidParameterException", f"The target group with targetGroupArn {arn} does not exist.")
+        if not tg.load_balancer_arns:
+            raise SimServiceError(
+                "InvalidParameterException", f"The target group with targetGroupArn {arn} does not have an associated load balancer."
+            )
+        mode = getattr(task_definition, "network_mode", None)
+        if mode == "awsvpc" and tg.target_type == "instance":
+            raise SimServiceError(
+                "InvalidParameterException",
+                f"The provided target group {arn} has target type instance, which is incompatible with the awsvpc network mode specified in the task definition.",
+            )
+
+
 @state.ticker
 def _finish_due():
     for key, svc in list(_active.items()):
@@ -167,6 +293,7 @@ def _finish_due():
 @state.on_reset
 def _reset():
     _active.clear()
+    _lb_services.clear()
 
 
 _orig_create = ecs_models.EC2ContainerServiceBackend.create_service
@@ -175,12 +302,20 @@ _orig_update = ecs_models.EC2ContainerServiceBackend.update_service
 
 def create_service(self, *args, **kwargs):
     with state.LOCK:
+        lbs = kwargs.get("load_balancers", args[4] if len(args) > 4 else None)
+        td_name = kwargs.get("task_definition_str", args[3] if len(args) > 3 else None)
+        if lbs:
+            td = self.describe_task_definition(td_name) if td_name else None
+            _check_load_balancers(self, lbs, td)
         svc = _orig_create(self, *args, **kwargs)
         if svc.deployment_controller.get("type", "ECS") == "ECS":
             svc._sim_deployment = None
             _start(svc, 0, True)
             if svc.desired_count:
                 _event(svc, f"has started {svc.desired_count} tasks.")
+            if target_groups(svc):
+                svc._sim_tasks = []
+                _lb_services[id(svc)] = svc
         return svc
 
 

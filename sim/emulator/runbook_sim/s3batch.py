@@ -254,7 +254,8 @@ def _generated_tasks(s3, gen, region):
         name = key.name
         if prefixes and not any(name.startswith(p) for p in prefixes):
             continue
-        rs = _replicated.get((source, name), "NONE")
+        # Live replication marks what it copied (s3replication); a job what it did.
+        rs = _replicated.get((source, name)) or getattr(key, "_sim_replication_status", None) or "NONE"
         if statuses and rs not in statuses:
             continue
         if after or before:

@@ -60,3 +60,52 @@ def route(method, name):
 def control_routes():
     with LOCK:
         return dict(_routes)
+
+
+# ---- regions that are dark (a regional outage) ----
+#
+# The fault proxy makes a region's API unreachable (sim/faultproxy, by the region in
+# each request's SigV4 scope). What AWS's own state does meanwhile is the emulator's
+# part: the patches read dark_since() to model it (an Aurora global cluster whose
+# member is in a dark region does not become `available` again until it returns). The
+# emulator still answers requests signed for a dark region; put the fault proxy in
+# front to make them go unanswered (sim/outage does both).
+
+_dark = {}  # region -> clock time it went dark
+_region_hooks = []
+
+
+def on_region_change(fn):
+    """Register fn(region, dark, at) to run (under LOCK) when a region goes dark or
+    returns; at is the simulation clock's time of the change."""
+    with LOCK:
+        _region_hooks.append(fn)
+    return fn
+
+
+def set_dark(region, dark, at):
+    with LOCK:
+        if bool(dark) == (region in _dark):
+            return
+        if dark:
+            _dark[region] = at
+        else:
+            del _dark[region]
+        for fn in list(_region_hooks):
+            fn(region, bool(dark), at)
+
+
+def dark_since(region):
+    """The clock time region went dark, or None if it is not dark."""
+    with LOCK:
+        return _dark.get(region)
+
+
+def dark_regions():
+    with LOCK:
+        return dict(_dark)
+
+
+@on_reset
+def _reset_dark():
+    _dark.clear()

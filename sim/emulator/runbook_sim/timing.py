@@ -16,15 +16,28 @@ import time
 DEFAULTS = {
     "aurora_switchover": 2.0,
     "aurora_failover": 2.0,
+    # After a failover the old primary is rebuilt from the new one before it is a
+    # connected secondary again: "a few minutes to several hours" (Aurora User Guide,
+    # "Recovering an Amazon Aurora global database from an unplanned outage"). It starts
+    # when the old primary's region answers again.
+    "aurora_resync": 2.0,
     "ecs_stabilize": 2.0,
     "route53_insync": 1.0,
     "asg_instance_refresh": 3.0,  # a whole instance refresh
     "asg_instance_warmup": 1.0,  # one replacement after TerminateInstanceInAutoScalingGroup
+    # How long an instance refresh with ScaleInProtectedInstances or StandbyInstances
+    # "Wait" waits before it fails: one hour, as in AWS (RefreshPreferences); tests
+    # fast-forward the clock past it.
+    "asg_refresh_wait_limit": 3600.0,
     "cloudfront_deploy": 1.0,
     "s3_batch_job": 2.0,
+    "s3_replication": 1.0,  # one object version from source to destination bucket
+    "elb_target_healthy": 1.0,  # a registered target from initial to healthy
+    "elb_deregistration": 1.0,  # a deregistered target draining before it is gone
+    "arc_deploy": 1.0,  # a Route 53 ARC cluster, control panel, routing control or safety rule: PENDING -> DEPLOYED
 }
 
-# DR.md's figures scaled down 1:10, for drills where waits should feel real
+# Real-world timings (docs/dr-guide.md, "Timings and recovery time") scaled down 1:10, for drills where waits should feel real
 # without taking the real time.
 PRESETS = {
     "ci": dict(DEFAULTS),
@@ -32,12 +45,18 @@ PRESETS = {
     "realistic": {
         "aurora_switchover": 6.0,  # about a minute
         "aurora_failover": 12.0,  # RTO in minutes
+        "aurora_resync": 180.0,  # minutes to hours: 30 minutes here
         "ecs_stabilize": 15.0,  # at least ~2.5 min per healthy task
         "route53_insync": 6.0,  # INSYNC within ~60 s
         "asg_instance_refresh": 30.0,  # minutes: boot plus warm-up, per batch
         "asg_instance_warmup": 12.0,  # one instance: boot plus warm-up
+        "asg_refresh_wait_limit": 360.0,  # one hour
         "cloudfront_deploy": 30.0,  # minutes, in practice
         "s3_batch_job": 10.0,
+        "s3_replication": 6.0,  # seconds to minutes (RTC's SLA: 15 minutes)
+        "elb_target_healthy": 15.0,  # interval 30 s x healthy threshold 5 = 2.5 min
+        "elb_deregistration": 30.0,  # deregistration delay 300 s
+        "arc_deploy": 30.0,  # a cluster takes minutes to deploy
     },
 }
 

@@ -1,14 +1,17 @@
-// Package cloudflareapi is a local stand-in for Cloudflare's v4 API, for the
-// simulation scenarios: the zones and DNS records endpoints that the dns
-// plugin's cloudflare_record action calls (through cloudflare-go), with
-// Cloudflare's {success, errors, messages, result, result_info} envelope,
-// Bearer token checks, and Cloudflare's own validation of record changes
-// (CNAME conflicts at a name, proxied TTLs, content by type).
+// Package cloudflareapi is the one local stand-in for Cloudflare's v4 API,
+// serving both the dns plugin's tests and the simulation scenarios: the zones
+// and DNS records endpoints that the plugin's Cloudflare actions call (through
+// cloudflare-go), with Cloudflare's {success, errors, messages, result,
+// result_info} envelope, Bearer token checks, and Cloudflare's own validation
+// of record changes (CNAME conflicts at a name, TTL ranges, content by type,
+// proxied records' automatic TTL).
 //
 // It listens on 127.0.0.1 only. Tests seed zones and records, point the
 // action's base_url at BaseURL(), then read the records back with Records and
 // every request with Requests (whose Authorization is recorded as a fact, never
-// as the token).
+// as the token). SetFailureHook lets a test answer any request itself (a 429,
+// a 502 with an HTML body, a dropped connection); RejectWrites refuses the
+// next writes of one record as Cloudflare refuses an invalid change.
 package cloudflareapi
 
 import (
@@ -72,6 +75,27 @@ type Server struct {
 	requests []Request
 	// reject: record name -> how many more writes to it to refuse.
 	reject map[string]int
+	// fail, if set, may answer a request itself (see SetFailureHook).
+	fail FailureHook
+}
+
+// FailureHook is called for every request once it is recorded (n counts the
+// requests from 1, this one included) and before the fake authenticates it;
+// returning true means the hook has answered the request itself.
+type FailureHook func(w http.ResponseWriter, r *http.Request, n int) bool
+
+// SetFailureHook installs (or, with nil, removes) a per-request failure hook.
+func (s *Server) SetFailureHook(h FailureHook) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = h
+}
+
+// WriteError answers a request with Cloudflare's error envelope, for failure
+// hooks: WriteError(w, 429, 971, "Please wait and consider throttling your
+// request speed").
+func WriteError(w http.ResponseWriter, status, code int, msg string) {
+	envelope(w, status, nil, nil, message{code, msg})
 }
 
 // Start serves a fake API on 127.0.0.1 that accepts exactly token.
@@ -103,11 +127,55 @@ func newID() string {
 
 // AddZone adds a zone and returns its 32-character id.
 func (s *Server) AddZone(name string) string {
+	id := newID()
+	_ = s.AddZoneWithID(id, name)
+	return id
+}
+
+// AddZoneWithID adds a zone with a given 32-character id (tests that name
+// the id in their expectations).
+func (s *Server) AddZoneWithID(id, name string) error {
+	if len(id) != 32 {
+		return fmt.Errorf("cloudflareapi: zone id %q is not 32 characters", id)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id := newID()
+	if _, ok := s.zones[id]; ok {
+		return fmt.Errorf("cloudflareapi: zone %s exists", id)
+	}
 	s.zones[id] = normalize(name)
-	return id
+	return nil
+}
+
+// Zone is a zone and its records, as Zones returns them.
+type Zone struct {
+	ID, Name string
+	Records  []Record
+}
+
+// Zones returns every zone with its records (sorted by name, then type): what
+// a DNS server serving the fake's zones answers from.
+func (s *Server) Zones() []Zone {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Zone
+	for id, name := range s.zones {
+		z := Zone{ID: id, Name: name}
+		for _, r := range s.records {
+			if r.ZoneID == id {
+				z.Records = append(z.Records, *r)
+			}
+		}
+		sort.Slice(z.Records, func(i, j int) bool {
+			a, b := z.Records[i], z.Records[j]
+			return a.Name < b.Name || (a.Name == b.Name && (a.Type < b.Type || (a.Type == b.Type && a.Content < b.Content)))
+		})
+		out = append(out, z)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Name < out[j].Name || (out[i].Name == out[j].Name && out[i].ID < out[j].ID)
+	})
+	return out
 }
 
 // AddRecord adds a record to a zone (by id) as an operator would have it.
@@ -121,12 +189,32 @@ func (s *Server) AddRecord(zoneID, name, typ, content string, ttl int, proxied b
 	comment := "managed by hand"
 	now := time.Now().UTC()
 	r := &Record{ID: newID(), ZoneID: zoneID, ZoneName: zn, Name: normalize(name), Type: typ, Content: content, TTL: float64(ttl),
-		Proxied: proxied, Proxiable: true, Comment: &comment, Tags: []string{}, CreatedOn: now, ModifiedOn: now, Meta: map[string]any{}, Settings: map[string]any{}}
+		Proxied: proxied, Proxiable: true, Comment: &comment, Tags: []string{"team:platform"}, CreatedOn: now, ModifiedOn: now, Meta: map[string]any{}, Settings: map[string]any{}}
 	if msg := s.check(r); msg != nil {
 		return Record{}, fmt.Errorf("cloudflareapi: %s", msg.Message)
 	}
 	s.records[r.ID] = r
 	return *r, nil
+}
+
+// SetContent changes the content of the record of a type at a name, as an
+// operator would by hand (no request is recorded).
+func (s *Server) SetContent(name, typ, content string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.records {
+		if r.Name == normalize(name) && r.Type == typ {
+			next := *r
+			next.Content = content
+			if msg := s.check(&next); msg != nil {
+				return fmt.Errorf("cloudflareapi: %s", msg.Message)
+			}
+			next.ModifiedOn = time.Now().UTC()
+			*r = next
+			return nil
+		}
+	}
+	return fmt.Errorf("cloudflareapi: no %s record at %s", typ, name)
 }
 
 // RejectWrites makes the next n writes (create, update, delete) of the
@@ -218,7 +306,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/client/v4")
 	s.mu.Lock()
 	s.requests = append(s.requests, Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, Auth: auth, Body: string(body)})
+	n, fail := len(s.requests), s.fail
 	s.mu.Unlock()
+	if fail != nil && fail(w, r, n) {
+		return
+	}
 	switch auth {
 	case "none":
 		envelope(w, http.StatusBadRequest, nil, nil, message{9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers"})
@@ -396,7 +488,7 @@ func apply(rec *Record, in map[string]any, full bool) *message {
 }
 
 // check validates rec as Cloudflare would, against the other records of its
-// zone. The caller holds s.mu.
+// zone, and gives a proxied record its automatic TTL. The caller holds s.mu.
 func (s *Server) check(rec *Record) *message {
 	switch rec.Type {
 	case "A":
@@ -414,11 +506,17 @@ func (s *Server) check(rec *Record) *message {
 	default:
 		return &message{9008, "Invalid record type " + strconv.Quote(rec.Type)}
 	}
-	if rec.Proxied && rec.TTL != 1 {
-		return &message{9009, "TTL must be 1 (automatic) for proxied records."}
-	}
 	if rec.TTL != 1 && (rec.TTL < 60 || rec.TTL > 86400) {
 		return &message{9021, "Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic."}
+	}
+	if rec.Proxied {
+		// A proxied record's TTL is automatic and cannot be edited (Cloudflare
+		// docs, DNS > Proxy status: "all proxied records have a TTL of Auto");
+		// the API accepts another TTL in the request and stores 1 ("automatic",
+		// the API reference's ttl field), as terraform-provider-cloudflare
+		// issue 126 shows: ttl 300 with proxied true was applied and read back
+		// as 1. So the fake does not refuse it either.
+		rec.TTL = 1
 	}
 	for _, other := range s.records {
 		if other.ID != rec.ID && other.ZoneID == rec.ZoneID && other.Name == rec.Name && (other.Type == "CNAME" || rec.Type == "CNAME") {

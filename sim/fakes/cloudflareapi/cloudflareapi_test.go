@@ -2,6 +2,7 @@ package cloudflareapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,12 +15,7 @@ import (
 // The fake answers the official SDK the way Cloudflare does: zones by name,
 // records by exact name, an in-place PATCH, and its errors.
 func TestFakeThroughTheSDK(t *testing.T) {
-	const token = "fake-token-0123456789"
-	s, err := Start(token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	s := startFake(t)
 	zid := s.AddZone("myorg.com")
 	if _, err := s.AddRecord(zid, "app.myorg.com", "CNAME", "old-lb.example.com", 60, false); err != nil {
 		t.Fatal(err)
@@ -85,4 +81,77 @@ func TestFakeThroughTheSDK(t *testing.T) {
 	if len(s.Mutations()) != 3 {
 		t.Errorf("mutations: %+v", s.Mutations())
 	}
+}
+
+// A proxied record's TTL is automatic: another TTL in the request is
+// accepted and stored as 1, as Cloudflare does; out-of-range TTLs are still
+// refused.
+func TestProxiedTTLIsAutomatic(t *testing.T) {
+	s := startFake(t)
+	zid := s.AddZone("myorg.com")
+	recs := dns.NewRecordService(option.WithBaseURL(s.BaseURL()), option.WithAPIToken(token), option.WithMaxRetries(0))
+	var b dns.CNAMERecordParam
+	b.Name.Value, b.Name.Present = "app.myorg.com", true
+	b.Type.Value, b.Type.Present = dns.CNAMERecordTypeCNAME, true
+	b.Content.Value, b.Content.Present = "lb.example.com", true
+	b.TTL.Value, b.TTL.Present = 300, true
+	b.Proxied.Value, b.Proxied.Present = true, true
+	var q dns.RecordNewParams
+	q.ZoneID.Value, q.ZoneID.Present = zid, true
+	q.Body = b
+	r, err := recs.New(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.TTL != 1 || !r.Proxied {
+		t.Fatalf("created %+v, want TTL 1 (automatic), proxied", r)
+	}
+	if got := s.Records("app.myorg.com"); len(got) != 1 || got[0].TTL != 1 {
+		t.Fatalf("stored %+v", got)
+	}
+	b.Name.Value, b.TTL.Value = "other.myorg.com", 5
+	q.Body = b
+	if _, err := recs.New(context.Background(), q); err == nil || !strings.Contains(err.Error(), "9021") {
+		t.Fatalf("TTL 5: %v, want code 9021", err)
+	}
+}
+
+// The failure hook sees every request with its number and may answer it.
+func TestFailureHook(t *testing.T) {
+	s := startFake(t)
+	var seen []int
+	s.SetFailureHook(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		seen = append(seen, n)
+		if n == 1 {
+			WriteError(w, http.StatusTooManyRequests, 971, "Please wait and consider throttling your request speed")
+			return true
+		}
+		return false
+	})
+	svc := zones.NewZoneService(option.WithBaseURL(s.BaseURL()), option.WithAPIToken(token), option.WithMaxRetries(0))
+	if _, err := svc.List(context.Background(), zones.ZoneListParams{}); err == nil || !strings.Contains(err.Error(), "971") {
+		t.Fatalf("first request: %v, want the hook's 429", err)
+	}
+	if _, err := svc.List(context.Background(), zones.ZoneListParams{}); err != nil {
+		t.Fatalf("second request: %v", err)
+	}
+	if fmt.Sprint(seen) != "[1 2]" || len(s.Requests()) != 2 {
+		t.Fatalf("hook saw %v; requests %+v", seen, s.Requests())
+	}
+	s.SetFailureHook(nil)
+	if _, err := svc.List(context.Background(), zones.ZoneListParams{}); err != nil || len(seen) != 2 {
+		t.Fatalf("after removing the hook: %v, hook calls %v", err, seen)
+	}
+}
+
+const token = "fake-token-0123456789"
+
+func startFake(t *testing.T) *Server {
+	t.Helper()
+	s, err := Start(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }

@@ -18,6 +18,10 @@
 //   - A deleted pod lingers with a deletion timestamp; the next list removes it
 //     and its owner creates a replacement (new UID, same labels) that moves
 //     Pending -> Running -> Ready over the following lists.
+//   - WatchPods tells a watcher (the Spacelift fake, whose workers these pods
+//     run) when a pod's container starts running and when a pod is gone, at
+//     the moment the fake makes it so, before the request that caused it is
+//     answered.
 //
 // Requests need "Authorization: Bearer <token>" (401 Status otherwise); errors
 // are metav1.Status objects, as the API server answers. It listens on
@@ -86,6 +90,56 @@ type Server struct {
 	podSteps    map[string]int                // ns/name -> lifecycle step of a new pod
 	uid         int
 	requests    []Request
+	watchers    []func(PodEvent)
+}
+
+// PodEventType says what happened to a pod.
+type PodEventType string
+
+// Pod events.
+const (
+	// PodStarted: the pod's container is running (a worker process started).
+	PodStarted PodEventType = "started"
+	// PodStopped: the pod is gone (its worker process ended).
+	PodStopped PodEventType = "stopped"
+)
+
+// PodEvent is one change of a pod that a watcher is told of.
+type PodEvent struct {
+	Type      PodEventType
+	Namespace string
+	Name      string
+	UID       types.UID
+	Labels    map[string]string
+}
+
+// WatchPods calls fn for every pod that starts running or goes away from
+// now on, and returns a PodStarted event for each pod running now (in name
+// order), atomically with installing fn. fn runs with the server's lock
+// held: it must not call this server.
+func (s *Server) WatchPods(fn func(PodEvent)) []PodEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watchers = append(s.watchers, fn)
+	var out []PodEvent
+	for _, p := range s.pods {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			out = append(out, podEvent(PodStarted, p))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name })
+	return out
+}
+
+func podEvent(t PodEventType, p *corev1.Pod) PodEvent {
+	return PodEvent{Type: t, Namespace: p.Namespace, Name: p.Name, UID: p.UID, Labels: copyMap(p.Labels)}
+}
+
+// emitLocked tells the watchers. Caller holds s.mu.
+func (s *Server) emitLocked(t PodEventType, p *corev1.Pod) {
+	for _, fn := range s.watchers {
+		fn(podEvent(t, p))
+	}
 }
 
 type rollout struct {
@@ -236,6 +290,9 @@ func (s *Server) addPodLocked(ns, owner string, podLabels, annotations map[strin
 		s.podSteps[key(ns, name)] = 0
 	}
 	s.pods[key(ns, name)] = p
+	if ready {
+		s.emitLocked(PodStarted, p)
+	}
 	return p
 }
 
@@ -441,11 +498,17 @@ func (s *Server) advanceRollout(d *appsv1.Deployment) {
 	rev, _ := strconv.Atoi(d.Annotations["deployment.kubernetes.io/revision"])
 	d.Annotations["deployment.kubernetes.io/revision"] = strconv.Itoa(rev + 1)
 	sel := labels.SelectorFromSet(d.Spec.Selector.MatchLabels)
+	var old []*corev1.Pod
 	for pk, p := range s.pods {
 		if p.Namespace == d.Namespace && sel.Matches(labels.Set(p.Labels)) {
 			delete(s.pods, pk)
 			delete(s.podSteps, pk)
+			old = append(old, p)
 		}
+	}
+	sort.Slice(old, func(i, j int) bool { return old[i].Name < old[j].Name })
+	for _, p := range old {
+		s.emitLocked(PodStopped, p)
 	}
 	for i := int32(0); i < *d.Spec.Replicas; i++ {
 		s.addPodLocked(d.Namespace, d.Name, d.Spec.Template.Labels, d.Spec.Template.Annotations, true)
@@ -484,6 +547,9 @@ func (s *Server) advancePods(ns string) {
 		if step, ok := s.podSteps[k]; ok {
 			step++
 			setPodStep(p, step)
+			if podLifecycle[step].phase == corev1.PodRunning && podLifecycle[step-1].phase != corev1.PodRunning {
+				s.emitLocked(PodStarted, p)
+			}
 			if step == len(podLifecycle)-1 {
 				delete(s.podSteps, k)
 			} else {
@@ -493,6 +559,7 @@ func (s *Server) advancePods(ns string) {
 	}
 	sort.Slice(gone, func(i, j int) bool { return gone[i].Name < gone[j].Name })
 	for _, p := range gone {
+		s.emitLocked(PodStopped, p)
 		owner := p.Name
 		if len(p.OwnerReferences) > 0 {
 			owner = p.OwnerReferences[0].Name

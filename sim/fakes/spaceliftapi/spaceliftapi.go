@@ -1,12 +1,25 @@
 // Package spaceliftapi is a local stand-in for the slice of Spacelift's
-// GraphQL API that the spacelift plugin's worker_pool_cycle action uses, for
-// the simulation scenarios:
+// GraphQL API that the spacelift plugin uses, for the simulation scenarios:
 //
 //   - apiKeyUser(id: ID!, secret: String!) { jwt }: exchanges an API key for a
 //     JWT (no Authorization header needed); a wrong id or secret gets
 //     apiKeyUser null and an "unauthorized" error, as Spacelift answers;
 //   - workerPoolCycle(id: ID!): Boolean, which needs "Authorization: Bearer
-//     <jwt>" with a JWT this server issued, and a known pool.
+//     <jwt>" with a JWT this server issued, and a known pool; every worker of
+//     the pool drains and comes back as a new worker (SetCycleDelay);
+//   - workerPool(id: ID!) { id name pendingRuns busyWorkers workers { id busy
+//     createdAt drained metadata } }: the pool's registered workers (null for
+//     an unknown pool), authorized likewise. Only the fields asked for are
+//     answered, and a field the fake's schema lacks is a GraphQL error, so a
+//     client asking for something Spacelift does not serve fails here too.
+//
+// Workers are processes that connect to the IoT broker the broker domain
+// resolves to when they start (SetBrokerDomain, with a Resolver): the fake's
+// own (AddWorkers), the instances of an emulated auto-scaling group
+// (AttachASG: the emulator reports instances booting and going away), or the
+// pods of the Kubernetes fake (AttachPods). A worker restarted before the
+// domain moved stays connected to the old broker, and the pool read after
+// the move does not list it (see workers.go).
 //
 // Arguments are read from variables ($id, $secret) or inline string literals.
 // Every cycle is recorded (pool id, the JWT it carried, when), so a scenario
@@ -16,6 +29,7 @@
 package spaceliftapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -40,7 +54,8 @@ type Cycle struct {
 
 // Request is one GraphQL request as received.
 type Request struct {
-	// Operation is the field the request asked for: apiKeyUser, workerPoolCycle, or "" if neither.
+	// Operation is the field the request asked for: apiKeyUser,
+	// workerPoolCycle, workerPool, or "" if none of them.
 	Operation string
 	// Authorized says whether it carried a JWT this server issued.
 	Authorized bool
@@ -61,6 +76,17 @@ type Server struct {
 	issued   []string
 	cycles   []Cycle
 	requests []Request
+
+	// The worker model (workers.go).
+	brokerDomain  string
+	resolver      Resolver
+	cycleDelay    time.Duration
+	workers       map[string]*Worker // id ->
+	byProcess     map[string]string  // process -> worker id
+	workerSeq     int
+	processSeq    int
+	connectErrors []ConnectError
+	asgPools      map[string]string // "region/group" -> pool id (AttachASG)
 }
 
 // Start serves the fake API on 127.0.0.1, accepting one API key.
@@ -72,9 +98,11 @@ func Start(keyID, keySecret string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{keyID: keyID, keySecret: keySecret, ln: ln, url: "http://" + ln.Addr().String(), pools: map[string]bool{}, jwts: map[string]bool{}}
+	s := &Server{keyID: keyID, keySecret: keySecret, ln: ln, url: "http://" + ln.Addr().String(), pools: map[string]bool{}, jwts: map[string]bool{},
+		cycleDelay: 2 * time.Second, workers: map[string]*Worker{}, byProcess: map[string]string{}, asgPools: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/graphql", s.graphql)
+	mux.HandleFunc("/_emulator/events", s.emulatorEvents)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -121,7 +149,7 @@ type gqlRequest struct {
 }
 
 var (
-	fieldPattern = regexp.MustCompile(`\b(apiKeyUser|workerPoolCycle)\s*\(([^)]*)\)`)
+	fieldPattern = regexp.MustCompile(`\b(apiKeyUser|workerPoolCycle|workerPool)\s*\(([^)]*)\)`)
 	argPattern   = regexp.MustCompile(`(\w+)\s*:\s*(\$\w+|"(?:[^"\\]|\\.)*")`)
 )
 
@@ -181,41 +209,139 @@ func (s *Server) graphql(w http.ResponseWriter, r *http.Request) {
 	}
 	jwt := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rec := Request{Authorized: jwt != "" && s.jwts[jwt]}
-	defer func() { s.requests = append(s.requests, rec) }()
+	s.mu.Unlock()
+	// The request is recorded before it is answered, so a test that has its
+	// answer finds it in Requests.
+	respond := func(data map[string]any, errs ...string) {
+		s.mu.Lock()
+		s.requests = append(s.requests, rec)
+		s.mu.Unlock()
+		answer(w, data, errs...)
+	}
 
-	m := fieldPattern.FindStringSubmatch(req.Query)
-	if m == nil {
+	loc := fieldPattern.FindStringSubmatchIndex(req.Query)
+	if loc == nil {
 		rec.Error = "unsupported query"
-		answer(w, nil, `Cannot query field: this fake serves apiKeyUser and workerPoolCycle`)
+		respond(nil, `Cannot query field: this fake serves apiKeyUser, workerPoolCycle and workerPool`)
 		return
 	}
-	rec.Operation = m[1]
-	a := args(m[2], req.Variables)
-	switch m[1] {
+	op, rawArgs, after := req.Query[loc[2]:loc[3]], req.Query[loc[4]:loc[5]], req.Query[loc[1]:]
+	rec.Operation = op
+	a := args(rawArgs, req.Variables)
+	switch op {
 	case "apiKeyUser":
 		if a["id"] != s.keyID || a["secret"] != s.keySecret {
 			rec.Error = "unauthorized"
-			answer(w, map[string]any{"apiKeyUser": nil}, "unauthorized")
+			respond(map[string]any{"apiKeyUser": nil}, "unauthorized")
 			return
 		}
 		token := newJWT()
+		s.mu.Lock()
 		s.jwts[token] = true
 		s.issued = append(s.issued, token)
-		answer(w, map[string]any{"apiKeyUser": map[string]any{"jwt": token}})
+		s.mu.Unlock()
+		respond(map[string]any{"apiKeyUser": map[string]any{"jwt": token}})
 	case "workerPoolCycle":
 		if !rec.Authorized {
 			rec.Error = "unauthorized"
-			answer(w, map[string]any{"workerPoolCycle": nil}, "unauthorized")
+			respond(map[string]any{"workerPoolCycle": nil}, "unauthorized")
 			return
 		}
+		s.mu.Lock()
 		if !s.pools[a["id"]] {
+			s.mu.Unlock()
 			rec.Error = "not found"
-			answer(w, map[string]any{"workerPoolCycle": nil}, fmt.Sprintf("worker pool %q not found", a["id"]))
+			respond(map[string]any{"workerPoolCycle": nil}, fmt.Sprintf("worker pool %q not found", a["id"]))
 			return
 		}
 		s.cycles = append(s.cycles, Cycle{PoolID: a["id"], JWT: jwt, At: time.Now().UTC()})
-		answer(w, map[string]any{"workerPoolCycle": true})
+		restart := s.cycleLocked(a["id"])
+		s.mu.Unlock()
+		restart()
+		respond(map[string]any{"workerPoolCycle": true})
+	case "workerPool":
+		if !rec.Authorized {
+			rec.Error = "unauthorized"
+			respond(map[string]any{"workerPool": nil}, "unauthorized")
+			return
+		}
+		data, err := s.workerPool(r.Context(), a["id"], after)
+		if err != nil {
+			rec.Error = err.Error()
+			respond(map[string]any{"workerPool": nil}, err.Error())
+			return
+		}
+		respond(map[string]any{"workerPool": data})
 	}
+}
+
+// workerPool answers workerPool(id) with the selection that follows it.
+func (s *Server) workerPool(ctx context.Context, id, selection string) (any, error) {
+	sel, _, err := parseSelection(selection)
+	if err != nil {
+		return nil, fmt.Errorf("Syntax Error: %v", err)
+	}
+	if len(sel) == 0 {
+		return nil, fmt.Errorf(`Field "workerPool" of type "WorkerPool" must have a selection of subfields.`)
+	}
+	for _, f := range sel {
+		if f.name == "workers" && len(f.sub) == 0 {
+			return nil, fmt.Errorf(`Field "workers" of type "[Worker!]!" must have a selection of subfields.`)
+		}
+	}
+	s.mu.Lock()
+	known := s.pools[id]
+	s.mu.Unlock()
+	if !known {
+		return nil, nil // Spacelift answers null for a pool it does not know (spacectl checks for it)
+	}
+	workers, err := s.servedWorkers(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("internal server error: %v", err)
+	}
+	busy := 0
+	for _, w := range workers {
+		if w.Busy {
+			busy++
+		}
+	}
+	var werr error
+	out, err := project("WorkerPool", sel, func(name string) (any, bool) {
+		switch name {
+		case "id":
+			return id, true
+		case "name":
+			return id, true
+		case "pendingRuns":
+			return 0, true
+		case "busyWorkers":
+			return busy, true
+		case "workers":
+			var wsel []field
+			for _, f := range sel {
+				if f.name == "workers" {
+					wsel = f.sub
+				}
+			}
+			list := []any{}
+			for _, w := range workers {
+				m, err := project("Worker", wsel, func(n string) (any, bool) { return workerField(w, n) })
+				if err != nil {
+					werr = err
+					return nil, true
+				}
+				list = append(list, m)
+			}
+			return list, true
+		}
+		return nil, false
+	})
+	if err != nil {
+		return nil, err
+	}
+	if werr != nil {
+		return nil, werr
+	}
+	return out, nil
 }

@@ -14,15 +14,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf16"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -34,13 +39,38 @@ var (
 	protocolVersion = ""
 )
 
-// childArg makes the binary a child process that sleeps (see spawn).
-const childArg = "__testplugin_child_sleep"
+// childArg makes the binary a child process that sleeps (see spawn);
+// daemonArg one that starts such a child in a new session, prints its pid
+// and exits (the double fork of a daemon).
+const (
+	childArg  = "__testplugin_child_sleep"
+	daemonArg = "__testplugin_daemonize"
+)
+
+// markerEnv names a file the plugin appends a line to whenever it starts,
+// whatever it was started for (describe included): a test proves with it
+// that a plugin was never run.
+const markerEnv = "RUNBOOK_TESTPLUGIN_MARKER"
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == childArg {
 		time.Sleep(time.Hour)
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == daemonArg {
+		cmd := exec.Command(os.Args[0], childArg)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			os.Exit(1)
+		}
+		fmt.Println(cmd.Process.Pid)
+		return
+	}
+	if m := os.Getenv(markerEnv); m != "" {
+		if f, err := os.OpenFile(m, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprintf(f, "started pid %d args %q\n", os.Getpid(), os.Args[1:])
+			f.Close()
+		}
 	}
 	switch os.Getenv("RUNBOOK_TESTPLUGIN_STARTUP") {
 	case "garbage":
@@ -236,14 +266,77 @@ type logParams struct {
 	// Raw writes the message to os.Stderr as a plain line instead of
 	// through hclog (go-plugin forwards it to the host over gRPC).
 	Raw bool `json:"raw"`
+	// FD2 writes it raw to file descriptor 2 itself, which go-plugin reads
+	// line by line (and splits lines longer than its 64 KiB buffer).
+	FD2 bool `json:"fd2"`
+	// Encode writes the message encoded, as a plugin might print a value.
+	Encode string `json:"encode" enum:",hex,HEX,json-ascii,go-ascii,percent-lower,base64-pem,base64-mime"`
+	// Pad puts this many x before the message (a long line).
+	Pad int `json:"pad"`
+}
+
+// encodeMessage encodes a log message as logParams.Encode asks.
+func encodeMessage(m, how string) string {
+	wrap := func(s string, n int, sep string) string {
+		var lines []string
+		for len(s) > n {
+			lines, s = append(lines, s[:n]), s[n:]
+		}
+		return strings.Join(append(lines, s), sep)
+	}
+	switch how {
+	case "hex":
+		return hex.EncodeToString([]byte(m))
+	case "HEX":
+		return strings.ToUpper(hex.EncodeToString([]byte(m)))
+	case "json-ascii":
+		// JSON with every character outside ASCII a \u escape, as
+		// Python's json.dumps writes it.
+		b, _ := json.Marshal(m)
+		var sb strings.Builder
+		for _, r := range string(b) {
+			switch {
+			case r < 0x80:
+				sb.WriteRune(r)
+			case r > 0xffff:
+				r1, r2 := utf16.EncodeRune(r)
+				fmt.Fprintf(&sb, `\u%04x\u%04x`, r1, r2)
+			default:
+				fmt.Fprintf(&sb, `\u%04x`, r)
+			}
+		}
+		return sb.String()
+	case "go-ascii":
+		return strconv.QuoteToASCII(m)
+	case "percent-lower":
+		// %c3%ab: lower case hex escapes, the letters as they are.
+		q := []byte(url.QueryEscape(m))
+		for i := 0; i+2 < len(q); i++ {
+			if q[i] == '%' {
+				q[i+1], q[i+2] = bytes.ToLower(q[i+1 : i+2])[0], bytes.ToLower(q[i+2 : i+3])[0]
+			}
+		}
+		return string(q)
+	case "base64-pem":
+		return wrap(base64.StdEncoding.EncodeToString([]byte(m)), 64, "\n")
+	case "base64-mime":
+		return wrap(base64.StdEncoding.EncodeToString([]byte(m)), 76, "\r\n")
+	}
+	return m
 }
 
 func logAction() plugin.Action {
 	return plugin.NewAction("log", func(_ context.Context, req plugin.Request[logParams]) (none, error) {
-		if req.Params.Raw {
-			fmt.Fprintln(os.Stderr, req.Params.Message)
+		msg := strings.Repeat("x", req.Params.Pad) + encodeMessage(req.Params.Message, req.Params.Encode)
+		switch {
+		case req.Params.FD2:
+			_, _ = syscall.Write(2, []byte(msg+"\n"))
+			return none{}, nil
+		case req.Params.Raw:
+			fmt.Fprintln(os.Stderr, msg)
 			return none{}, nil
 		}
+		req.Params.Message = msg
 		var kv []any
 		for k, v := range req.Params.Fields {
 			kv = append(kv, k, v)
@@ -256,27 +349,44 @@ func logAction() plugin.Action {
 		})
 }
 
+type spawnParams struct {
+	Detach string `json:"detach" enum:"none,setsid,daemon" default:"none" doc:"none: a child in the plugin's process group; setsid: a child in a session of its own; daemon: a grandchild in a session of its own, whose parent exits at once (a double fork)."`
+}
+
 type spawnOutputs struct {
-	PID int `json:"pid" doc:"The child's pid."`
+	PID int `json:"pid" doc:"The sleeping process's pid."`
 }
 
 func spawn() plugin.Action {
-	return plugin.NewAction("spawn", func(_ context.Context, req plugin.Request[none]) (spawnOutputs, error) {
+	return plugin.NewAction("spawn", func(_ context.Context, req plugin.Request[spawnParams]) (spawnOutputs, error) {
 		self, err := os.Executable()
 		if err != nil {
 			return spawnOutputs{}, err
+		}
+		if req.Params.Detach == "daemon" {
+			out, err := exec.Command(self, daemonArg).Output()
+			if err != nil {
+				return spawnOutputs{}, err
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+			req.Progress("spawned", "pid", pid)
+			return spawnOutputs{PID: pid}, err
 		}
 		// The child keeps the plugin's stderr: the hardest case for the
 		// host, whose log reader only sees EOF once the child is gone too.
 		cmd := exec.Command(self, childArg)
 		cmd.Stderr = os.Stderr
+		if req.Params.Detach == "setsid" {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		}
 		if err := cmd.Start(); err != nil {
 			return spawnOutputs{}, err
 		}
 		go func() { _ = cmd.Wait() }()
+		req.Progress("spawned", "pid", cmd.Process.Pid)
 		return spawnOutputs{PID: cmd.Process.Pid}, nil
-	}).Doc("Starts a child process that sleeps for an hour, and returns its pid.").
-		Plan(func(context.Context, plugin.PlanRequest[none]) (plugin.Plan, error) {
+	}).Doc("Starts a process that sleeps for an hour (a child, or a grandchild in a new session), and returns its pid.").
+		Plan(func(context.Context, plugin.PlanRequest[spawnParams]) (plugin.Plan, error) {
 			return planAction("spawn", nil), nil
 		})
 }

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runbookhq/runbook/sim/dnsserver"
 	"github.com/runbookhq/runbook/sim/fakes/cloudflareapi"
 	"github.com/runbookhq/runbook/sim/fakes/kubeapi"
 	"github.com/runbookhq/runbook/sim/fakes/spaceliftapi"
@@ -74,12 +75,23 @@ func run(topoPath, dir string) error {
 		}
 	}
 
+	// Cloudflare's name servers for the fake's zone (and the load balancers'
+	// names, for dns.resolve_check's address_of).
+	cfDNS, err := dnsserver.Start(dnsserver.ForCloudflare(cf, func() *topology.Topology { return t })...)
+	if err != nil {
+		return err
+	}
+	defer cfDNS.Close()
+
 	sl, err := spaceliftapi.Start(keyID, keySecret)
 	if err != nil {
 		return err
 	}
 	defer sl.Close()
 	sl.AddPool(workerPool)
+	if _, err := sl.AddWorkers(context.Background(), workerPool, 3); err != nil {
+		return err
+	}
 
 	kube, err := kubeapi.Start(kubeToken)
 	if err != nil {
@@ -115,7 +127,8 @@ spacelift_endpoint: %s
 	}
 
 	fmt.Printf("Cloudflare API  %s (zone %s: %s and %s -> %s)\n", cf.BaseURL(), t.Domain, t.ServerRecordName, t.IoTRecordName, t.Primary.Name)
-	fmt.Printf("Spacelift API   %s (worker pool %s)\n", sl.Endpoint(), workerPool)
+	fmt.Printf("Cloudflare DNS  %s (UDP and TCP: resolve_check's nameservers and resolver)\n", cfDNS.Addr())
+	fmt.Printf("Spacelift API   %s (worker pool %s, 3 workers)\n", sl.Endpoint(), workerPool)
 	fmt.Printf("Kubernetes API  %s (deployment %s/%s, 3 worker pods)\n", kube.URL(), namespace, controller)
 	fmt.Printf("inputs: --var-file %s --var-file %s\n", filepath.Join(dir, "paths.yaml"), filepath.Join(dir, "secrets.yaml"))
 	fmt.Println("Ctrl-C to stop. Requests as they arrive:")

@@ -194,7 +194,12 @@ type ActionSchema struct {
 	Idempotent   bool `protobuf:"varint,5,opt,name=idempotent,proto3" json:"idempotent,omitempty"`
 	SupportsPlan bool `protobuf:"varint,6,opt,name=supports_plan,json=supportsPlan,proto3" json:"supports_plan,omitempty"`
 	// Changes nothing in the world.
-	ReadOnly      bool `protobuf:"varint,7,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	ReadOnly bool `protobuf:"varint,7,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// Control planes the action depends on that are served from one region
+	// (Route 53's in us-east-1), whatever region it works in.
+	ControlPlanes []*ControlPlane `protobuf:"bytes,20,rep,name=control_planes,json=controlPlanes,proto3" json:"control_planes,omitempty"`
+	// The cloud permissions the action needs, for least-privilege policies.
+	Permissions   []*Permission `protobuf:"bytes,8,rep,name=permissions,proto3" json:"permissions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -278,6 +283,155 @@ func (x *ActionSchema) GetReadOnly() bool {
 	return false
 }
 
+func (x *ActionSchema) GetControlPlanes() []*ControlPlane {
+	if x != nil {
+		return x.ControlPlanes
+	}
+	return nil
+}
+
+func (x *ActionSchema) GetPermissions() []*Permission {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+type ControlPlane struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Region        string                 `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ControlPlane) Reset() {
+	*x = ControlPlane{}
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ControlPlane) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ControlPlane) ProtoMessage() {}
+
+func (x *ControlPlane) ProtoReflect() protoreflect.Message {
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ControlPlane.ProtoReflect.Descriptor instead.
+func (*ControlPlane) Descriptor() ([]byte, []int) {
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ControlPlane) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ControlPlane) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+// Cloud (AWS IAM) access an action needs. Resources are ARN templates:
+// ${param} (or ${a.b}) is an action parameter, {partition} and {account}
+// where the policy is for; none means "*".
+type Permission struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// IAM actions, e.g. "rds:SwitchoverGlobalCluster".
+	Actions   []string `protobuf:"bytes,1,rep,name=actions,proto3" json:"actions,omitempty"`
+	Resources []string `protobuf:"bytes,2,rep,name=resources,proto3" json:"resources,omitempty"`
+	// A parameter: needed only when it is set.
+	When string `protobuf:"bytes,3,opt,name=when,proto3" json:"when,omitempty"`
+	// A parameter holding a role ARN the action hands to a service: the
+	// permission is that role's, assumed by assumed_by (a service principal).
+	Role          string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	AssumedBy     string `protobuf:"bytes,5,opt,name=assumed_by,json=assumedBy,proto3" json:"assumed_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Permission) Reset() {
+	*x = Permission{}
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Permission) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Permission) ProtoMessage() {}
+
+func (x *Permission) ProtoReflect() protoreflect.Message {
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Permission.ProtoReflect.Descriptor instead.
+func (*Permission) Descriptor() ([]byte, []int) {
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Permission) GetActions() []string {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+func (x *Permission) GetResources() []string {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *Permission) GetWhen() string {
+	if x != nil {
+		return x.When
+	}
+	return ""
+}
+
+func (x *Permission) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Permission) GetAssumedBy() string {
+	if x != nil {
+		return x.AssumedBy
+	}
+	return ""
+}
+
 // A problem for the user, located by a path into the parameters.
 type Diagnostic struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -292,7 +446,7 @@ type Diagnostic struct {
 
 func (x *Diagnostic) Reset() {
 	*x = Diagnostic{}
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[3]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +458,7 @@ func (x *Diagnostic) String() string {
 func (*Diagnostic) ProtoMessage() {}
 
 func (x *Diagnostic) ProtoReflect() protoreflect.Message {
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[3]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +471,7 @@ func (x *Diagnostic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Diagnostic.ProtoReflect.Descriptor instead.
 func (*Diagnostic) Descriptor() ([]byte, []int) {
-	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{3}
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Diagnostic) GetSeverity() Severity {
@@ -360,7 +514,7 @@ type ValidateRequest struct {
 
 func (x *ValidateRequest) Reset() {
 	*x = ValidateRequest{}
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[4]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +526,7 @@ func (x *ValidateRequest) String() string {
 func (*ValidateRequest) ProtoMessage() {}
 
 func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[4]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +539,7 @@ func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRequest) Descriptor() ([]byte, []int) {
-	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ValidateRequest) GetAction() string {
@@ -418,7 +572,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +584,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +597,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ValidateResponse) GetDiagnostics() []*Diagnostic {
@@ -466,7 +620,7 @@ type PlanRequest struct {
 
 func (x *PlanRequest) Reset() {
 	*x = PlanRequest{}
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +632,7 @@ func (x *PlanRequest) String() string {
 func (*PlanRequest) ProtoMessage() {}
 
 func (x *PlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +645,7 @@ func (x *PlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanRequest.ProtoReflect.Descriptor instead.
 func (*PlanRequest) Descriptor() ([]byte, []int) {
-	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PlanRequest) GetRunId() string {
@@ -549,7 +703,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +715,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +728,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Change) GetResource() string {
@@ -631,7 +785,7 @@ type PlanResponse struct {
 
 func (x *PlanResponse) Reset() {
 	*x = PlanResponse{}
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +797,7 @@ func (x *PlanResponse) String() string {
 func (*PlanResponse) ProtoMessage() {}
 
 func (x *PlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +810,7 @@ func (x *PlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanResponse.ProtoReflect.Descriptor instead.
 func (*PlanResponse) Descriptor() ([]byte, []int) {
-	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PlanResponse) GetChanges() []*Change {
@@ -699,7 +853,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +865,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +878,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ApplyRequest) GetRunId() string {
@@ -795,7 +949,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +961,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +974,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Progress) GetMessage() string {
@@ -854,7 +1008,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1020,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1033,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Result) GetOutputs() []byte {
@@ -903,7 +1057,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1069,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1082,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Error) GetMessage() string {
@@ -973,7 +1127,7 @@ type ApplyEvent struct {
 
 func (x *ApplyEvent) Reset() {
 	*x = ApplyEvent{}
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1139,7 @@ func (x *ApplyEvent) String() string {
 func (*ApplyEvent) ProtoMessage() {}
 
 func (x *ApplyEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_runbook_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1152,7 @@ func (x *ApplyEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyEvent.ProtoReflect.Descriptor instead.
 func (*ApplyEvent) Descriptor() ([]byte, []int) {
-	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_runbook_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ApplyEvent) GetEvent() isApplyEvent_Event {
@@ -1067,7 +1221,7 @@ const file_runbook_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x129\n" +
 	"\aactions\x18\x03 \x03(\v2\x1f.runbook.plugin.v1.ActionSchemaR\aactions\x12)\n" +
-	"\x10protocol_version\x18\x04 \x01(\rR\x0fprotocolVersion\"\xe2\x01\n" +
+	"\x10protocol_version\x18\x04 \x01(\rR\x0fprotocolVersion\"\xeb\x02\n" +
 	"\fActionSchema\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03doc\x18\x02 \x01(\tR\x03doc\x12#\n" +
@@ -1077,7 +1231,20 @@ const file_runbook_plugin_v1_plugin_proto_rawDesc = "" +
 	"idempotent\x18\x05 \x01(\bR\n" +
 	"idempotent\x12#\n" +
 	"\rsupports_plan\x18\x06 \x01(\bR\fsupportsPlan\x12\x1b\n" +
-	"\tread_only\x18\a \x01(\bR\breadOnly\"\x8b\x01\n" +
+	"\tread_only\x18\a \x01(\bR\breadOnly\x12F\n" +
+	"\x0econtrol_planes\x18\x14 \x03(\v2\x1f.runbook.plugin.v1.ControlPlaneR\rcontrolPlanes\x12?\n" +
+	"\vpermissions\x18\b \x03(\v2\x1d.runbook.plugin.v1.PermissionR\vpermissions\"@\n" +
+	"\fControlPlane\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
+	"\x06region\x18\x02 \x01(\tR\x06region\"\x8b\x01\n" +
+	"\n" +
+	"Permission\x12\x18\n" +
+	"\aactions\x18\x01 \x03(\tR\aactions\x12\x1c\n" +
+	"\tresources\x18\x02 \x03(\tR\tresources\x12\x12\n" +
+	"\x04when\x18\x03 \x01(\tR\x04when\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12\x1d\n" +
+	"\n" +
+	"assumed_by\x18\x05 \x01(\tR\tassumedBy\"\x8b\x01\n" +
 	"\n" +
 	"Diagnostic\x127\n" +
 	"\bseverity\x18\x01 \x01(\x0e2\x1b.runbook.plugin.v1.SeverityR\bseverity\x12\x18\n" +
@@ -1157,47 +1324,51 @@ func file_runbook_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_runbook_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_runbook_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_runbook_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_runbook_plugin_v1_plugin_proto_goTypes = []any{
 	(Severity)(0),            // 0: runbook.plugin.v1.Severity
 	(*DescribeRequest)(nil),  // 1: runbook.plugin.v1.DescribeRequest
 	(*DescribeResponse)(nil), // 2: runbook.plugin.v1.DescribeResponse
 	(*ActionSchema)(nil),     // 3: runbook.plugin.v1.ActionSchema
-	(*Diagnostic)(nil),       // 4: runbook.plugin.v1.Diagnostic
-	(*ValidateRequest)(nil),  // 5: runbook.plugin.v1.ValidateRequest
-	(*ValidateResponse)(nil), // 6: runbook.plugin.v1.ValidateResponse
-	(*PlanRequest)(nil),      // 7: runbook.plugin.v1.PlanRequest
-	(*Change)(nil),           // 8: runbook.plugin.v1.Change
-	(*PlanResponse)(nil),     // 9: runbook.plugin.v1.PlanResponse
-	(*ApplyRequest)(nil),     // 10: runbook.plugin.v1.ApplyRequest
-	(*Progress)(nil),         // 11: runbook.plugin.v1.Progress
-	(*Result)(nil),           // 12: runbook.plugin.v1.Result
-	(*Error)(nil),            // 13: runbook.plugin.v1.Error
-	(*ApplyEvent)(nil),       // 14: runbook.plugin.v1.ApplyEvent
+	(*ControlPlane)(nil),     // 4: runbook.plugin.v1.ControlPlane
+	(*Permission)(nil),       // 5: runbook.plugin.v1.Permission
+	(*Diagnostic)(nil),       // 6: runbook.plugin.v1.Diagnostic
+	(*ValidateRequest)(nil),  // 7: runbook.plugin.v1.ValidateRequest
+	(*ValidateResponse)(nil), // 8: runbook.plugin.v1.ValidateResponse
+	(*PlanRequest)(nil),      // 9: runbook.plugin.v1.PlanRequest
+	(*Change)(nil),           // 10: runbook.plugin.v1.Change
+	(*PlanResponse)(nil),     // 11: runbook.plugin.v1.PlanResponse
+	(*ApplyRequest)(nil),     // 12: runbook.plugin.v1.ApplyRequest
+	(*Progress)(nil),         // 13: runbook.plugin.v1.Progress
+	(*Result)(nil),           // 14: runbook.plugin.v1.Result
+	(*Error)(nil),            // 15: runbook.plugin.v1.Error
+	(*ApplyEvent)(nil),       // 16: runbook.plugin.v1.ApplyEvent
 }
 var file_runbook_plugin_v1_plugin_proto_depIdxs = []int32{
 	3,  // 0: runbook.plugin.v1.DescribeResponse.actions:type_name -> runbook.plugin.v1.ActionSchema
-	0,  // 1: runbook.plugin.v1.Diagnostic.severity:type_name -> runbook.plugin.v1.Severity
-	4,  // 2: runbook.plugin.v1.ValidateResponse.diagnostics:type_name -> runbook.plugin.v1.Diagnostic
-	8,  // 3: runbook.plugin.v1.PlanResponse.changes:type_name -> runbook.plugin.v1.Change
-	4,  // 4: runbook.plugin.v1.PlanResponse.diagnostics:type_name -> runbook.plugin.v1.Diagnostic
-	4,  // 5: runbook.plugin.v1.Error.diagnostics:type_name -> runbook.plugin.v1.Diagnostic
-	11, // 6: runbook.plugin.v1.ApplyEvent.progress:type_name -> runbook.plugin.v1.Progress
-	12, // 7: runbook.plugin.v1.ApplyEvent.result:type_name -> runbook.plugin.v1.Result
-	13, // 8: runbook.plugin.v1.ApplyEvent.error:type_name -> runbook.plugin.v1.Error
-	1,  // 9: runbook.plugin.v1.Plugin.Describe:input_type -> runbook.plugin.v1.DescribeRequest
-	5,  // 10: runbook.plugin.v1.Plugin.Validate:input_type -> runbook.plugin.v1.ValidateRequest
-	7,  // 11: runbook.plugin.v1.Plugin.Plan:input_type -> runbook.plugin.v1.PlanRequest
-	10, // 12: runbook.plugin.v1.Plugin.Apply:input_type -> runbook.plugin.v1.ApplyRequest
-	2,  // 13: runbook.plugin.v1.Plugin.Describe:output_type -> runbook.plugin.v1.DescribeResponse
-	6,  // 14: runbook.plugin.v1.Plugin.Validate:output_type -> runbook.plugin.v1.ValidateResponse
-	9,  // 15: runbook.plugin.v1.Plugin.Plan:output_type -> runbook.plugin.v1.PlanResponse
-	14, // 16: runbook.plugin.v1.Plugin.Apply:output_type -> runbook.plugin.v1.ApplyEvent
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	4,  // 1: runbook.plugin.v1.ActionSchema.control_planes:type_name -> runbook.plugin.v1.ControlPlane
+	5,  // 2: runbook.plugin.v1.ActionSchema.permissions:type_name -> runbook.plugin.v1.Permission
+	0,  // 3: runbook.plugin.v1.Diagnostic.severity:type_name -> runbook.plugin.v1.Severity
+	6,  // 4: runbook.plugin.v1.ValidateResponse.diagnostics:type_name -> runbook.plugin.v1.Diagnostic
+	10, // 5: runbook.plugin.v1.PlanResponse.changes:type_name -> runbook.plugin.v1.Change
+	6,  // 6: runbook.plugin.v1.PlanResponse.diagnostics:type_name -> runbook.plugin.v1.Diagnostic
+	6,  // 7: runbook.plugin.v1.Error.diagnostics:type_name -> runbook.plugin.v1.Diagnostic
+	13, // 8: runbook.plugin.v1.ApplyEvent.progress:type_name -> runbook.plugin.v1.Progress
+	14, // 9: runbook.plugin.v1.ApplyEvent.result:type_name -> runbook.plugin.v1.Result
+	15, // 10: runbook.plugin.v1.ApplyEvent.error:type_name -> runbook.plugin.v1.Error
+	1,  // 11: runbook.plugin.v1.Plugin.Describe:input_type -> runbook.plugin.v1.DescribeRequest
+	7,  // 12: runbook.plugin.v1.Plugin.Validate:input_type -> runbook.plugin.v1.ValidateRequest
+	9,  // 13: runbook.plugin.v1.Plugin.Plan:input_type -> runbook.plugin.v1.PlanRequest
+	12, // 14: runbook.plugin.v1.Plugin.Apply:input_type -> runbook.plugin.v1.ApplyRequest
+	2,  // 15: runbook.plugin.v1.Plugin.Describe:output_type -> runbook.plugin.v1.DescribeResponse
+	8,  // 16: runbook.plugin.v1.Plugin.Validate:output_type -> runbook.plugin.v1.ValidateResponse
+	11, // 17: runbook.plugin.v1.Plugin.Plan:output_type -> runbook.plugin.v1.PlanResponse
+	16, // 18: runbook.plugin.v1.Plugin.Apply:output_type -> runbook.plugin.v1.ApplyEvent
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_runbook_plugin_v1_plugin_proto_init() }
@@ -1205,7 +1376,7 @@ func file_runbook_plugin_v1_plugin_proto_init() {
 	if File_runbook_plugin_v1_plugin_proto != nil {
 		return
 	}
-	file_runbook_plugin_v1_plugin_proto_msgTypes[13].OneofWrappers = []any{
+	file_runbook_plugin_v1_plugin_proto_msgTypes[15].OneofWrappers = []any{
 		(*ApplyEvent_Progress)(nil),
 		(*ApplyEvent_Result)(nil),
 		(*ApplyEvent_Error)(nil),
@@ -1216,7 +1387,7 @@ func file_runbook_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runbook_plugin_v1_plugin_proto_rawDesc), len(file_runbook_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
