@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
 )
 
 const (
@@ -170,20 +171,56 @@ func (s *seeder) aurora(ctx context.Context) error {
 			in.DatabaseName = aws.String("spacelift")
 		}
 		cl, err := c.CreateDBCluster(ctx, in)
-		if err != nil {
+		switch {
+		case err == nil:
+			r.DBClusterID, r.DBClusterARN = aws.ToString(cl.DBCluster.DBClusterIdentifier), aws.ToString(cl.DBCluster.DBClusterArn)
+		case retriedCreate(err):
+			// The SDK retried a create whose first attempt the emulator had
+			// carried out (its answer lost or a 5xx after the work): the
+			// account is fresh, so what exists under our name is ours.
+			d, derr := c.DescribeDBClusters(ctx, &rds.DescribeDBClustersInput{DBClusterIdentifier: in.DBClusterIdentifier})
+			if derr != nil || len(d.DBClusters) != 1 {
+				return fmt.Errorf("%s cluster: %w", r.Name, err)
+			}
+			r.DBClusterID, r.DBClusterARN = aws.ToString(d.DBClusters[0].DBClusterIdentifier), aws.ToString(d.DBClusters[0].DBClusterArn)
+		default:
 			return fmt.Errorf("%s cluster: %w", r.Name, err)
 		}
-		r.DBClusterID, r.DBClusterARN = aws.ToString(cl.DBCluster.DBClusterIdentifier), aws.ToString(cl.DBCluster.DBClusterArn)
+		instID := r.DBClusterID + "-1"
 		inst, err := c.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{
-			DBInstanceIdentifier: aws.String(r.DBClusterID + "-1"), DBClusterIdentifier: aws.String(r.DBClusterID),
+			DBInstanceIdentifier: aws.String(instID), DBClusterIdentifier: aws.String(r.DBClusterID),
 			Engine: aws.String(dbEngine), DBInstanceClass: aws.String("db.r6g.large"),
 		})
-		if err != nil {
+		switch {
+		case err == nil:
+			r.DBInstanceID = aws.ToString(inst.DBInstance.DBInstanceIdentifier)
+		case retriedCreate(err):
+			d, derr := c.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(instID)})
+			if derr != nil || len(d.DBInstances) != 1 {
+				return fmt.Errorf("%s instance: %w", r.Name, err)
+			}
+			r.DBInstanceID = instID
+		default:
 			return fmt.Errorf("%s instance: %w", r.Name, err)
 		}
-		r.DBInstanceID = aws.ToString(inst.DBInstance.DBInstanceIdentifier)
 	}
 	return nil
+}
+
+// retriedCreate reports whether a create failed because the thing, or the
+// automated snapshot the emulator takes when creating it (named by the minute),
+// already exists: what an SDK retry of a create that was carried out gets.
+func retriedCreate(err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "DBClusterAlreadyExistsFault", "DBClusterSnapshotAlreadyExistsFault",
+		"DBInstanceAlreadyExists", "DBSnapshotAlreadyExists":
+		return true
+	}
+	return false
 }
 
 // regions seeds both regions' own resources concurrently.
