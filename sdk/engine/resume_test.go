@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -442,8 +443,11 @@ func TestCrashThenResume(t *testing.T) {
 		// step_succeeded b, run_finished.
 		for cut := 1; cut < len(lines); cut++ {
 			id := "crash-" + string(rune('a'+cut))
-			prefix := bytes.ReplaceAll(bytes.Join(lines[:cut], nil), []byte(`"run_id":"full"`), []byte(`"run_id":"`+id+`"`))
-			torn := bytes.ReplaceAll(lines[cut], []byte(`"run_id":"full"`), []byte(`"run_id":"`+id+`"`))
+			// The records as run id's own: sealed again, since the
+			// checksum chain covers the run id.
+			copied := resealAs(t, lines[:cut+1], id)
+			prefix := bytes.Join(copied[:cut], nil)
+			torn := copied[cut]
 			data := append(prefix, torn[:len(torn)/2]...)
 			if err := os.WriteFile(store.Path(id), data, 0o600); err != nil {
 				t.Fatal(err)
@@ -942,4 +946,25 @@ func TestFailedRunRendersWhatOutputsItCan(t *testing.T) {
 	if _, ok := res.Outputs["second"]; ok {
 		t.Fatalf("an output of a failed step was rendered: %v", res.Outputs)
 	}
+}
+
+// resealAs returns journal lines as the records of run id, each sealed
+// again in order (see journal.Seal).
+func resealAs(t *testing.T, lines [][]byte, id string) [][]byte {
+	t.Helper()
+	var out [][]byte
+	prev := ""
+	for _, l := range lines {
+		var r journal.Record
+		if err := json.Unmarshal(l, &r); err != nil {
+			t.Fatal(err)
+		}
+		r.RunID, r.Sum = id, ""
+		line, sum, err := journal.Seal(prev, r, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, prev = append(out, line), sum
+	}
+	return out
 }

@@ -153,7 +153,7 @@ func (s *FileStore) Create(ctx context.Context, runID string) (Writer, error) {
 			return nil, err
 		}
 	}
-	return s.newWriter(f, path, runID, 0, 0)
+	return s.newWriter(f, path, runID, 0, 0, "", false)
 }
 
 // Reopen opens a run's journal for appending. An incomplete final line (see
@@ -207,7 +207,7 @@ func (s *FileStore) Reopen(ctx context.Context, runID string) (Writer, error) {
 		f.Close()
 		return nil, err
 	}
-	return s.newWriter(f, path, runID, size, j.LastSeq())
+	return s.newWriter(f, path, runID, size, j.LastSeq(), j.LastSum(), j.Unchecked)
 }
 
 // Open reads a run's journal.
@@ -282,6 +282,10 @@ type fileWriter struct {
 	// lastSeq the number of the last of them.
 	size    int64
 	lastSeq int64
+	// lastSum is the checksum of the last record written (see Seal);
+	// legacy: the journal predates checksums and is continued without.
+	lastSum string
+	legacy  bool
 	// reserve is a file of reserveBytes kept beside the journal: when the
 	// disk fills up, removing it makes room for the record that says so.
 	reserve string
@@ -299,8 +303,8 @@ const reserveBytes = 64 << 10
 
 // newWriter returns the writer of the open journal f, of size bytes, with
 // its reserve (see fileWriter.reserve) in place.
-func (s *FileStore) newWriter(f *os.File, path, runID string, size, lastSeq int64) (Writer, error) {
-	w := &fileWriter{f: f, path: path, store: s, noSync: s.NoSync, size: size, lastSeq: lastSeq}
+func (s *FileStore) newWriter(f *os.File, path, runID string, size, lastSeq int64, lastSum string, legacy bool) (Writer, error) {
+	w := &fileWriter{f: f, path: path, store: s, noSync: s.NoSync, size: size, lastSeq: lastSeq, lastSum: lastSum, legacy: legacy}
 	if !s.NoSync {
 		w.reserve = filepath.Join(s.runsDir(), "."+runID+".reserve")
 		err := checkFree(s.runsDir(), 2*reserveBytes)
@@ -407,7 +411,7 @@ func (w *fileWriter) Append(rec Record) error {
 	if w.f == nil {
 		return errors.New("journal writer is closed")
 	}
-	line, err := encodeRecord(rec)
+	line, sum, err := Seal(w.lastSum, rec, w.legacy)
 	if err != nil {
 		return err
 	}
@@ -430,7 +434,7 @@ func (w *fileWriter) Append(rec Record) error {
 		return w.err
 	}
 	w.size += int64(n)
-	w.lastSeq = rec.Seq
+	w.lastSeq, w.lastSum = rec.Seq, sum
 	if w.noSync {
 		return nil
 	}
@@ -448,7 +452,7 @@ func (w *fileWriter) Append(rec Record) error {
 // disk filled up, numbered after the last record on disk. w.mu is held.
 func (w *fileWriter) appendFinal(rec Record) error {
 	rec.Seq = w.lastSeq + 1
-	line, err := encodeRecord(rec)
+	line, sum, err := Seal(w.lastSum, rec, w.legacy)
 	if err != nil {
 		return err
 	}
@@ -457,7 +461,7 @@ func (w *fileWriter) appendFinal(rec Record) error {
 		return w.err
 	}
 	w.size += int64(n)
-	w.lastSeq = rec.Seq
+	w.lastSeq, w.lastSum = rec.Seq, sum
 	if !w.noSync {
 		if err := w.f.Sync(); err != nil {
 			return w.err

@@ -130,6 +130,9 @@ type Record struct {
 	Run *RunInfo `json:"run,omitempty"`
 	// Resume is set on RunResumed.
 	Resume *ResumeInfo `json:"resume,omitempty"`
+	// Sum is the record's checksum, chained to the record before it (see
+	// Seal). It must stay the last field: it is the last on the line.
+	Sum string `json:"sum,omitempty"`
 }
 
 // Error is a failure as recorded: the message (secrets redacted), the

@@ -56,6 +56,11 @@ type Journal struct {
 	// TornTail is the number of bytes of an incomplete final line that were
 	// ignored (a record cut short by a crash before it was synced).
 	TornTail int
+	// Unchecked: the journal was written before records carried checksums,
+	// so edits to it cannot be detected (see Seal).
+	Unchecked bool
+	// lastSum is the last record's checksum (LastSum).
+	lastSum string
 }
 
 // ErrNotFound is returned (wrapped) for a run with no journal.
@@ -96,6 +101,7 @@ func Parse(runID string, data []byte) (*Journal, error) {
 	j := &Journal{RunID: runID}
 	body, tail := splitTail(data)
 	line := 0
+	var raws [][]byte // each record's line, for the checksum chain
 	for len(body) > 0 {
 		i := bytes.IndexByte(body, '\n')
 		raw := body[:i]
@@ -106,12 +112,14 @@ func Parse(runID string, data []byte) (*Journal, error) {
 			return nil, &CorruptError{RunID: runID, Line: line, Msg: err.Error()}
 		}
 		j.Records = append(j.Records, rec)
+		raws = append(raws, raw)
 	}
 	if len(tail) > 0 {
 		// A whole record whose newline was lost is kept; anything else was
 		// never synced, so nothing acted on it.
 		if rec, err := decodeLine(tail); err == nil {
 			j.Records = append(j.Records, rec)
+			raws = append(raws, tail)
 		} else {
 			j.TornTail = len(tail)
 		}
@@ -130,8 +138,45 @@ func Parse(runID string, data []byte) (*Journal, error) {
 			return nil, &CorruptError{RunID: runID, Line: i + 1, Msg: fmt.Sprintf("record of run %q in the journal of run %q", rec.RunID, runID)}
 		}
 	}
+	if err := verifyChain(j, raws); err != nil {
+		return nil, err
+	}
 	return j, nil
 }
+
+// verifyChain checks the records' checksum chain (see Seal): every record
+// carries a sum that matches, or none does (a journal written before the
+// chain; Unchecked is set).
+func verifyChain(j *Journal, raws [][]byte) error {
+	if j.Records[0].Sum == "" {
+		for i, rec := range j.Records {
+			if rec.Sum != "" {
+				return &CorruptError{RunID: j.RunID, Line: i + 1, Msg: fmt.Sprintf("record %d carries a checksum but the records before it do not: records were replaced", rec.Seq)}
+			}
+		}
+		j.Unchecked = true
+		return nil
+	}
+	prev := ""
+	for i, rec := range j.Records {
+		if rec.Sum == "" {
+			return &CorruptError{RunID: j.RunID, Line: i + 1, Msg: fmt.Sprintf("record %d (%s) has no checksum although the records before it do: it was added or edited by hand", rec.Seq, describeRecord(rec))}
+		}
+		if err := checkSum(prev, raws[i], rec); err != nil {
+			return &CorruptError{RunID: j.RunID, Line: i + 1, Msg: err.Error()}
+		}
+		prev = rec.Sum
+		// Readers see the records as they were appended; the chain is
+		// the store's business.
+		j.Records[i].Sum = ""
+	}
+	j.lastSum = prev
+	return nil
+}
+
+// LastSum is the checksum of the last record ("" when the journal has no
+// checksums): a writer continuing the journal chains to it.
+func (j *Journal) LastSum() string { return j.lastSum }
 
 // splitTail splits data into whole lines (ending in '\n') and what follows
 // the last newline.

@@ -135,3 +135,56 @@ func firstRunID(text string) string {
 	id, _, _ := strings.Cut(rest, `"`)
 	return id
 }
+
+// A journal edited while its run was paused (an approval forged as granted,
+// an output changed) is refused by resume and report, naming the record; the
+// run's plugin actions are not called again.
+func TestEditedJournalIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ name, old, new string }{
+		{"forged approval", `"type":"run_paused"`, `"type":"approval_granted","by":"mallory"`},
+		{"edited output", `"outputs":{"lines":1}`, `"outputs":{"lines":7}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorkspace(t)
+			rb := w.write("rb.yaml", header+`
+steps:
+  - id: a
+    uses: test.record
+    with: { file: "@record", line: one }
+  - id: ok
+    uses: core.approve
+    with: { message: continue }
+  - id: b
+    uses: test.record
+    with: { file: "@record", line: "n=${{ steps.a.outputs.lines }}" }
+`)
+			res := w.run(nil, "run", rb, "-o", "json")
+			if res.code != 3 {
+				t.Fatalf("run: exit %d: %s", res.code, res.stderr)
+			}
+			id := res.runID()
+			path := filepath.Join(w.dir, "state", "runs", id+".jsonl")
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(data), c.old) {
+				t.Fatalf("%s not in the journal:\n%s", c.old, data)
+			}
+			if err := os.WriteFile(path, []byte(strings.Replace(string(data), c.old, c.new, 1)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			before := len(w.effects())
+			for _, args := range [][]string{{"resume", id, "--approve", "ok"}, {"report", id}} {
+				res := w.run(nil, args...)
+				if res.code == 0 || !strings.Contains(res.stderr, "does not match its checksum") || !strings.Contains(res.stderr, "corrupt at line") {
+					t.Errorf("%s of an edited journal: exit %d: %s", args[0], res.code, res.stderr)
+				}
+			}
+			if got := len(w.effects()); got != before {
+				t.Errorf("actions ran after the edit: %d effects, %d before", got, before)
+			}
+		})
+	}
+}

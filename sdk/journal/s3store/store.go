@@ -460,7 +460,7 @@ func (s *Store) Reopen(ctx context.Context, runID string) (journal.Writer, error
 	if err != nil {
 		return nil, err
 	}
-	return &writer{s: s, runID: runID, next: j.LastSeq() + 1}, nil
+	return &writer{s: s, runID: runID, next: j.LastSeq() + 1, lastSum: j.LastSum(), legacy: j.Unchecked}, nil
 }
 
 var recordName = regexp.MustCompile(`^([0-9]{10})\.json$`)
@@ -674,19 +674,22 @@ type writer struct {
 	next   int64
 	err    error // sticky: another process wrote this journal
 	closed bool
+	// lastSum chains the next record to the last one (journal.Seal);
+	// legacy: the journal predates checksums and is continued without.
+	lastSum string
+	legacy  bool
 }
 
 // Append writes rec as the object named by its number, only if no object
 // has that name. It returns once S3 has stored it. When the store's lock
 // was lost or its lease ran out, nothing is written: the run must stop.
 func (w *writer) Append(rec journal.Record) error {
-	line, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encoding %s record: %w", rec.Type, err)
-	}
-	line = append(line, '\n')
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	line, sum, err := journal.Seal(w.lastSum, rec, w.legacy)
+	if err != nil {
+		return err
+	}
 	switch {
 	case w.closed:
 		return errors.New("journal writer is closed")
@@ -719,6 +722,7 @@ func (w *writer) Append(rec journal.Record) error {
 		}
 	}
 	w.next++
+	w.lastSum = sum
 	return nil
 }
 
