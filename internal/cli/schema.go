@@ -257,9 +257,9 @@ func LanguageSchema(plugins []*spec.Description) obj {
 			"description":          "Retry policy: attempts in all (1 = no retry), exponential backoff from delay, capped at max_delay, with full jitter.",
 			"additionalProperties": false,
 			"properties": obj{
-				"attempts":  obj{"type": "integer", "minimum": 1, "description": "Attempts in all, the first included."},
-				"delay":     obj{"$ref": "#/$defs/duration", "description": "Wait before the second attempt (doubled each time)."},
-				"max_delay": obj{"$ref": "#/$defs/duration", "description": "Cap on the wait between attempts."},
+				"attempts":  obj{"type": "integer", "minimum": 1, "maximum": runbook.MaxAttempts, "description": "Attempts in all, the first included (at most 100)."},
+				"delay":     obj{"$ref": "#/$defs/duration", "description": "Wait before the second attempt (doubled each time; at least 100ms)."},
+				"max_delay": obj{"$ref": "#/$defs/duration", "description": "Cap on the wait between attempts (at least 100ms)."},
 				"jitter":    obj{"type": "boolean", "description": "Wait a random time up to the delay (default true)."},
 			},
 		},
@@ -273,7 +273,7 @@ func LanguageSchema(plugins []*spec.Description) obj {
 					"required":             []any{"condition"},
 					"properties": obj{
 						"condition": obj{"$ref": "#/$defs/condition"},
-						"interval":  obj{"$ref": "#/$defs/duration", "description": "Wait between runs (default 5s)."},
+						"interval":  obj{"$ref": "#/$defs/duration", "description": "Wait between runs (default 5s, at least 100ms)."},
 						"timeout":   obj{"$ref": "#/$defs/duration", "description": "Bound on the whole polling (default: the step's timeout)."},
 					},
 				},

@@ -385,20 +385,23 @@ func (l *loader) retry(n *yaml.Node, what string) retrySpec {
 	}
 	if e, ok := f["attempts"]; ok {
 		if v, ok := l.integer(e.V, what+": attempts"); ok {
-			if v < 1 {
+			switch {
+			case v < 1:
 				l.errorf(e.V, "%s: attempts must be at least 1 (1 means no retry)", what)
-			} else {
+			case v > MaxAttempts:
+				l.errorf(e.V, "%s: attempts must be at most %d, not %d (to wait for a condition, use until with a timeout)", what, MaxAttempts, v)
+			default:
 				r.attempts = &v
 			}
 		}
 	}
 	if e, ok := f["delay"]; ok {
-		if v, ok := l.duration(e.V, what+": delay"); ok {
+		if v, ok := l.duration(e.V, what+": delay"); ok && l.atLeast(e.V, what+": delay", v, MinRetryDelay) {
 			r.delay = &v
 		}
 	}
 	if e, ok := f["max_delay"]; ok {
-		if v, ok := l.duration(e.V, what+": max_delay"); ok {
+		if v, ok := l.duration(e.V, what+": max_delay"); ok && l.atLeast(e.V, what+": max_delay", v, MinRetryDelay) {
 			r.maxDelay = &v
 			if r.delay != nil && v < *r.delay {
 				l.errorf(e.V, "%s: max_delay (%s) is shorter than delay (%s)", what, v, *r.delay)
@@ -475,6 +478,15 @@ func (l *loader) positiveDuration(n *yaml.Node, what string) (time.Duration, boo
 		return 0, false
 	}
 	return v, ok
+}
+
+// atLeast reports whether d is at least floor, else reports it at n.
+func (l *loader) atLeast(n *yaml.Node, what string, d, floor time.Duration) bool {
+	if d < floor {
+		l.errorf(n, "%s must be at least %s, not %s (every attempt and poll is a journal record)", what, floor, d)
+		return false
+	}
+	return true
 }
 
 // timeout resolves a step's timeout: its own, else the defaults', else the

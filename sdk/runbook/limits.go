@@ -23,6 +23,20 @@ const (
 	MaxPlugins = 100
 )
 
+// Floors and caps on retrying and polling, so that a typo (`delay: 1ms`,
+// `attempts: 100000`) cannot turn a step into a loop that writes the
+// journal as fast as the disk takes it: every attempt and every unmet
+// `until` poll is a journal record.
+const (
+	// MaxAttempts caps retry.attempts. Waiting for a condition is what
+	// `until` (bounded by its timeout) is for.
+	MaxAttempts = 100
+	// MinRetryDelay is the least retry.delay and retry.max_delay.
+	MinRetryDelay = 100 * time.Millisecond
+	// MinUntilInterval is the least `until` interval.
+	MinUntilInterval = 100 * time.Millisecond
+)
+
 // Built-in defaults for steps that set nothing and runbooks whose
 // `defaults` do not either.
 const (

@@ -251,7 +251,7 @@ func (l *loader) untilSpec(sn *stepNode, e entry, what string) {
 	sn.until = c.V
 	u.Pos = l.pos(c.V)
 	if i, ok := f["interval"]; ok {
-		if d, ok := l.positiveDuration(i.V, what+": until: interval"); ok {
+		if d, ok := l.positiveDuration(i.V, what+": until: interval"); ok && l.atLeast(i.V, what+": until: interval", d, MinUntilInterval) {
 			u.Interval = d
 		}
 	}

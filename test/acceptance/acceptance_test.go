@@ -16,7 +16,7 @@ plugins:
   test: { command: runbook-plugin-test }
   hello: { command: runbook-plugin-hello }
 defaults:
-  retry: { attempts: 1, delay: 10ms }
+  retry: { attempts: 1, delay: 100ms }
 `
 
 func want(t *testing.T, what string, got, expected []string) {
@@ -89,11 +89,11 @@ steps:
   - id: flaky
     uses: test.fail
     with: { mode: retryable, times: 2 }
-    retry: { attempts: 3, delay: 10ms, max_delay: 50ms }
+    retry: { attempts: 3, delay: 100ms, max_delay: 100ms }
   - id: fatal_once
     uses: test.fail
     with: { mode: fatal, times: 1 }
-    retry: { attempts: 3, delay: 10ms }
+    retry: { attempts: 3, delay: 100ms }
     continue_on_error: true
 `)
 	res := w.run(nil, "run", rb, "-o", "json")

@@ -216,7 +216,7 @@ inputs:
 plugins:
   test: { command: runbook-plugin-test }
 defaults:
-  retry: { attempts: 2, delay: 10ms }
+  retry: { attempts: 2, delay: 100ms }
 steps:
   - id: echo
     uses: test.echo
@@ -251,7 +251,7 @@ steps:
   - id: poll
     uses: test.echo
     with: { token: "${{ inputs.api_token }}", pw: "${{ inputs.db_password }}" }
-    until: { condition: 'outputs.token == "never"', interval: 10ms, timeout: 150ms }
+    until: { condition: 'outputs.token == "never"', interval: 100ms, timeout: 250ms }
     continue_on_error: true
   - id: confirm
     uses: core.approve
