@@ -185,7 +185,7 @@ steps:
   - id: flaky
     uses: test.fail
     with: { times: 2 }
-    retry: { attempts: 3, delay: 1ms, jitter: false }
+    retry: { attempts: 3, delay: 100ms, jitter: false }
   - id: traffic
     parallel:
       - { id: dns_a, uses: test.echo, with: { msg: a }, milestone: traffic switched, if: 'inputs.token != ""' }
@@ -310,7 +310,7 @@ steps:
   - id: broken
     uses: test.fail
     with: { times: 0 }
-    retry: { attempts: 2, delay: 1ms, jitter: false }
+    retry: { attempts: 2, delay: 100ms, jitter: false }
   - id: never
     uses: test.echo
 `

@@ -75,7 +75,7 @@ var keywords = map[string]bool{
 	"$schema": true, "$id": true, "$ref": true, "$defs": true, "title": true, "description": true,
 	"type": true, "enum": true, "const": true, "default": true, "format": true, "pattern": true,
 	"properties": true, "patternProperties": true, "additionalProperties": true, "propertyNames": true,
-	"required": true, "items": true, "minItems": true, "minimum": true, "writeOnly": true,
+	"required": true, "items": true, "minItems": true, "minimum": true, "maximum": true, "writeOnly": true,
 	"anyOf": true, "allOf": true, "not": true, "if": true, "then": true, "else": true,
 }
 
