@@ -41,7 +41,11 @@ proto-check: proto
 
 # Every test: unit, plugins, acceptance (real binaries and plugin processes)
 # and the simulation scenarios (the DR runbooks against the emulator).
+# `go mod download` first: the scaffold test builds a generated plugin module
+# offline (GOPROXY=off), from the module cache, which must then hold every
+# module of the build list, not only those the packages built so far needed.
 test: venv build
+	$(GO) mod download
 	$(GO) test -timeout 30m ./...
 
 # Coverage-guided fuzzing of the loader and validator, the ${{ }} templates,
