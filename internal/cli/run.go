@@ -274,6 +274,11 @@ func (x *execution) takeLock(ctx context.Context, io *IOStreams) (journal.Lock, 
 }
 
 func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
+	maxOut, err := engine.MaxOutputBytesFromEnv()
+	if err != nil {
+		return usageError("%v", err)
+	}
+	x.engineOpts.MaxOutputBytes = maxOut
 	lock, err := x.takeLock(ctx, io)
 	if err != nil {
 		return err

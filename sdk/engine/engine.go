@@ -69,6 +69,10 @@ type Options struct {
 	// EngineVersion is recorded in run_started; default: the module version
 	// from the build info, or "dev".
 	EngineVersion string
+	// MaxOutputBytes caps the outputs of one attempt as JSON (default
+	// DefaultMaxOutputBytes, at most expr.MaxValueBytes): larger outputs
+	// fail the step, unjournaled (see checkOutputs).
+	MaxOutputBytes int
 }
 
 // Engine runs one runbook once: call exactly one of Run, Resume or Plan.

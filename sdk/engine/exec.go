@@ -633,7 +633,10 @@ func (e *Engine) attempts(ctx context.Context, x execSpec) attemptResult {
 			IdempotencyKey: e.idempotencyKey(x), Rollback: x.rollback, Params: deepCopyMap(x.params), Deadline: deadline}
 		out, err := e.invoke(actx, call, func(p spec.Progress) {
 			pev := e.attemptEvent(journal.Progress, x, n)
-			pev.Message, pev.Fields = p.Message, p.Fields
+			pev.Message, pev.Fields = capMessage(e.red.string(p.Message)), p.Fields
+			if n, ok := expr.Size(p.Fields); !ok || n > MaxErrorBytes {
+				pev.Fields = map[string]any{"cut": fmt.Sprintf("%d fields, more than %s as JSON", len(p.Fields), byteSize(MaxErrorBytes))}
+			}
 			_ = e.emit(pev)
 		})
 		timedOut := err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded)
@@ -643,6 +646,12 @@ func (e *Engine) attempts(ctx context.Context, x execSpec) attemptResult {
 		if err == nil {
 			if out == nil {
 				out = map[string]any{}
+			}
+			if serr := e.checkOutputs(x, out, n); serr != nil {
+				fev := e.attemptEvent(journal.AttemptFailed, x, n)
+				fev.Error, fev.Duration = serr.record(), journal.Duration(took)
+				_ = e.emit(fev)
+				return attemptResult{oc: outcomeFailed, err: serr}
 			}
 			if x.until == nil {
 				return attemptResult{outputs: out, oc: outcomeOK}
@@ -756,7 +765,7 @@ func (e *Engine) classify(err error, timedOut bool, x execSpec, idem bool, n int
 	if !se.Retryable && !idem && se.Class != journal.ClassAction {
 		msg += fmt.Sprintf("; not retried: %s is not declared idempotent, so another attempt could repeat what this one did", x.uses)
 	}
-	se.Message = e.red.string(msg)
+	se.Message = capMessage(e.red.string(msg))
 	return se
 }
 
