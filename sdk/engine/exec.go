@@ -275,7 +275,9 @@ func (e *Engine) begin(ctx context.Context, st *stepState) (bool, outcome) {
 	ifErr := e.bind(ctx, st.scope)
 	if p := st.step.If; p != nil && ifErr == nil {
 		env, done := e.env(st.scope, nil)
-		ok, err := p.EvalBool(ctx, env)
+		ectx, cancel := evalCtx(ctx, st.step.Timeout)
+		ok, err := p.EvalBool(ectx, env)
+		cancel()
 		done()
 		if err != nil {
 			ifErr = &StepError{Step: st.path, Uses: st.step.Uses, Class: journal.ClassEngine, Code: "InvalidCondition", Message: e.red.string("if: " + err.Error())}
@@ -323,7 +325,9 @@ func (e *Engine) runAction(ctx context.Context, st *stepState) outcome {
 	if run, oc := e.begin(ctx, st); !run {
 		return oc
 	}
-	params, serr := e.renderWith(ctx, s.With, s.Spec, nil, st, false)
+	ectx, cancel := evalCtx(ctx, s.Timeout)
+	params, serr := e.renderWith(ectx, s.With, s.Spec, nil, st, false)
+	cancel()
 	if serr != nil && ctx.Err() != nil {
 		return e.interruptStep(st, false) // stopped mid-evaluation
 	}
@@ -820,6 +824,16 @@ func (e *Engine) invoke(ctx context.Context, call Call, progress func(spec.Progr
 		return e.runCore(ctx, call, progress)
 	}
 	return e.opts.Invoker.Invoke(ctx, call, progress)
+}
+
+// evalCtx bounds an evaluation made for a step (its `if`, its `with`) by
+// the step's timeout as well as by expr.EvalTimeout, whichever ends first:
+// a step's timeout stops its expressions too, not only its attempts.
+func evalCtx(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout > 0 {
+		return context.WithTimeout(ctx, timeout)
+	}
+	return ctx, func() {}
 }
 
 // renderWith renders a `with` against the current scope. outputs is the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runbookhq/runbook/sdk/journal"
 	"github.com/runbookhq/runbook/sdk/redact"
@@ -113,5 +114,31 @@ func TestLongErrorsAreCutAfterRedaction(t *testing.T) {
 	}
 	if strings.Contains(m, secret[:6]) || !strings.Contains(m, redact.Mask) {
 		t.Fatalf("the secret across the cut was not masked whole: ...%q", m[MaxErrorBytes-40:])
+	}
+}
+
+// A step's timeout stops the evaluation of its `if` and its `with`, not only
+// its attempts: the evaluation ends on the step's deadline (its own 5 s
+// bound would say so in its message), and the action is never called.
+func TestStepTimeoutStopsItsExpressions(t *testing.T) {
+	slow := `let s = repeat("a", 1000000); all(1..900000, indexOf(s, "b") < 0)`
+	for _, where := range []string{"if", "with"} {
+		t.Run(where, func(t *testing.T) {
+			d := def{id: "a", uses: "x.do", timeout: 200 * time.Millisecond}
+			if where == "if" {
+				d.ifSrc = slow
+			} else {
+				d.with = map[string]any{"v": "${{ " + slow + " }}"}
+			}
+			inv := newInvoker(nil)
+			res := mustRun(t, Options{Invoker: inv, Runbook: build(t, rbOpts{}, d)})
+			expectStatus(t, res, StatusFailed)
+			if msg := res.Err.Error(); !strings.Contains(msg, "the time allowed for it ran out") {
+				t.Fatalf("error %q: not stopped by the step's timeout", msg)
+			}
+			if n := len(inv.callsOf("a", false)); n != 0 {
+				t.Fatalf("the action was called %d times", n)
+			}
+		})
 	}
 }
