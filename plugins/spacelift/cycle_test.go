@@ -254,6 +254,8 @@ func TestCycleFailures(t *testing.T) {
 		code      string
 		contains  string
 		ops       string
+		// retryAfter: the wait the error passes on (the answer's Retry-After).
+		retryAfter time.Duration
 	}{
 		"wrong secret": {
 			params: map[string]any{"api_key_secret": "not-the-secret"}, code: "Unauthorized",
@@ -280,6 +282,7 @@ func TestCycleFailures(t *testing.T) {
 		"HTTP 429": {
 			override:  httpErr("workerPoolCycle", 429, "slow down", map[string]string{"Retry-After": "3"}),
 			retryable: true, code: "RateLimited", contains: "rate limiting (HTTP 429): slow down", ops: "[apiKeyUser workerPoolCycle]",
+			retryAfter: 3 * time.Second,
 		},
 		"HTTP 503": {
 			override:  httpErr("apiKeyUser", 503, "<html>Service Unavailable</html>", nil),
@@ -351,6 +354,9 @@ func TestCycleFailures(t *testing.T) {
 			pe := pluginError(t, err)
 			if pe.Retryable != tc.retryable || pe.Code != tc.code || !strings.Contains(pe.Message, tc.contains) {
 				t.Fatalf("err = %+v\nwant code %s retryable %v containing %q", pe, tc.code, tc.retryable, tc.contains)
+			}
+			if pe.RetryAfter != tc.retryAfter {
+				t.Errorf("retry after %s, want %s", pe.RetryAfter, tc.retryAfter)
 			}
 			if got := fmt.Sprint(f.ops()); got != tc.ops {
 				t.Errorf("operations = %s, want %s", got, tc.ops)

@@ -93,9 +93,9 @@ func (c *graphQLClient) do(ctx context.Context, what, jwt string, req gqlRequest
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
 		return plugin.FatalCode("Unauthorized", "%s: %s answered HTTP %d %s%s: check the API key id and secret, and that the key may do this", what, c.host(), s, http.StatusText(s), c.detail(gr, raw))
 	case s == http.StatusTooManyRequests:
-		return plugin.RetryableCode("RateLimited", "%s: %s is rate limiting (HTTP 429)%s", what, c.host(), c.detail(gr, raw))
+		return retryAfterOf(resp, plugin.RetryableCode("RateLimited", "%s: %s is rate limiting (HTTP 429)%s", what, c.host(), c.detail(gr, raw)))
 	case s >= 500 || s == http.StatusRequestTimeout:
-		return plugin.RetryableCode("ServerError", "%s: %s answered HTTP %d %s%s", what, c.host(), s, http.StatusText(s), c.detail(gr, raw))
+		return retryAfterOf(resp, plugin.RetryableCode("ServerError", "%s: %s answered HTTP %d %s%s", what, c.host(), s, http.StatusText(s), c.detail(gr, raw)))
 	case s == http.StatusNotFound:
 		return plugin.FatalCode("NotFound", "%s: %s has no GraphQL API at this URL (HTTP 404): check endpoint/hostname", what, c.host())
 	case s >= 300 && s < 400:
@@ -253,4 +253,14 @@ func redactor(secrets ...string) func(string) string {
 		}
 		return s
 	}
+}
+
+// retryAfterOf passes a 429 or 5xx answer's Retry-After header (RFC 9110,
+// section 10.2.3) on to the engine with err, so that the step's next
+// attempt waits at least that long.
+func retryAfterOf(resp *http.Response, err error) error {
+	if d, ok := plugin.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		return plugin.RetryAfter(err, d)
+	}
+	return err
 }

@@ -706,7 +706,7 @@ func (e *Engine) attempts(ctx context.Context, x execSpec) attemptResult {
 		retry := serr.Retryable && failures < maxFailures
 		var delay time.Duration
 		if retry {
-			delay = backoff(x.retry, failures)
+			delay = retryDelay(x, backoff(x.retry, failures), serr.RetryAfter)
 			if !untilDeadline.IsZero() && time.Now().Add(delay).After(untilDeadline) {
 				// The retry would start after the polling deadline.
 				retry = false
@@ -763,6 +763,9 @@ func (e *Engine) classify(err error, timedOut bool, x execSpec, idem bool, n int
 		se.Class, se.Code, se.Retryable = journal.ClassTransport, ae.Code, idem
 	case isAction:
 		se.Class, se.Code, se.Retryable = journal.ClassAction, ae.Code, ae.Retryable
+		if ae.Retryable {
+			se.RetryAfter = ae.RetryAfter
+		}
 	default:
 		se.Class, se.Retryable = journal.ClassTransport, idem
 	}
@@ -771,6 +774,18 @@ func (e *Engine) classify(err error, timedOut bool, x execSpec, idem bool, n int
 	}
 	se.Message = capMessage(e.red.string(msg))
 	return se
+}
+
+// retryDelay is the wait before the next attempt: the longer of the
+// backoff and what the server asked for (Retry-After), the latter bounded
+// by the step's timeout, so that a server asking for an hour cannot hold a
+// step with a two-minute timeout for an hour (the until deadline, when
+// there is one, ends the wait earlier still).
+func retryDelay(x execSpec, backoff, retryAfter time.Duration) time.Duration {
+	if x.timeout > 0 && retryAfter > x.timeout {
+		retryAfter = x.timeout
+	}
+	return max(backoff, retryAfter)
 }
 
 // backoff is the wait after the n-th consecutive failure: Delay*2^(n-1),

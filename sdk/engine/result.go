@@ -149,6 +149,9 @@ type StepError struct {
 	Retryable bool
 	Attempts  int
 	Message   string
+	// RetryAfter is the wait the server asked for before another attempt
+	// (spec.Error.RetryAfter); 0 when it said nothing.
+	RetryAfter time.Duration
 }
 
 func (e *StepError) Error() string {
@@ -168,7 +171,7 @@ func (e *StepError) record() *journal.Error {
 	if e == nil {
 		return nil
 	}
-	return &journal.Error{Message: e.Message, Code: e.Code, Retryable: e.Retryable, Class: e.Class}
+	return &journal.Error{Message: e.Message, Code: e.Code, Retryable: e.Retryable, Class: e.Class, RetryAfter: journal.Duration(e.RetryAfter)}
 }
 
 func stepErrorFromRecord(step string, rollback bool, r *journal.Error, attempts int) *StepError {

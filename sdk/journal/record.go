@@ -148,6 +148,9 @@ type Error struct {
 	// (an expression or parameter could not be evaluated, an approval was
 	// denied...) or "interrupted".
 	Class string `json:"class,omitempty"`
+	// RetryAfter is the wait the server asked for before a retry (HTTP
+	// Retry-After), as the plugin reported it.
+	RetryAfter Duration `json:"retry_after,omitempty"`
 }
 
 // Error classes.

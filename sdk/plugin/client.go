@@ -118,7 +118,8 @@ func (c *Client) Apply(ctx context.Context, call ApplyCall, onProgress func(Prog
 			}
 			return out, nil
 		case *pb.ApplyEvent_Error:
-			return nil, &Error{Message: e.Error.Message, Code: e.Error.Code, Retryable: e.Error.Retryable, Diagnostics: diagsFromProto(e.Error.Diagnostics)}
+			return nil, &Error{Message: e.Error.Message, Code: e.Error.Code, Retryable: e.Error.Retryable, Diagnostics: diagsFromProto(e.Error.Diagnostics),
+				RetryAfter: time.Duration(max(e.Error.RetryAfterMs, 0)) * time.Millisecond}
 		}
 	}
 }

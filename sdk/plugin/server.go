@@ -137,7 +137,7 @@ func errorToProto(ctx context.Context, err error) *pb.Error {
 		if msg == "" {
 			msg = e.Error()
 		}
-		return &pb.Error{Message: msg, Retryable: e.Retryable, Code: e.Code, Diagnostics: diagsToProto(e.Diagnostics)}
+		return &pb.Error{Message: msg, Retryable: e.Retryable, Code: e.Code, Diagnostics: diagsToProto(e.Diagnostics), RetryAfterMs: e.RetryAfter.Milliseconds()}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded {
 		return &pb.Error{Message: err.Error(), Retryable: true, Code: "Timeout"}

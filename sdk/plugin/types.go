@@ -41,6 +41,11 @@ var (
 	Fatal = spec.Fatal
 	// RetryableCode is Retryable with a machine-readable code.
 	RetryableCode = spec.RetryableCode
+	// RetryAfter marks an error as transient, to be retried no sooner than
+	// after the given wait (a server's Retry-After).
+	RetryAfter = spec.RetryAfter
+	// ParseRetryAfter reads an HTTP Retry-After header value.
+	ParseRetryAfter = spec.ParseRetryAfter
 	// FatalCode is Fatal with a machine-readable code.
 	FatalCode = spec.FatalCode
 	codeOf    = spec.CodeOf

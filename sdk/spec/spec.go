@@ -7,6 +7,8 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -131,6 +133,11 @@ type Error struct {
 	Retryable   bool
 	Diagnostics []Diagnostic
 	Err         error
+	// RetryAfter is the earliest time to retry a retryable error, when the
+	// server said (HTTP Retry-After, a throttling hint); 0: not said. The
+	// host waits the longer of its own backoff and this, bounded by the
+	// step's timeout.
+	RetryAfter time.Duration
 }
 
 // Error is "Code: Message"; a message that already starts with its code
@@ -171,6 +178,53 @@ func Fatal(err error) error {
 // RetryableCode is Retryable with a machine-readable code.
 func RetryableCode(code string, format string, args ...any) error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Retryable: true}
+}
+
+// RetryAfter marks err as transient, to be retried no sooner than after
+// d: what a server's Retry-After (or a throttling response) asks. A
+// negative d counts as 0.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		c := *e
+		c.Retryable, c.RetryAfter = true, max(d, 0)
+		return &c
+	}
+	return &Error{Message: err.Error(), Retryable: true, Err: err, Code: CodeOf(err), RetryAfter: max(d, 0)}
+}
+
+// RetryAfterOf returns the retry-after of an *Error in err's chain, or 0.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// ParseRetryAfter reads an HTTP Retry-After header value (RFC 9110,
+// section 10.2.3: a number of seconds, or an HTTP date) as a wait from
+// now; ok is false for an empty or unreadable value. A date in the past
+// is 0. Waits are capped at a day: a larger one is a broken server.
+func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		return min(time.Duration(min(n, 86400))*time.Second, 24*time.Hour), true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return min(max(t.Sub(now), 0), 24*time.Hour), true
 }
 
 // FatalCode is Fatal with a machine-readable code.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runbookhq/runbook/sdk/journal"
 )
@@ -186,5 +187,56 @@ steps:
 				t.Errorf("actions ran after the edit: %d effects, %d before", got, before)
 			}
 		})
+	}
+}
+
+// A retryable error that says when to retry (a server's Retry-After) holds
+// the next attempt back that long, longer than the runbook's backoff; the
+// journal records the wait asked for and the gap between the attempts
+// shows it was honoured. A wait asked beyond the step's timeout is cut to
+// the timeout.
+func TestRetryAfterIsHonoured(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	rb := w.write("rb.yaml", header+`
+steps:
+  - id: limited
+    uses: test.fail
+    with: { mode: retryable, times: 1, retry_after: 1500ms }
+    retry: { attempts: 2, delay: 100ms, max_delay: 100ms, jitter: false }
+  - id: greedy
+    uses: test.fail
+    timeout: 400ms
+    with: { mode: retryable, times: 1, retry_after: 1h }
+    retry: { attempts: 2, delay: 100ms, jitter: false }
+`)
+	res := w.run(nil, "run", rb, "-o", "json")
+	if res.code != 0 {
+		t.Fatalf("run: exit %d: %s", res.code, res.stderr)
+	}
+	j := w.journal(res.runID())
+	for _, c := range []struct {
+		step   string
+		asked  time.Duration
+		waited time.Duration
+	}{{"limited", 1500 * time.Millisecond, 1500 * time.Millisecond}, {"greedy", time.Hour, 400 * time.Millisecond}} {
+		var failedAt, nextAt time.Time
+		for _, r := range j.Records {
+			switch {
+			case r.Step == c.step && r.Type == journal.AttemptFailed:
+				failedAt = r.Time
+				if r.Error == nil || r.Error.RetryAfter.Std() != c.asked || r.NextDelay.Std() != c.waited {
+					t.Errorf("%s: attempt_failed %+v next_delay %s, want retry_after %s and next_delay %s", c.step, r.Error, r.NextDelay.Std(), c.asked, c.waited)
+				}
+			case r.Step == c.step && r.Type == journal.AttemptStarted && r.Attempt == 2:
+				nextAt = r.Time
+			}
+		}
+		if failedAt.IsZero() || nextAt.IsZero() {
+			t.Fatalf("%s: no failed first attempt or no second attempt in the journal", c.step)
+		}
+		if gap := nextAt.Sub(failedAt); gap < c.waited {
+			t.Errorf("%s: the second attempt started %s after the first failed, before the %s asked", c.step, gap, c.waited)
+		}
 	}
 }

@@ -103,7 +103,10 @@ def apply(req):
         req.sleep(wait_ns / duration.SECOND)
 
     if p["fail"] == "retryable":
-        raise retryable("Throttled", "the greeting service is throttling (attempt %d)" % req.attempt)
+        # As a rate-limited HTTP service would say with "Retry-After: 0.25"
+        # (servers send whole seconds; parse_retry_after reads the header).
+        raise retryable("Throttled", "the greeting service is throttling (attempt %d)" % req.attempt,
+                        retry_after=0.25)
     if p["fail"] == "fatal":
         raise fatal("GreetingRefused", "%s does not want to be greeted" % p["name"])
 

@@ -428,8 +428,10 @@ func TestApply(t *testing.T) {
 		retryable bool
 		code      string
 		contains  string
+		// retryAfter: the wait the error asks for (ActionError.retry_after).
+		retryAfter time.Duration
 	}{
-		"retryable":      {params: map[string]any{"name": "ops", "fail": "retryable"}, retryable: true, code: "Throttled", contains: "throttling (attempt 3)"},
+		"retryable":      {params: map[string]any{"name": "ops", "fail": "retryable"}, retryable: true, code: "Throttled", contains: "throttling (attempt 3)", retryAfter: 250 * time.Millisecond},
 		"fatal":          {params: map[string]any{"name": "ops", "fail": "fatal"}, code: "GreetingRefused", contains: "ops does not want to be greeted"},
 		"invalid params": {params: map[string]any{"name": "ops", "nmae": "x"}, code: "InvalidParams", contains: `invalid parameters: /nmae: unknown property "nmae"`},
 		"deadline":       {params: map[string]any{"name": "ops", "wait": "1h"}, deadline: 300 * time.Millisecond, retryable: true, code: "Timeout", contains: "deadline exceeded"},
@@ -449,7 +451,7 @@ func TestApply(t *testing.T) {
 			if !errors.As(err, &pe) {
 				t.Fatalf("err = %v (%T), want *plugin.Error", err, err)
 			}
-			if pe.Retryable != tc.retryable || pe.Code != tc.code || !strings.Contains(pe.Message, tc.contains) {
+			if pe.Retryable != tc.retryable || pe.Code != tc.code || !strings.Contains(pe.Message, tc.contains) || pe.RetryAfter != tc.retryAfter {
 				t.Fatalf("err = %+v", pe)
 			}
 		})

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/runbookhq/runbook/sdk/plugin"
 )
@@ -37,9 +39,21 @@ func Classify(err error, format string, args ...any) error {
 	code := ErrorCode(err)
 	msg := what + ": " + Describe(err)
 	if retryables.IsErrorRetryable(err) == aws.TrueTernary {
-		return &plugin.Error{Code: code, Message: msg, Retryable: true, Err: err}
+		return &plugin.Error{Code: code, Message: msg, Retryable: true, Err: err, RetryAfter: retryAfter(err)}
 	}
 	return &plugin.Error{Code: code, Message: msg, Err: err}
+}
+
+// retryAfter is the Retry-After header of the HTTP answer behind err, if
+// it had one (RFC 9110, section 10.2.3; some AWS endpoints send it with
+// 503 Slow Down or throttling answers), else 0.
+func retryAfter(err error) time.Duration {
+	var re *smithyhttp.ResponseError
+	if !errors.As(err, &re) || re.Response == nil || re.Response.Response == nil {
+		return 0
+	}
+	d, _ := plugin.ParseRetryAfter(re.Response.Header.Get("Retry-After"), time.Now())
+	return d
 }
 
 // fromContext reports whether err is the caller's context ending (the step's

@@ -26,7 +26,11 @@ type client struct {
 	// status is the HTTP status of the last response (0: none), seen by a
 	// middleware, so that errors the SDK cannot decode are still classified.
 	status int
-	token  string
+	// retryAfter is the last response's Retry-After header ("" when none):
+	// what Cloudflare asks a rate-limited client to wait (its API docs,
+	// "Rate limits": a 429 carries Retry-After in seconds).
+	retryAfter string
+	token      string
 }
 
 func newClient(baseURL, token string, maxRetries int, timeout time.Duration, onRetry func(method, path string, status int)) *client {
@@ -41,9 +45,9 @@ func newClient(baseURL, token string, maxRetries int, timeout time.Duration, onR
 		}),
 		option.WithMiddleware(func(r *http.Request, next option.MiddlewareNext) (*http.Response, error) {
 			res, err := next(r)
-			c.status = 0
+			c.status, c.retryAfter = 0, ""
 			if res != nil {
-				c.status = res.StatusCode
+				c.status, c.retryAfter = res.StatusCode, res.Header.Get("Retry-After")
 			}
 			if onRetry != nil && retried(c.status, err) && r.Context().Err() == nil {
 				onRetry(r.Method, r.URL.Path, c.status)
@@ -293,6 +297,15 @@ func hasCode(err error, codes ...int64) bool {
 // 10000 authentication error, 9103/6003 invalid headers.
 var authCodes = []int64{6003, 9103, 9106, 9107, 9109, 10000}
 
+// retryAfterOf passes the last response's Retry-After on to the engine
+// with err, so that the step's next attempt waits at least that long.
+func (c *client) retryAfterOf(err error) error {
+	if d, ok := plugin.ParseRetryAfter(c.retryAfter, time.Now()); ok {
+		return plugin.RetryAfter(err, d)
+	}
+	return err
+}
+
 // classify turns an SDK error into a plugin error: authentication problems
 // fatal and said plainly, throttling and server errors (after the SDK's own
 // retries) retryable, the rest fatal with Cloudflare's messages. Messages
@@ -321,9 +334,9 @@ func (c *client) classify(err error, format string, args ...any) error {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || hasCode(err, authCodes...):
 		return plugin.FatalCode("Unauthorized", "%s: Cloudflare rejected the API token (%s): check api_token / CLOUDFLARE_API_TOKEN and that the token may edit DNS in this zone", what, detail)
 	case status == http.StatusTooManyRequests:
-		return plugin.RetryableCode("RateLimited", "%s: Cloudflare is rate limiting (%s), still after the SDK's retries", what, detail)
+		return c.retryAfterOf(plugin.RetryableCode("RateLimited", "%s: Cloudflare is rate limiting (%s), still after the SDK's retries", what, detail))
 	case status >= 500 || status == http.StatusRequestTimeout || status == http.StatusConflict:
-		return plugin.RetryableCode("ServerError", "%s: Cloudflare answered %s, still after the SDK's retries", what, detail)
+		return c.retryAfterOf(plugin.RetryableCode("ServerError", "%s: Cloudflare answered %s, still after the SDK's retries", what, detail))
 	case status >= 300 && status < 400:
 		return plugin.FatalCode("Redirected", "%s: the API redirected (HTTP %d): check base_url", what, status)
 	case status == http.StatusNotFound:

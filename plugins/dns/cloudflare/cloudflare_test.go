@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
@@ -282,6 +283,9 @@ func TestFailures(t *testing.T) {
 		code      string
 		contains  string
 		requests  int // 0: do not check
+		// retryAfter: the wait the error passes on (the last answer's
+		// Retry-After).
+		retryAfter time.Duration
 	}{
 		"bad token": {
 			params: map[string]any{"api_token": "wrong-token-value"}, code: "Unauthorized",
@@ -308,6 +312,12 @@ func TestFailures(t *testing.T) {
 			fail: always(429, `{"success":false,"errors":[{"code":971,"message":"Please wait and consider throttling your request speed"}],"messages":[],"result":null}`,
 				map[string]string{"Content-Type": "application/json", "Retry-After": "0"}),
 			retryable: true, code: "RateLimited", contains: "code 971: Please wait", requests: 3,
+		},
+		"rate limited, asking for a wait": {
+			params: map[string]any{"max_retries": 0},
+			fail: always(429, `{"success":false,"errors":[{"code":971,"message":"Please wait and consider throttling your request speed"}],"messages":[],"result":null}`,
+				map[string]string{"Content-Type": "application/json", "Retry-After": "7"}),
+			retryable: true, code: "RateLimited", contains: "code 971: Please wait", requests: 1, retryAfter: 7 * time.Second,
 		},
 		"server error with an HTML body": {
 			params:    map[string]any{"max_retries": 1},
@@ -339,6 +349,9 @@ func TestFailures(t *testing.T) {
 			pe := pluginError(t, err)
 			if pe.Retryable != tc.retryable || pe.Code != tc.code || !strings.Contains(pe.Message, tc.contains) {
 				t.Fatalf("err = %+v\nwant code %s retryable %v containing %q", pe, tc.code, tc.retryable, tc.contains)
+			}
+			if pe.RetryAfter != tc.retryAfter {
+				t.Errorf("retry after %s, want %s", pe.RetryAfter, tc.retryAfter)
 			}
 			if tc.requests > 0 && len(f.requests()) != tc.requests {
 				t.Errorf("requests = %v, want %d", f.requests(), tc.requests)

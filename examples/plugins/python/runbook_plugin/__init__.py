@@ -25,13 +25,13 @@ from . import duration, hclog, schema  # noqa: E402
 from .action import (  # noqa: E402
     ACTION, CREATE, DELETE, NOOP, REPLACE, UPDATE, SEVERITY_ERROR, SEVERITY_WARNING,
     Action, ActionError, ApplyRequest, Change, Diagnostic, Interrupted, Plan, PlanRequest,
-    ValidateRequest, fatal, retryable)
+    ValidateRequest, fatal, parse_retry_after, retryable)
 from .serve import main, serve  # noqa: E402
 from .service import PROTOCOL_VERSION, Info  # noqa: E402
 
 __all__ = [
     "ACTION", "CREATE", "DELETE", "NOOP", "REPLACE", "UPDATE", "SEVERITY_ERROR", "SEVERITY_WARNING",
     "Action", "ActionError", "ApplyRequest", "Change", "Diagnostic", "Info", "Interrupted", "Plan",
-    "PlanRequest", "PROTOCOL_VERSION", "ValidateRequest", "duration", "fatal", "hclog", "main",
+    "PlanRequest", "PROTOCOL_VERSION", "ValidateRequest", "duration", "fatal", "hclog", "parse_retry_after", "main",
     "retryable", "schema", "serve",
 ]

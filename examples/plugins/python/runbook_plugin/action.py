@@ -57,12 +57,16 @@ class Plan:
 class ActionError(Exception):
     """An action's failure as the host sees it: retryable or not."""
 
-    def __init__(self, message, code="", retryable=False, diagnostics=()):
+    def __init__(self, message, code="", retryable=False, diagnostics=(), retry_after=0.0):
         super().__init__(message)
         self.message = message
         self.code = code
         self.retryable = retryable
         self.diagnostics = list(diagnostics)
+        # Seconds the server asked to wait before a retry (HTTP
+        # Retry-After); the host waits at least that long, bounded by the
+        # step's timeout. 0: not said.
+        self.retry_after = max(float(retry_after or 0), 0.0)
 
     def __str__(self):
         if self.code and self.message:
@@ -70,9 +74,35 @@ class ActionError(Exception):
         return self.message or self.code
 
 
-def retryable(code, message):
-    """A transient failure: the host retries under the step's retry policy."""
-    return ActionError(message, code=code, retryable=True)
+def retryable(code, message, retry_after=0.0):
+    """A transient failure: the host retries under the step's retry policy,
+    no sooner than retry_after seconds (what a server's Retry-After says; see
+    parse_retry_after)."""
+    return ActionError(message, code=code, retryable=True, retry_after=retry_after)
+
+
+def parse_retry_after(value, now=None):
+    """Seconds to wait from an HTTP Retry-After header value (RFC 9110,
+    section 10.2.3: delay-seconds or an HTTP date), or None when the value
+    is missing or unreadable. A date in the past is 0; waits are capped at a
+    day."""
+    import email.utils
+    import time as _time
+    if value is None:
+        return None
+    value = str(value).strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(min(int(value), 86400))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    now = _time.time() if now is None else now
+    return float(min(max(when.timestamp() - now, 0.0), 86400.0))
 
 
 def fatal(code, message):

@@ -246,4 +246,5 @@ def _diag_pb(d):
 def _error_event(e):
     return pb.ApplyEvent(error=pb.Error(
         message=str(e), code=e.code, retryable=e.retryable,
-        diagnostics=[_diag_pb(d) for d in e.diagnostics]))
+        diagnostics=[_diag_pb(d) for d in e.diagnostics],
+        retry_after_ms=int(getattr(e, "retry_after", 0) * 1000) if e.retryable else 0))

@@ -135,6 +135,9 @@ type failParams struct {
 	Times   int    `json:"times" doc:"Fail while the attempt number is at most this; 0 fails every attempt."`
 	Code    string `json:"code" default:"TestFailure" doc:"Error code."`
 	Message string `json:"message" default:"failing on request" doc:"Error message."`
+	// RetryAfter, when set, is the wait the error asks for, as a server's
+	// Retry-After header would.
+	RetryAfter time.Duration `json:"retry_after" doc:"The wait a retryable error asks for (as HTTP Retry-After)."`
 }
 
 type failOutputs struct {
@@ -148,6 +151,9 @@ func fail() plugin.Action {
 			msg := fmt.Sprintf("%s (attempt %d)", p.Message, req.Attempt)
 			if p.Mode == "fatal" {
 				return failOutputs{}, plugin.FatalCode(p.Code, "%s", msg)
+			}
+			if p.RetryAfter > 0 {
+				return failOutputs{}, plugin.RetryAfter(plugin.RetryableCode(p.Code, "%s", msg), p.RetryAfter)
 			}
 			return failOutputs{}, plugin.RetryableCode(p.Code, "%s", msg)
 		}

@@ -1049,8 +1049,13 @@ type Error struct {
 	// The host may retry the attempt; otherwise the step fails at once.
 	Retryable bool `protobuf:"varint,2,opt,name=retryable,proto3" json:"retryable,omitempty"`
 	// A short machine-readable code, e.g. "InvalidGlobalClusterStateFault".
-	Code          string        `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
-	Diagnostics   []*Diagnostic `protobuf:"bytes,4,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	Code        string        `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	Diagnostics []*Diagnostic `protobuf:"bytes,4,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	// The earliest time to retry, in milliseconds from now, when the server
+	// said (an HTTP Retry-After, a throttling response's hint); 0: not said.
+	// The host waits the longer of its backoff and this, bounded by the
+	// step's timeout.
+	RetryAfterMs  int64 `protobuf:"varint,5,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1111,6 +1116,13 @@ func (x *Error) GetDiagnostics() []*Diagnostic {
 		return x.Diagnostics
 	}
 	return nil
+}
+
+func (x *Error) GetRetryAfterMs() int64 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
 }
 
 type ApplyEvent struct {
@@ -1289,12 +1301,13 @@ const file_runbook_plugin_v1_plugin_proto_rawDesc = "" +
 	"\ftime_unix_ms\x18\x03 \x01(\x03R\n" +
 	"timeUnixMs\"\"\n" +
 	"\x06Result\x12\x18\n" +
-	"\aoutputs\x18\x01 \x01(\fR\aoutputs\"\x94\x01\n" +
+	"\aoutputs\x18\x01 \x01(\fR\aoutputs\"\xba\x01\n" +
 	"\x05Error\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1c\n" +
 	"\tretryable\x18\x02 \x01(\bR\tretryable\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\tR\x04code\x12?\n" +
-	"\vdiagnostics\x18\x04 \x03(\v2\x1d.runbook.plugin.v1.DiagnosticR\vdiagnostics\"\xb7\x01\n" +
+	"\vdiagnostics\x18\x04 \x03(\v2\x1d.runbook.plugin.v1.DiagnosticR\vdiagnostics\x12$\n" +
+	"\x0eretry_after_ms\x18\x05 \x01(\x03R\fretryAfterMs\"\xb7\x01\n" +
 	"\n" +
 	"ApplyEvent\x129\n" +
 	"\bprogress\x18\x01 \x01(\v2\x1b.runbook.plugin.v1.ProgressH\x00R\bprogress\x123\n" +
