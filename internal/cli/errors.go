@@ -4,16 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/runbookhq/runbook/sdk/engine"
 )
 
-// Exit codes (docs/cli.md, "Exit codes").
+// Exit codes (docs/cli.md, "Exit codes"): those of a run's outcome are the
+// engine's (engine.Result.ExitCode), defined once there; ExitUsage is the
+// CLI's own.
 const (
-	ExitOK             = 0
-	ExitFailed         = 1
+	ExitOK             = engine.ExitSucceeded
+	ExitFailed         = engine.ExitFailed
 	ExitUsage          = 2
-	ExitPaused         = 3
-	ExitRollbackFailed = 4
-	ExitInterrupted    = 130
+	ExitPaused         = engine.ExitPaused
+	ExitRollbackFailed = engine.ExitRollbackFailed
+	ExitInterrupted    = engine.ExitInterrupted
 )
 
 // ExitError carries an exit code. Silent errors have already been reported

@@ -12,8 +12,6 @@ import (
 	"github.com/runbookhq/runbook/internal/graph"
 )
 
-func init() { commands = append(commands, newGraphCmd) }
-
 type graphOptions struct {
 	format string
 	out    string

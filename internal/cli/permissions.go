@@ -15,8 +15,6 @@ import (
 	"github.com/runbookhq/runbook/sdk/spec"
 )
 
-func init() { commands = append(commands, newPermissionsCmd) }
-
 type permissionsFlags struct {
 	account, partition string
 	policyOnly         bool

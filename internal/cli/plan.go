@@ -11,8 +11,6 @@ import (
 	"github.com/runbookhq/runbook/sdk/engine"
 )
 
-func init() { commands = append(commands, newPlanCmd) }
-
 func newPlanCmd(io *IOStreams) *cobra.Command {
 	var inputs inputFlags
 	var common commonFlags

@@ -15,8 +15,6 @@ import (
 	"github.com/runbookhq/runbook/sdk/runbook"
 )
 
-func init() { commands = append(commands, newPluginsCmd) }
-
 func newPluginsCmd(io *IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugins",

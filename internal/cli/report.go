@@ -16,8 +16,6 @@ import (
 	"github.com/runbookhq/runbook/sdk/runbook"
 )
 
-func init() { commands = append(commands, newReportCmd) }
-
 type reportOptions struct {
 	common      commonFlags
 	format      string

@@ -71,15 +71,15 @@ with per-step retries and rollback. Every action runs in a plugin process.`,
 		io.Locked = locked || env
 		return nil
 	}
-	for _, add := range commands {
-		root.AddCommand(add(io))
-	}
+	// The command tree, one constructor per command (each in its file).
+	root.AddCommand(
+		newRunCmd(io), newResumeCmd(io), newPlanCmd(io), newValidateCmd(io),
+		newRunsCmd(io), newReportCmd(io), newGraphCmd(io), newUnlockCmd(io),
+		newPluginsCmd(io), newPermissionsCmd(io), newSchemaCmd(io),
+	)
 	addCompletions(root) // completion.go: run ids, step ids, runbook files
 	return root
 }
-
-// commands registers each command's constructor (one file per command).
-var commands []func(*IOStreams) *cobra.Command
 
 // Signals that stop a run as an interruption: forward progress stops, the
 // running attempts are cancelled through their plugins, the interruption is

@@ -20,8 +20,6 @@ import (
 	"github.com/runbookhq/runbook/sdk/runbook"
 )
 
-func init() { commands = append(commands, newRunCmd, newResumeCmd) }
-
 type runOptions struct {
 	inputs      inputFlags
 	common      commonFlags

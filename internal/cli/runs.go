@@ -11,8 +11,6 @@ import (
 	"github.com/runbookhq/runbook/internal/termtext"
 )
 
-func init() { commands = append(commands, newRunsCmd, newUnlockCmd) }
-
 func newRunsCmd(io *IOStreams) *cobra.Command {
 	var common commonFlags
 	cmd := &cobra.Command{

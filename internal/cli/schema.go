@@ -19,8 +19,6 @@ import (
 	"github.com/runbookhq/runbook/sdk/spec"
 )
 
-func init() { commands = append(commands, newSchemaCmd) }
-
 type schemaOptions struct {
 	plugins []string
 	out     string

@@ -6,8 +6,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { commands = append(commands, newValidateCmd) }
-
 func newValidateCmd(io *IOStreams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate FILE...",
