@@ -143,3 +143,64 @@ func TestLiveSkippedPathsGolden(t *testing.T) {
 	out.WriteString("== transcript ==\n" + h.screen.String() + "\n")
 	golden(t, "live_skipped_paths.golden", []byte(out.String()))
 }
+
+// A step that waits by design (core.sleep) is not said to wait for an
+// answer; a plugin's action that has been silent for less than 5 s is not
+// either.
+func TestLiveQuietSteps(t *testing.T) {
+	rb := &runbook.Runbook{Steps: []*runbook.Step{
+		{ID: "nap", Uses: "core.sleep", Timeout: time.Hour},
+		{ID: "call", Uses: "aws.ecs_services", Timeout: time.Minute},
+	}}
+	h := newHarness(t, rb, 100, 20, false)
+	h.at(0, ev(journal.StepStarted, "nap", uses("core.sleep")))
+	h.at(0, ev(journal.AttemptStarted, "nap", attempt(1)))
+	h.at(0, ev(journal.Progress, "nap", msg("sleeping 1m0s")))
+	h.tick(30)
+	if got := h.screenText(); strings.Contains(got, "no answer") {
+		t.Errorf("core.sleep said to wait for an answer:\n%s", got)
+	}
+	h.at(60, ev(journal.StepSucceeded, "nap", dur(60)))
+	h.at(60, ev(journal.StepStarted, "call", uses("aws.ecs_services")))
+	h.at(60, ev(journal.AttemptStarted, "call", attempt(1)))
+	h.tick(64.9)
+	if got := h.screenText(); strings.Contains(got, "no answer") {
+		t.Errorf("said to wait after 4.9s:\n%s", got)
+	}
+	h.tick(66)
+	if got := h.screenText(); !strings.Contains(got, "    ↳ no answer from ECS for 6.0s (limit 1m00s)") {
+		t.Errorf("a silent action:\n%s", got)
+	}
+	h.l.Close()
+	h.checkClean()
+}
+
+// Shortening keeps the new value of a change whole, in the message (after
+// "->") or in a to= field, and cuts the rest first.
+func TestShortenKeepsTheNewValue(t *testing.T) {
+	for _, c := range []struct {
+		msg    string
+		fields map[string]any
+		width  int
+		want   []string
+	}{
+		{"desired count set", map[string]any{"service": "server", "from": 0, "to": 2}, 100, []string{"desired count set (to=2, from=0, service=server)"}},
+		{"desired count set", map[string]any{"service": "server", "from": 0, "to": 2}, 30, []string{"desired count set (to=2, from…"}},
+		{"origin changed: old-lb.eu-west-1.elb.amazonaws.com -> dr-lb.eu-west-3.elb.amazonaws.com", nil, 60,
+			[]string{"origin chang…zonaws.com -> dr-lb.eu-west-3.elb.amazonaws.com"}},
+		{"origin changed: old -> dr-lb.eu-west-3.elb.amazonaws.com", map[string]any{"distribution": "E123"}, 48,
+			[]string{"origin changed: old (distribution=E123)", "-> dr-lb.eu-west-3.elb.amazonaws.com"}},
+		{"a plain message that is far too long", nil, 20, []string{"a plain message tha…"}},
+	} {
+		head, target, tail := noteText(c.msg, c.fields)
+		got := shorten(head, target, tail, c.width)
+		if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+			t.Errorf("shorten(%q, %v, %d) = %q, want %q", c.msg, c.fields, c.width, got, c.want)
+		}
+		for _, l := range got {
+			if n := len([]rune(l)); n > c.width {
+				t.Errorf("%q: %d columns, width %d", l, n, c.width)
+			}
+		}
+	}
+}

@@ -159,6 +159,8 @@ func shorten(head, target, tail string, width int) []string {
 		first = head + tail[2:]
 	} else if strings.HasSuffix(head, " (") && tail == ")" {
 		first = strings.TrimSuffix(head, " (")
+	} else if strings.HasSuffix(head, " ") && strings.HasPrefix(tail, " ") {
+		first = head + tail[1:]
 	}
 	return []string{cutMiddle(first, width), cutMiddle(target, width)}
 }
@@ -203,6 +205,9 @@ func (l *Live) waiting(r *liveRow) string {
 	uses := r.actionName()
 	if r.rollback {
 		uses = r.x().Uses
+	}
+	if strings.HasPrefix(uses, "core.") {
+		return "" // a built-in waits on no endpoint
 	}
 	what := serviceOf(uses)
 	if what == "" {
