@@ -8,10 +8,10 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
@@ -23,6 +23,11 @@ import (
 // change number. Recorded with every approval of the run.
 const ApproverEnv = "RUNBOOK_APPROVER"
 
+// ApproverUserAgentKey marks the caller-identity request in its
+// User-Agent ("runbook-approver/sts"), as the plugins' and the state's
+// requests are marked: CloudTrail and the simulation can tell it apart.
+const ApproverUserAgentKey = "runbook-approver"
+
 // stsTimeout bounds the AWS caller-identity lookup: an STS endpoint that
 // does not answer (a dark region, no network) makes the identity unknown,
 // never the approval late.
@@ -32,7 +37,6 @@ const stsTimeout = 3 * time.Second
 // process's approvals; get waits for it at most until its bound.
 type identityLookup struct {
 	done chan struct{}
-	once sync.Once
 	id   journal.Identity
 }
 
@@ -140,6 +144,7 @@ func callerIdentity(ctx context.Context, timeout time.Duration) (*journal.AWSIde
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1" // STS's global endpoint
 	}
+	cfg.APIOptions = append(cfg.APIOptions, awsmiddleware.AddUserAgentKeyValue(ApproverUserAgentKey, "sts"))
 	out, err := sts.NewFromConfig(cfg, func(o *sts.Options) { o.RetryMaxAttempts = 1 }).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		var ae smithy.APIError
