@@ -144,7 +144,7 @@ func reportStep(s *journal.StepView, name string, group bool) report.Step {
 // reportApproval is an approval as the report shows it: By says who
 // answered, or how it was given in advance.
 func reportApproval(a *journal.Approval) report.Approval {
-	out := report.Approval{Step: a.Path, Message: a.Message, RequestedAt: a.RequestedAt, GrantedAt: a.AnsweredAt, Denied: a.Denied}
+	out := report.Approval{Step: a.Path, Message: a.Message, RequestedAt: a.RequestedAt, GrantedAt: a.AnsweredAt, Denied: a.Denied, Identity: a.Approver.String()}
 	if a.AnsweredAt.IsZero() {
 		return out
 	}

@@ -26,6 +26,7 @@ type runOptions struct {
 	autoApprove bool
 	approve     []string
 	runID       string
+	approver    string
 }
 
 func newRunCmd(io *IOStreams) *cobra.Command {
@@ -49,6 +50,7 @@ and 'runbook resume RUN --approve STEP' continues it.`,
 	cmd.Flags().BoolVar(&opts.autoApprove, "auto-approve", false, "approve every core.approve step without asking")
 	cmd.Flags().StringArrayVar(&opts.approve, "approve", nil, "approve this core.approve step in advance (repeatable)")
 	cmd.Flags().StringVar(&opts.runID, "run-id", "", "use this run id instead of a generated one")
+	cmd.Flags().StringVar(&opts.approver, "approver", "", "who approves, recorded with every approval (a name, a ticket; default $"+ApproverEnv+")")
 	return cmd
 }
 
@@ -86,6 +88,7 @@ func runRun(ctx context.Context, io *IOStreams, path string, opts *runOptions) e
 		l: l, store: store, runID: runID, common: &opts.common, red: l.rb.Redactor(inputs),
 		resumeFlags: resumeFlags, secretsToGive: missing,
 		command:   "run " + path,
+		approver:  opts.approver,
 		approvals: engine.Approvals{AutoApprove: opts.autoApprove, Approved: setOf(opts.approve)},
 		start: func(w journal.Writer) (journal.Writer, error) {
 			return store.Create(ctx, runID)
@@ -103,6 +106,7 @@ type resumeOptions struct {
 	force       bool
 	rollback    bool
 	runbookPath string
+	approver    string
 }
 
 func newResumeCmd(io *IOStreams) *cobra.Command {
@@ -130,6 +134,7 @@ A runbook that changed since the run started is refused unless --force.`,
 	f.BoolVar(&opts.force, "force", false, "resume even though the runbook changed since the run started")
 	f.BoolVar(&opts.rollback, "rollback", false, "roll back the completed steps instead of continuing")
 	f.StringVar(&opts.runbookPath, "runbook", "", "the runbook file, if it moved since the run started")
+	f.StringVar(&opts.approver, "approver", "", "who approves, recorded with every approval (a name, a ticket; default $"+ApproverEnv+")")
 	return cmd
 }
 
@@ -188,6 +193,7 @@ func runResume(ctx context.Context, io *IOStreams, runID string, opts *resumeOpt
 		l: l, store: store, runID: runID, common: &opts.common, red: l.rb.Redactor(inputs),
 		resumeFlags: resumeFlags, secretsToGive: missing,
 		command:   "resume " + runID,
+		approver:  opts.approver,
 		approvals: engine.Approvals{AutoApprove: opts.autoApprove, Approved: setOf(opts.approve)},
 		start: func(journal.Writer) (journal.Writer, error) {
 			return store.Reopen(ctx, runID)
@@ -203,13 +209,15 @@ func runResume(ctx context.Context, io *IOStreams, runID string, opts *resumeOpt
 // execution is what run and resume share: lock, journal, plugins, engine,
 // rendering, summary, exit code.
 type execution struct {
-	l          *loaded
-	store      journal.Store
-	runID      string
-	common     *commonFlags
-	red        *redact.Redactor
-	command    string
-	approvals  engine.Approvals
+	l         *loaded
+	store     journal.Store
+	runID     string
+	common    *commonFlags
+	red       *redact.Redactor
+	command   string
+	approvals engine.Approvals
+	// approver is --approver: who approves, as they state it.
+	approver   string
 	start      func(journal.Writer) (journal.Writer, error)
 	engineOpts engine.Options
 	resume     *engine.ResumeOptions
@@ -309,6 +317,10 @@ func execute(ctx context.Context, io *IOStreams, x execution) (err error) {
 	defer w.Close()
 
 	approvals := x.approvals
+	if hasApproval(x.l.rb) {
+		// Who answers, in auditable form, looked up while the run starts.
+		approvals.Identity = startIdentity(ctx, x.approver, os.Getenv).get
+	}
 	if io.InTTY && io.TTY && x.common.output != "json" {
 		approvals.Approver = &promptApprover{io: io, renderer: r}
 	}
@@ -428,6 +440,18 @@ func currentUser() string {
 		return u
 	}
 	return "operator"
+}
+
+// hasApproval reports whether rb (or a runbook it calls) has a
+// core.approve step or rollback.
+func hasApproval(rb *runbook.Runbook) bool {
+	found := false
+	engine.WalkSteps(rb, func(ref engine.StepRef) {
+		if s := ref.Step; s.Uses == "core.approve" || s.Rollback != nil && s.Rollback.Uses == "core.approve" {
+			found = true
+		}
+	})
+	return found
 }
 
 func setOf(ids []string) map[string]bool {

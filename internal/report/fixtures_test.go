@@ -73,7 +73,8 @@ func plannedFailover() *Run {
 				Started: at(520.2), Finished: at(521.0), Attempts: []Attempt{{N: 1, Started: at(520.2), Finished: at(521.0)}}},
 		},
 		Approvals: []Approval{{Step: "approve", Message: "Writer is in eu-west-1, replication lag 180 ms. Switch over to eu-west-3?",
-			RequestedAt: at(4.45), GrantedAt: at(41.1), By: "alice@myorg.com"}},
+			RequestedAt: at(4.45), GrantedAt: at(41.1), By: "alice@myorg.com",
+			Identity: "AWS arn:aws:sts::123456789012:assumed-role/SpaceliftDR/alice; OS alice@ops-laptop"}},
 		Milestones: []Milestone{
 			{Name: "database writable", At: at(107.8), Step: "db"},
 			{Name: "traffic switched", At: at(329.0), Step: "dns_server"},

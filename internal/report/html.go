@@ -59,7 +59,7 @@ type htmlStep struct {
 	Depth                                                                 int
 	Critical, Group                                                       bool
 }
-type htmlApproval struct{ Step, Requested, Granted, Waited, By, Message string }
+type htmlApproval struct{ Step, Requested, Granted, Waited, By, Identity, Message string }
 type htmlFailure struct{ Step, Attempt, At, After, Error, Outcome string }
 type htmlRollback struct {
 	Step, StatusClass, Glyph, Status, Start, Duration, Error string
@@ -156,7 +156,7 @@ func (v *view) htmlData() *htmlPage {
 	}
 
 	for _, a := range r.Approvals {
-		ha := htmlApproval{Step: a.Step, By: v.red.text(a.By), Message: oneLine(v.red.text(a.Message)), Granted: v.approvalAnswer(a),
+		ha := htmlApproval{Step: a.Step, By: v.red.text(a.By), Identity: v.red.text(a.Identity), Message: oneLine(v.red.text(a.Message)), Granted: v.approvalAnswer(a),
 			Requested: fmtClock(a.RequestedAt) + " (" + fmtOffset(v.offset(a.RequestedAt)) + ")"}
 		end := a.GrantedAt
 		if end.IsZero() {
@@ -379,7 +379,7 @@ footer{margin-top:2.5rem;color:var(--muted);font-size:.85rem}
 <thead><tr><th>Step</th><th>Requested</th><th>Answer</th><th>Waited</th><th>By</th><th>Message</th></tr></thead>
 <tbody>
 {{- range .Approvals}}
-<tr><td><code>{{.Step}}</code></td><td class="num">{{.Requested}}</td><td class="num">{{.Granted}}</td><td class="num">{{.Waited}}</td><td>{{.By}}</td><td>{{.Message}}</td></tr>
+<tr><td><code>{{.Step}}</code></td><td class="num">{{.Requested}}</td><td class="num">{{.Granted}}</td><td class="num">{{.Waited}}</td><td>{{.By}}{{if .Identity}}<br><small class="identity">{{.Identity}}</small>{{end}}</td><td>{{.Message}}</td></tr>
 {{- end}}
 </tbody>
 </table>

@@ -240,6 +240,9 @@ func (v *view) mdApprovals(b *strings.Builder) {
 	b.WriteString("| Step | Requested | Answer | Waited | By | Message |\n|---|---|---|---|---|---|\n")
 	for _, a := range v.run.Approvals {
 		granted, waited, by := v.approvalAnswer(a), "", mdText(v.red.text(a.By))
+		if a.Identity != "" {
+			by += "<br>" + mdText(v.red.text(a.Identity))
+		}
 		end := a.GrantedAt
 		if end.IsZero() {
 			end = v.t.horizon

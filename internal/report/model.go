@@ -165,6 +165,10 @@ type Approval struct {
 	// By is who answered: a user name, or how it was pre-approved
 	// (e.g. "--approve db", "--auto-approve").
 	By string
+	// Identity is who answered in auditable form, on one line: the AWS
+	// caller identity (or why it is unknown), the CI run, the OS user and
+	// host ("" in journals that predate it).
+	Identity string
 }
 
 // Milestone is a moment that matters for recovery time, such as

@@ -50,6 +50,12 @@ type Live struct {
 	out       []string // lines to print for good at the next draw
 	liveLines int      // lines of the live region on screen now
 	started   time.Time
+	// width is the columns a line of the live region may use (0: no
+	// limit), set at each draw.
+	width int
+	// skipRun holds steps skipped because their path was not chosen,
+	// printed as one line before the next step printed at their level.
+	skipRun []*liveRow
 
 	suspended, closed bool
 	stop, done        chan struct{}
@@ -62,12 +68,16 @@ type liveRow struct {
 	// id is the step's path; label what the row shows (its id: a step of a
 	// called runbook sits under the calling step).
 	id, label, name string
-	v               *journal.StepView
-	group           *liveRow
-	children        []*liveRow
-	depth           int
-	isGroup         bool
-	rollback        bool
+	// uses is the step's action (from the runbook); timeout the bound of
+	// one attempt (0: unknown).
+	uses     string
+	timeout  time.Duration
+	v        *journal.StepView
+	group    *liveRow
+	children []*liveRow
+	depth    int
+	isGroup  bool
+	rollback bool
 	// call: the step calls a runbook. Once it runs, a line opens it and its
 	// steps are printed under it as they end; its own line closes it.
 	call bool
@@ -81,10 +91,18 @@ type liveRow struct {
 	maxAttempts int
 	// note is the dim sub-line of a running step. With noteDelay it is
 	// a countdown: note, the time left until noteUntil, noteAfter.
-	note      string
-	noteAfter string
-	noteUntil time.Time
-	noteDelay bool
+	note       string
+	noteFields map[string]any
+	noteAfter  string
+	noteUntil  time.Time
+	noteDelay  bool
+	// services are the latest progress of each service the action reports
+	// on (progress with a "service" field), in the order first reported.
+	services []serviceNote
+	// heard is when the step's action last said anything (attempt start,
+	// progress); region the region its progress last named.
+	heard  time.Time
+	region string
 	// approval says how the step's approval was answered.
 	approval  string
 	retries   int
@@ -163,7 +181,7 @@ func newLive(w io.Writer, rb *runbook.Runbook, color bool, size func() (int, int
 		engine.WalkSteps(rb, func(ref engine.StepRef) {
 			s := ref.Step
 			r := &liveRow{id: ref.Path, label: s.ID, name: clean(s.Name), v: l.view.Step(ref.Path), isGroup: s.IsGroup(),
-				call: s.IsCall(), maxAttempts: s.Retry.Attempts}
+				call: s.IsCall(), maxAttempts: s.Retry.Attempts, uses: s.Uses, timeout: s.Timeout}
 			if g := l.byID[ref.Group]; g != nil {
 				r.group, r.depth = g, g.depth+1
 				g.children = append(g.children, r)
@@ -363,24 +381,12 @@ func (l *Live) apply(e engine.Event) {
 		return
 	}
 	l.markSeen(r)
+	if l.applyAttempt(r, e) {
+		return
+	}
 	switch e.Type {
-	case journal.AttemptStarted:
-		if r.noteDelay {
-			r.setNote("")
-		}
-	case journal.Progress:
-		r.setNote(clean(e.Message + fmtFields(e.Fields)))
-	case journal.AttemptFailed:
-		if e.NextDelay > 0 {
-			msg := errorText(e.Error)
-			r.retries++
-			r.lastRetry = msg
-			r.setCountdown(fmt.Sprintf("attempt %d failed, retrying in ", e.Attempt), e.Time.Add(e.NextDelay.Std()), ": "+msg)
-		}
 	case journal.UntilUnmet:
 		r.setCountdown(fmt.Sprintf("condition not met after attempt %d, polling again in ", e.Attempt), e.Time.Add(e.NextDelay.Std()), "")
-	case journal.ApprovalRequested:
-		r.setNote(clean(e.Message))
 	case journal.ApprovalGranted:
 		r.approval = clean(fmt.Sprintf("approved by %s (%s)", e.By, e.Via))
 		r.setNote("")
@@ -419,13 +425,40 @@ func (l *Live) applyRollback(e engine.Event) {
 		l.rollbacks = append(l.rollbacks, r)
 		l.lastRB[e.Step] = r
 	}
+	if l.applyAttempt(r, e) {
+		return
+	}
+	switch e.Type {
+	case journal.ApprovalGranted:
+		r.setNote("")
+	case journal.StepInterrupted:
+		r.stoppedAt = e.Time
+	}
+}
+
+// applyAttempt applies what a step and a rollback share: attempts,
+// progress, retries, an approval's question. It reports whether e was one.
+func (l *Live) applyAttempt(r *liveRow, e engine.Event) bool {
 	switch e.Type {
 	case journal.AttemptStarted:
 		if r.noteDelay {
 			r.setNote("")
 		}
+		r.services, r.heard = nil, e.Time
 	case journal.Progress:
-		r.setNote(clean(e.Message + fmtFields(e.Fields)))
+		r.heard = e.Time
+		if region, ok := e.Fields["region"].(string); ok && region != "" {
+			r.region = clean(region)
+		}
+		if svc, ok := e.Fields["service"].(string); ok && svc != "" {
+			r.setService(clean(svc), clean(e.Message), e.Fields)
+			if !r.noteDelay {
+				r.setNote("")
+			}
+			return true
+		}
+		r.setNote(clean(e.Message))
+		r.noteFields = e.Fields
 	case journal.AttemptFailed:
 		if e.NextDelay > 0 {
 			msg := errorText(e.Error)
@@ -435,21 +468,36 @@ func (l *Live) applyRollback(e engine.Event) {
 		}
 	case journal.ApprovalRequested:
 		r.setNote(clean(e.Message))
-	case journal.ApprovalGranted:
-		r.setNote("")
-	case journal.StepInterrupted:
-		r.stoppedAt = e.Time
+	default:
+		return false
 	}
+	return true
 }
 
 func (r *liveRow) setNote(text string) {
-	r.note, r.noteAfter, r.noteUntil, r.noteDelay = text, "", time.Time{}, false
+	r.note, r.noteFields, r.noteAfter, r.noteUntil, r.noteDelay = text, nil, "", time.Time{}, false
+}
+
+// serviceNote is the latest progress about one service.
+type serviceNote struct {
+	service, text string
+	fields        map[string]any
+}
+
+func (r *liveRow) setService(service, text string, fields map[string]any) {
+	for i := range r.services {
+		if r.services[i].service == service {
+			r.services[i].text, r.services[i].fields = text, fields
+			return
+		}
+	}
+	r.services = append(r.services, serviceNote{service, text, fields})
 }
 
 // setCountdown makes the sub-line count down to until: before, the time
 // left, after.
 func (r *liveRow) setCountdown(before string, until time.Time, after string) {
-	r.note, r.noteAfter, r.noteUntil, r.noteDelay = before, after, until, true
+	r.note, r.noteFields, r.noteAfter, r.noteUntil, r.noteDelay = before, nil, after, until, true
 }
 
 func hasWaiting(g *liveRow) bool {
@@ -495,6 +543,7 @@ func (l *Live) commit(all bool) {
 				if !isFinal(c.status()) && !all {
 					return
 				}
+				l.flushSkips()
 				l.out = append(l.out, l.rowLines(c, true)...)
 				if c.reached != "" {
 					l.out = append(l.out, c.reached)
@@ -504,6 +553,9 @@ func (l *Live) commit(all bool) {
 			}
 		}
 		if l.next >= len(l.rows) {
+			if all {
+				l.flushSkips()
+			}
 			break
 		}
 		r := l.rows[l.next]
@@ -524,15 +576,25 @@ func (l *Live) commit(all bool) {
 		if r.call && !isFinal(r.status()) && !all {
 			// A call runs a whole runbook: its steps are printed as they
 			// end, under a line that opens it.
+			l.flushSkips()
 			l.out = append(l.out, l.openLine(r))
 			l.calls = append(l.calls, r)
 			l.next++
 			continue
 		}
 		if !isFinal(r.status()) && !all {
+			// The steps skipped before it are printed before it starts.
+			l.flushSkips()
 			return
 		}
+		if r.pathSkipped() {
+			l.skipRun = append(l.skipRun, l.rows[l.next:end]...)
+			l.next = end
+			continue
+		}
+		l.flushSkips()
 		var reached []string
+		var skipped []*liveRow // the group's children not on this path
 		for _, x := range l.rows[l.next:end] {
 			if !x.seen && (r.isGroup || r.call) {
 				if r.status() == string(engine.StepSkipped) {
@@ -541,13 +603,23 @@ func (l *Live) commit(all bool) {
 					x.shown = rowNotStarted
 				}
 			}
+			if x != r && x.pathSkipped() {
+				skipped = append(skipped, x)
+				continue
+			}
 			l.out = append(l.out, l.rowLines(x, true)...)
 			if x.reached != "" {
 				reached = append(reached, x.reached)
 			}
 		}
+		if len(skipped) > 0 {
+			l.out = append(l.out, l.skipLine(skipped, r.depth+1))
+		}
 		l.out = append(l.out, reached...)
 		l.next = end
+	}
+	if l.rbNext < len(l.rollbacks) {
+		l.flushSkips()
 	}
 	for l.rbNext < len(l.rollbacks) {
 		r := l.rollbacks[l.rbNext]
@@ -557,6 +629,59 @@ func (l *Live) commit(all bool) {
 		l.out = append(l.out, l.rowLines(r, true)...)
 		l.rbNext++
 	}
+}
+
+// flushSkips prints the steps skipped since the last step printed, if
+// they were not on this path, as one line.
+func (l *Live) flushSkips() {
+	if len(l.skipRun) == 0 {
+		return
+	}
+	l.out = append(l.out, l.skipLine(l.skipRun, l.skipRun[0].depth))
+	l.skipRun = nil
+}
+
+// skipLine is one line for steps skipped because another path was chosen:
+// "- 2 Cloudflare and 1 CloudFront steps not on this path", then their ids.
+// A skipped group or call counts as its steps.
+func (l *Live) skipLine(rows []*liveRow, depth int) string {
+	var kinds []string
+	count := map[string]int{}
+	var ids []string
+	n := 0
+	for _, x := range rows {
+		if (x.isGroup || x.call) && len(x.children) > 0 {
+			continue
+		}
+		k := stepKind(x.actionName())
+		if count[k] == 0 {
+			kinds = append(kinds, k)
+		}
+		count[k]++
+		ids = append(ids, x.label)
+		n++
+	}
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%d %s", count[k], k)
+	}
+	what := parts[0]
+	if len(parts) > 1 {
+		what = strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
+	}
+	noun := "steps"
+	if n == 1 {
+		noun = "step"
+	}
+	line := strings.Repeat("  ", depth) + l.p.paint(sgrDim, "-") + " " + what + " " + noun + " not on this path"
+	list := " · " + strings.Join(ids, ", ")
+	if room := l.width - visibleLen(line); l.width > 0 && room < len([]rune(list)) {
+		if room < 12 {
+			return line
+		}
+		list = cutEnd(list, room)
+	}
+	return line + l.p.paint(sgrDim, list)
 }
 
 // callEnded reports whether the innermost call being printed has ended.
@@ -595,8 +720,28 @@ type liveBlock struct {
 
 func (l *Live) liveBlocks() []liveBlock {
 	var blocks []liveBlock
+	// A group's children not on this path: one line after its last row.
+	var skipGroups []*liveRow
+	skips := map[*liveRow][]*liveRow{}
 	for i := l.next; i < len(l.rows); i++ {
 		r := l.rows[i]
+		if i > l.next {
+			for len(skipGroups) > 0 {
+				g := skipGroups[len(skipGroups)-1]
+				if isDescendant(r, g) {
+					break
+				}
+				blocks = append(blocks, liveBlock{lines: []string{l.skipLine(skips[g], g.depth+1)}, prio: 1, done: true})
+				skipGroups = skipGroups[:len(skipGroups)-1]
+			}
+		}
+		if g := r.group; g != nil && r.seen && r.pathSkipped() {
+			if _, ok := skips[g]; !ok {
+				skipGroups = append(skipGroups, g)
+			}
+			skips[g] = append(skips[g], r)
+			continue
+		}
 		if !r.seen {
 			if r.group == nil || !r.group.seen || isFinal(r.group.status()) || r.group.call {
 				continue
@@ -609,6 +754,10 @@ func (l *Live) liveBlocks() []liveBlock {
 			b.prio = 0
 		}
 		blocks = append(blocks, b)
+	}
+	for i := len(skipGroups) - 1; i >= 0; i-- {
+		g := skipGroups[i]
+		blocks = append(blocks, liveBlock{lines: []string{l.skipLine(skips[g], g.depth+1)}, prio: 1, done: true})
 	}
 	for _, r := range l.rollbacks[l.rbNext:] {
 		b := liveBlock{lines: l.rowLines(r, false), prio: 1, done: isFinal(r.status())}
@@ -700,6 +849,9 @@ func (l *Live) draw() {
 	if height > 0 {
 		maxLines = max(height-2, 3)
 	}
+	// One column short of the width: writing the last column leaves some
+	// terminals with a pending wrap.
+	l.width = width - 1
 	var region []string
 	if !l.closed {
 		region = l.liveRegion(maxLines)
@@ -793,15 +945,29 @@ func clock(d time.Duration) string {
 	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 }
 
-// rowLines renders a row: its line and, when there is one, a sub-line.
-// final: the row is printed for good (no spinner, full error text).
+// rowLines renders a row: its line and, when there are some, sub-lines.
+// final: the row is printed for good (no spinner, full error text, no
+// progress). A line of the live region that would not fit l.width is
+// shortened in the middle, never where a change's new value is.
 func (l *Live) rowLines(r *liveRow, final bool) []string {
 	indent := strings.Repeat("  ", r.depth)
 	label := indent + r.label
 	pad := max(l.labelW-len([]rune(label)), 0)
-	line := indent + l.symbol(r, final) + " " + r.label + strings.Repeat(" ", pad) + " " + fmt.Sprintf("%6s", l.elapsed(r)) + "  " + l.detail(r)
-	lines := []string{strings.TrimRight(line, " ")}
+	prefix := indent + l.symbol(r, final) + " " + r.label + strings.Repeat(" ", pad) + " " + fmt.Sprintf("%6s", l.elapsed(r)) + "  "
+	what := l.what(r)
+	detail := l.detail(r, what)
+	if over := visibleLen(prefix+detail) - l.width; l.width > 0 && over > 0 {
+		if n := len([]rune(what)) - over; n >= 8 {
+			detail = l.detail(r, cutMiddle(what, n))
+		}
+	}
+	lines := []string{strings.TrimRight(prefix+detail, " ")}
 	sub := indent + "    "
+	avail := 0
+	if l.width > 0 {
+		avail = max(l.width-len([]rune(sub))-2, 8)
+	}
+	subLine := func(mark, text string) string { return sub + l.p.paint(sgrDim, mark+text) }
 	switch errText := r.errText(); {
 	case errText != "":
 		style := sgrRed
@@ -811,19 +977,39 @@ func (l *Live) rowLines(r *liveRow, final bool) []string {
 		lines = append(lines, sub+l.p.paint(style, "✗ "+errText))
 	case final && r.retries > 0 && r.status() == string(engine.StepSucceeded):
 		lines = append(lines, sub+l.p.paint(sgrDim, fmt.Sprintf("↻ %s before it succeeded: %s", plural(r.retries, "retry", "retries"), r.lastRetry)))
-	case !final && r.note != "" && !isFinal(r.status()):
-		note := r.note
-		if r.noteDelay {
-			note += fmtDur(max(r.noteUntil.Sub(l.now()), 0).Round(100*time.Millisecond)) + r.noteAfter
+	case !final && !isFinal(r.status()):
+		switch {
+		case r.note == "":
+		case r.noteDelay:
+			note := r.note + fmtDur(max(r.noteUntil.Sub(l.now()), 0).Round(100*time.Millisecond)) + r.noteAfter
+			lines = append(lines, subLine("↻ ", cutEnd(note, avail)))
+		case r.status() == string(engine.StepWaiting):
+			lines = append(lines, subLine("? ", r.note))
+		default:
+			head, target, tail := noteText(r.note, r.noteFields)
+			for i, text := range shorten(head, target, tail, avail) {
+				lines = append(lines, subLine(map[bool]string{true: "↳ ", false: "  "}[i == 0], text))
+			}
 		}
-		mark := "↳ "
-		if r.noteDelay {
-			mark = "↻ "
+		for _, sv := range r.services {
+			fields := make(map[string]any, len(sv.fields))
+			for k, v := range sv.fields {
+				if k != "service" {
+					fields[k] = v
+				}
+			}
+			text := sv.text
+			if !strings.Contains(text, sv.service) {
+				text = "service " + sv.service + ": " + text
+			}
+			head, target, tail := noteText(text, fields)
+			for i, text := range shorten(head, target, tail, avail) {
+				lines = append(lines, subLine(map[bool]string{true: "↳ ", false: "  "}[i == 0], text))
+			}
 		}
-		if r.status() == string(engine.StepWaiting) {
-			mark = "? "
+		if w := l.waiting(r); w != "" {
+			lines = append(lines, subLine("↳ ", cutEnd(w, avail)))
 		}
-		lines = append(lines, sub+l.p.paint(sgrDim, mark+note))
 	}
 	return lines
 }
@@ -835,9 +1021,8 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-// detail is the text after a row's elapsed time: what the step is, and
-// what is special about its state.
-func (l *Live) detail(r *liveRow) string {
+// what is what a row's line says the step is: its name, else its action.
+func (l *Live) what(r *liveRow) string {
 	what := r.name
 	if what == "" {
 		what = r.x().Uses
@@ -848,6 +1033,12 @@ func (l *Live) detail(r *liveRow) string {
 			what = r.name + " (parallel)"
 		}
 	}
+	return what
+}
+
+// detail is the text after a row's elapsed time: what the step is, and
+// what is special about its state.
+func (l *Live) detail(r *liveRow, what string) string {
 	dim := func(s string) string { return l.p.paint(sgrDim, s) }
 	status := r.status()
 	if r.rollback {
@@ -933,6 +1124,8 @@ func (l *Live) groupCounts(g *liveRow) string {
 		switch {
 		case !c.seen:
 			pending++
+		case c.pathSkipped():
+			// Shown as not on this path, under the group.
 		case isFinal(c.status()):
 			done++
 		case c.status() == string(engine.StepWaiting):

@@ -146,7 +146,7 @@ func TestLiveRun(t *testing.T) {
 	screen := h.screenText()
 	for _, want := range []string{
 		"✓ first          0.5s  First step",
-		"◆ first done after 500ms",
+		"◆ first done after 0.5s",
 		"✓ flaky          2.5s  test.fail · 2 attempts",
 		"    ↻ 1 retry before it succeeded: Throttling: Rate exceeded",
 		"  ✓ dns_iot      1.0s  dns.route53_record",
@@ -194,7 +194,7 @@ func TestLiveRun(t *testing.T) {
 
 	want := `Running demo  (run r1)
 ✓ first          0.5s  First step
-◆ first done after 500ms
+◆ first done after 0.5s
 ✓ flaky          2.5s  test.fail · 2 attempts
     ↻ 1 retry before it succeeded: Throttling: Rate exceeded
 ✓ traffic        2.0s  parallel
@@ -536,7 +536,7 @@ func TestLiveCleansPluginText(t *testing.T) {
 	if bytes.Contains(h.raw.Bytes(), []byte("\x1b[2J")) || bytes.Contains(h.raw.Bytes(), []byte{7}) {
 		t.Errorf("control sequences from a plugin reached the terminal: %q", h.raw.String())
 	}
-	if got := h.screenText(); !strings.Contains(got, `↻ attempt 1 failed, retrying in 1s: E: 50% done\x07`) {
+	if got := h.screenText(); !strings.Contains(got, `↻ attempt 1 failed, retrying in 1.0s: E: 50% done\x07`) {
 		t.Errorf("screen:\n%s", got)
 	}
 	h.l.Close()
@@ -580,7 +580,7 @@ func TestLiveCall(t *testing.T) {
 ✓ check      0.1s  core.assert
 ▸ switch  Fail over
   ✓ db       0.9s  aws.switch
-◆ database writable after 1s
+◆ database writable after 1.0s
   ✗ dns      0.5s  dns.record · failed
       ✗ Boom: no
 ✗ switch     1.4s  Fail over · failed

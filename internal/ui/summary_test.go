@@ -20,23 +20,25 @@ func TestSummary(t *testing.T) {
 			{ID: "probe", Uses: "dns.z", Status: engine.StepFailed, Continued: true, Attempts: 1, Started: at(130), Finished: at(131)},
 			{ID: "old", Uses: "aws.x", Status: engine.StepSkipped, Started: at(131), Finished: at(131)},
 		},
-		Outputs: map[string]any{"writer": "eu-west-3", "token": "s3cr3t"},
+		Outputs: map[string]any{"writer": "eu-west-3", "token": "s3cr3t", "time_to_database_writable": "1m7.123456789s", "lag": "250ms"},
 	}
 	var b bytes.Buffer
 	Summary(&b, res, []Milestone{{Name: "traffic switched", At: at(130)}, {Name: "database writable", At: at(67)}}, map[string]bool{"token": true})
 	want := `
 STEP     STATUS              ATTEMPTS  DURATION
-db       succeeded           2         1m7s
-traffic  succeeded                     1m3s
-  dns    succeeded           1         1m3s
-probe    failed (continued)  1         1s
+db       succeeded           2         1m07s
+traffic  succeeded                     1m03s
+  dns    succeeded           1         1m03s
+probe    failed (continued)  1         1.0s
 old      skipped
 
 run r1: succeeded in 3m20s
-  ◆ database writable  +1m7s
+  ◆ database writable  +1m07s
   ◆ traffic switched   +2m10s
 
 outputs:
+  lag = 250ms
+  time_to_database_writable = 1m07s
   token = ***
   writer = eu-west-3
 `

@@ -122,11 +122,11 @@ func Describe(e engine.Event, verbose bool) string {
 	case journal.AttemptFailed:
 		next := "no retry"
 		if e.NextDelay > 0 {
-			next = "retrying in " + time.Duration(e.NextDelay).Round(time.Millisecond).String()
+			next = "retrying in " + fmtDur(time.Duration(e.NextDelay))
 		}
 		return fmt.Sprintf("%sattempt %d failed (%s): %s", who, e.Attempt, next, errText())
 	case journal.UntilUnmet:
-		return fmt.Sprintf("%scondition not met yet, polling again in %s", who, time.Duration(e.NextDelay).Round(time.Millisecond))
+		return fmt.Sprintf("%scondition not met yet, polling again in %s", who, fmtDur(time.Duration(e.NextDelay)))
 	case journal.StepSucceeded:
 		return fmt.Sprintf("%ssucceeded in %s", who, fmtDur(time.Duration(e.Duration)))
 	case journal.StepFailed:
@@ -182,16 +182,11 @@ func fmtFields(f map[string]any) string {
 	return " (" + strings.Join(parts, ", ") + ")"
 }
 
-func fmtDur(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(100 * time.Millisecond).String()
-	default:
-		return d.Round(time.Second).String()
-	}
-}
+// fmtDur formats a duration for people, as the live view's clock does:
+// tenths of a second under a minute (0.4s, 10.4s), then whole seconds
+// (4m05s), then minutes (1h02m). Full precision is in the JSON output and
+// the journal.
+func fmtDur(d time.Duration) string { return clock(d) }
 
 // StepLabel is how a step's status reads in tables.
 func StepLabel(s engine.StepResult) string {
@@ -308,7 +303,7 @@ func SummaryWith(w io.Writer, res *engine.Result, milestones []Milestone, secret
 			if secretOutputs[k] {
 				v = redact.Mask
 			}
-			fmt.Fprintf(w, "  %s = %s\n", k, termtext.Escape(fmtValue(v)))
+			fmt.Fprintf(w, "  %s = %s\n", k, termtext.Escape(fmtOutput(v)))
 		}
 	}
 }
@@ -317,6 +312,19 @@ func SummaryWith(w io.Writer, res *engine.Result, milestones []Milestone, secret
 type Milestone struct {
 	Name string
 	At   time.Time
+}
+
+// fmtOutput is an output as the summary shows it: a duration written with
+// more precision than a person reads (a runbook's "1m2.345678901s") is
+// rounded like every other duration; the JSON output and the journal keep
+// it whole.
+func fmtOutput(v any) string {
+	if s, ok := v.(string); ok && strings.ContainsAny(s, ".µ") || ok && strings.HasSuffix(s, "ns") {
+		if d, err := time.ParseDuration(s); err == nil && s != "0" {
+			return fmtDur(d)
+		}
+	}
+	return fmtValue(v)
 }
 
 func fmtValue(v any) string {

@@ -22,6 +22,10 @@ type Approvals struct {
 	// By names who approved in advance (AutoApprove, Approved), for the
 	// journal; default: the OS user running the engine.
 	By string
+	// Identity, when set, says who answered in auditable form; it is
+	// called for every answer and journaled with it (secrets redacted).
+	// It must return promptly: an approval waits for it.
+	Identity func(ctx context.Context) *journal.Identity
 }
 
 // Approver asks a human. The CLI implements it with a TTY prompt. Calls are
@@ -139,7 +143,7 @@ func (e *Engine) runApproval(ctx context.Context, x execSpec) attemptResult {
 		}
 		if !d.Approved {
 			ev := e.attemptEvent(journal.ApprovalDenied, x, n)
-			ev.By, ev.Via, ev.Message = by, via, d.Reason
+			ev.By, ev.Via, ev.Message, ev.Approver = by, via, d.Reason, e.approverIdentity(ctx)
 			_ = e.emit(ev)
 			m := "approval denied by " + by
 			if d.Reason != "" {
@@ -150,13 +154,23 @@ func (e *Engine) runApproval(ctx context.Context, x execSpec) attemptResult {
 	default:
 		return attemptResult{oc: outcomePaused}
 	}
+	identity := e.approverIdentity(ctx)
 	granted := approval{by: by, via: via, at: time.Now().UTC()}
 	ev := e.attemptEvent(journal.ApprovalGranted, x, n)
-	ev.By, ev.Via, ev.Time = by, via, granted.at
+	ev.By, ev.Via, ev.Time, ev.Approver = by, via, granted.at, identity
 	if err := e.emit(ev); err != nil {
 		return attemptResult{oc: outcomeInterrupted}
 	}
 	return attemptResult{oc: outcomeOK, outputs: granted.outputs()}
+}
+
+// approverIdentity is who answers, from Approvals.Identity (nil without it).
+func (e *Engine) approverIdentity(ctx context.Context) *journal.Identity {
+	f := e.opts.Approvals.Identity
+	if f == nil {
+		return nil
+	}
+	return f(ctx)
 }
 
 // approval is a granted approval: the outputs of core.approve.

@@ -67,6 +67,18 @@ func lookup(v any, segs []string) []any {
 func (r *redactor) record(ev Event) Event {
 	ev.Message = r.string(ev.Message)
 	ev.By = r.string(ev.By)
+	if id := ev.Approver; id != nil {
+		c := *id
+		c.OSUser, c.Host, c.Stated, c.AWSUnknown = r.string(c.OSUser), r.string(c.Host), r.string(c.Stated), r.string(c.AWSUnknown)
+		if a := c.AWS; a != nil {
+			c.AWS = &journal.AWSIdentity{ARN: r.string(a.ARN), Account: r.string(a.Account), UserID: r.string(a.UserID)}
+		}
+		if ci := c.CI; ci != nil {
+			c.CI = &journal.CIIdentity{System: r.string(ci.System), Actor: r.string(ci.Actor), Workflow: r.string(ci.Workflow),
+				RunID: r.string(ci.RunID), Repository: r.string(ci.Repository), URL: r.string(ci.URL)}
+		}
+		ev.Approver = &c
+	}
 	ev.Outputs = r.mapValue(ev.Outputs)
 	ev.Fields = r.mapValue(ev.Fields)
 	if ev.Error != nil {

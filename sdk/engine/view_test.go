@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/runbookhq/runbook/sdk/journal"
+	"github.com/runbookhq/runbook/sdk/redact"
 	"github.com/runbookhq/runbook/sdk/runbook"
 	"github.com/runbookhq/runbook/sdk/spec"
 )
@@ -102,5 +104,46 @@ func TestLiveStateEqualsReplayedJournal(t *testing.T) {
 	}
 	if replayed.Status != journal.StatusRollbackFailed || replayed.Finished.IsZero() {
 		t.Errorf("run: %s at %s", replayed.Status, replayed.Finished)
+	}
+}
+
+// Approvals.Identity is asked for every answer and journaled with it,
+// secrets redacted, and the view carries it.
+func TestApprovalIdentityIsJournaled(t *testing.T) {
+	inv := newInvoker(map[string]action{"x.do": ok(map[string]any{})})
+	rb := build(t, rbOpts{}, def{id: "approve", uses: "core.approve", with: map[string]any{"message": "go?"}}, def{id: "after", uses: "x.do"})
+	w := &memWriter{}
+	calls := 0
+	e, err := New(Options{Runbook: rb, Invoker: inv, Journal: w, RunID: "r1", Redactor: redact.New("hunter2-secret"),
+		Approvals: Approvals{Approved: map[string]bool{"approve": true}, By: "ops", Identity: func(context.Context) *journal.Identity {
+			calls++
+			return &journal.Identity{OSUser: "ops", Host: "bastion", Stated: "ticket hunter2-secret",
+				AWS: &journal.AWSIdentity{ARN: "arn:aws:sts::123456789012:assumed-role/DR/ops", Account: "123456789012"}}
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, res, StatusSucceeded)
+	if calls != 1 {
+		t.Errorf("Identity called %d times, want 1", calls)
+	}
+	var got *journal.Identity
+	for _, r := range w.records {
+		if r.Type == journal.ApprovalGranted {
+			got = r.Approver
+		}
+	}
+	if got == nil || got.AWS == nil || got.AWS.ARN != "arn:aws:sts::123456789012:assumed-role/DR/ops" || got.Host != "bastion" {
+		t.Fatalf("journaled approver %+v", got)
+	}
+	if got.Stated != "ticket "+redact.Mask {
+		t.Errorf("stated %q: the secret is not redacted", got.Stated)
+	}
+	if a := e.view.Approvals; len(a) != 1 || a[0].Approver == nil || !strings.HasSuffix(a[0].Approver.String(), "; AWS arn:aws:sts::123456789012:assumed-role/DR/ops; OS ops@bastion") {
+		t.Errorf("view approvals %+v", a[0].Approver)
 	}
 }

@@ -14,6 +14,7 @@ package journal
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -126,6 +127,10 @@ type Record struct {
 	// how: "interactive", "auto-approve" or "pre-approved".
 	By  string `json:"by,omitempty"`
 	Via string `json:"via,omitempty"`
+	// Approver is who answered, in auditable form (ApprovalGranted,
+	// ApprovalDenied): the OS user and host, the AWS caller identity and
+	// the CI run when known. Absent in journals written before it existed.
+	Approver *Identity `json:"approver,omitempty"`
 	// Run is set on RunStarted.
 	Run *RunInfo `json:"run,omitempty"`
 	// Resume is set on RunResumed.
@@ -133,6 +138,86 @@ type Record struct {
 	// Sum is the record's checksum, chained to the record before it (see
 	// Seal). It must stay the last field: it is the last on the line.
 	Sum string `json:"sum,omitempty"`
+}
+
+// Identity is who answered an approval, as far as the machine that ran it
+// could tell: the OS user and host; the AWS caller identity (STS
+// GetCallerIdentity with the credentials the run's AWS calls use) or why it
+// is unknown; the CI run when the approval came from CI; and what the
+// operator said of themselves (--approver or RUNBOOK_APPROVER). It holds no
+// secret: no key, token or session credential.
+type Identity struct {
+	OSUser string `json:"os_user,omitempty"`
+	Host   string `json:"host,omitempty"`
+	// Stated is what --approver (or RUNBOOK_APPROVER) said: a name, a
+	// ticket, a change number.
+	Stated string `json:"stated,omitempty"`
+	// AWS is the caller identity; AWSUnknown says why it is not known
+	// (no credentials, STS did not answer in time, STS refused).
+	AWS        *AWSIdentity `json:"aws,omitempty"`
+	AWSUnknown string       `json:"aws_unknown,omitempty"`
+	CI         *CIIdentity  `json:"ci,omitempty"`
+}
+
+// AWSIdentity is STS GetCallerIdentity's answer.
+type AWSIdentity struct {
+	ARN     string `json:"arn"`
+	Account string `json:"account,omitempty"`
+	UserID  string `json:"user_id,omitempty"`
+}
+
+// CIIdentity is the CI run an approval came from, as its environment
+// names it (GitHub Actions: GITHUB_ACTOR, GITHUB_WORKFLOW, GITHUB_RUN_ID).
+type CIIdentity struct {
+	// System is "github-actions", "gitlab-ci" or "ci" (CI=true, unknown).
+	System     string `json:"system"`
+	Actor      string `json:"actor,omitempty"`
+	Workflow   string `json:"workflow,omitempty"`
+	RunID      string `json:"run_id,omitempty"`
+	Repository string `json:"repository,omitempty"`
+	// URL is the run's page, when the environment gives enough to build it.
+	URL string `json:"url,omitempty"`
+}
+
+// String is the identity on one line, as the report shows it.
+func (id *Identity) String() string {
+	if id == nil {
+		return ""
+	}
+	var parts []string
+	if id.Stated != "" {
+		parts = append(parts, "stated: "+id.Stated)
+	}
+	switch {
+	case id.AWS != nil:
+		parts = append(parts, "AWS "+id.AWS.ARN)
+	case id.AWSUnknown != "":
+		parts = append(parts, "AWS identity unknown ("+id.AWSUnknown+")")
+	}
+	if id.CI != nil {
+		c := id.CI.System
+		if id.CI.Actor != "" {
+			c += " actor " + id.CI.Actor
+		}
+		var run []string
+		if id.CI.Repository != "" {
+			run = append(run, id.CI.Repository)
+		}
+		if id.CI.Workflow != "" {
+			run = append(run, "workflow "+id.CI.Workflow)
+		}
+		if id.CI.RunID != "" {
+			run = append(run, "run "+id.CI.RunID)
+		}
+		if len(run) > 0 {
+			c += " (" + strings.Join(run, ", ") + ")"
+		}
+		parts = append(parts, c)
+	}
+	if id.OSUser != "" || id.Host != "" {
+		parts = append(parts, "OS "+id.OSUser+"@"+id.Host)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Error is a failure as recorded: the message (secrets redacted), the

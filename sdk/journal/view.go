@@ -201,6 +201,8 @@ type Approval struct {
 	AnsweredAt time.Time
 	Denied     bool
 	By, Via    string
+	// Approver is who answered, in auditable form (nil in older journals).
+	Approver *Identity
 }
 
 // Milestone is a milestone reached.
@@ -548,7 +550,7 @@ func (v *View) request(path string, rollback bool, r Record) *Approval {
 func (v *View) answer(path string, rollback bool, r Record) *Approval {
 	a := v.request(path, rollback, r)
 	delete(v.pending, approvalKey{path, rollback})
-	a.AnsweredAt, a.Denied, a.By, a.Via = r.Time, r.Type == ApprovalDenied, r.By, r.Via
+	a.AnsweredAt, a.Denied, a.By, a.Via, a.Approver = r.Time, r.Type == ApprovalDenied, r.By, r.Via, r.Approver
 	return a
 }
 

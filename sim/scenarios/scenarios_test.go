@@ -58,6 +58,15 @@ func TestPlannedFailoverThenFailback(t *testing.T) {
 	if fin[0].Outputs["writer_cluster_arn"] != s.topo.DR.DBClusterARN {
 		t.Errorf("writer_cluster_arn output %v, want %s", fin[0].Outputs["writer_cluster_arn"], s.topo.DR.DBClusterARN)
 	}
+	// Each approval names who gave it: the caller identity of the run's
+	// AWS credentials (STS, answered by the emulator), the OS user, the host.
+	for _, step := range []string{dr("approve_db"), dr("approve_traffic")} {
+		g := res.eventsOf(step, journal.ApprovalGranted)
+		if len(g) != 1 || g[0].Approver == nil || g[0].Approver.AWS == nil || g[0].Approver.AWS.Account != s.topo.AccountID ||
+			!strings.HasPrefix(g[0].Approver.AWS.ARN, "arn:aws:") || g[0].Approver.OSUser == "" || g[0].Approver.Host == "" {
+			t.Errorf("%s granted: %+v", step, g)
+		}
+	}
 
 	res = s.runbook(s.ctx(), nil, append([]string{"run", failback, "--auto-approve", "-o", "json"}, s.drArgs()...)...)
 	if res.code != 0 {

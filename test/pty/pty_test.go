@@ -283,7 +283,6 @@ func TestLiveViewInATerminal(t *testing.T) {
 		`^◆ first done after `,
 		`^✓ flaky +\d+\.\ds  test\.fail · 2 attempts$`,
 		`^    ↻ 1 retry before it succeeded: TestFailure: throttled \(attempt 1\)$`,
-		`\[WARN\] +runbook\.test: plugin warns here`,
 		`^✓ note +\d+\.\ds  test\.log$`,
 		`^✓ traffic +\d+\.\ds  parallel$`,
 		`^  ✓ dns_server +\d+\.\ds  test\.sleep$`,
@@ -303,6 +302,15 @@ func TestLiveViewInATerminal(t *testing.T) {
 			t.Errorf("%q is out of order", l)
 		}
 		pos = max(pos, i)
+	}
+	// The plugin's warning comes on stderr, a pipe of its own: it is
+	// printed above the live region when it arrives, which may be just
+	// before or just after the line of the step that logged it (whose
+	// success comes over gRPC), but after the steps before and before the
+	// steps after.
+	warn := indexOf(all, line(t, all, `\[WARN\] +runbook\.test: plugin warns here`))
+	if flaky, traffic := indexOf(all, line(t, all, `^✓ flaky `)), indexOf(all, line(t, all, `^✓ traffic `)); warn < flaky || warn > traffic {
+		t.Errorf("the plugin's warning at line %d, not between flaky (%d) and traffic (%d)", warn, flaky, traffic)
 	}
 	// Nothing of the live region is left: no spinner, no sub-line of a
 	// running step.
@@ -384,7 +392,7 @@ func TestNotATerminal(t *testing.T) {
 			t.Errorf("event line without a timestamp: %q", l)
 		}
 	}
-	for _, want := range []string{"[flaky] attempt 1 failed (retrying in 1s)", "[dns_iot] sleeping (duration=1.5s", "[confirm] approved by ", "finished: succeeded"} {
+	for _, want := range []string{"[flaky] attempt 1 failed (retrying in 1.0s)", "[dns_iot] sleeping (duration=1.5s", "[confirm] approved by ", "finished: succeeded"} {
 		if !strings.Contains(events, want) {
 			t.Errorf("no %q in:\n%s", want, events)
 		}
