@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -91,5 +92,31 @@ func TestDNSResolverFollowsTheRecord(t *testing.T) {
 	}
 	if got := served(t, s, jwt, "01POOL"); len(got) != 2 {
 		t.Errorf("after a restart past the move the pool lists %v", got)
+	}
+}
+
+// A worker registers a register delay after its process started (looked
+// the broker up), with that createdAt; a process stopped meanwhile never
+// registers.
+func TestRegisterDelay(t *testing.T) {
+	ctx := context.Background()
+	s := startFake(t)
+	s.SetBrokerDomain("worker-iot.example.com", ResolverFunc(func(context.Context, string) (string, error) { return "b.example.com", nil }))
+	s.SetRegisterDelay(300 * time.Millisecond)
+	started := time.Now()
+	if _, err := s.StartWorker(ctx, "01POOL", "process:a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StartWorker(ctx, "01POOL", "process:b", nil); err != nil {
+		t.Fatal(err)
+	}
+	s.StopWorker("process:b")
+	if n := len(s.Workers("01POOL")); n != 0 {
+		t.Fatalf("%d workers registered at once", n)
+	}
+	time.Sleep(500 * time.Millisecond)
+	ws := s.Workers("01POOL")
+	if len(ws) != 1 || ws[0].Process != "process:a" || ws[0].CreatedAt.Sub(started) < 300*time.Millisecond || ws[0].Broker != "b.example.com" {
+		t.Fatalf("registered %+v, want process:a only, 300ms after its start", ws)
 	}
 }
