@@ -342,9 +342,15 @@ func TestPlanEveryPath(t *testing.T) {
 				if st.Decision != engine.PlanSkip {
 					t.Errorf("%s: step %s of another path: decision %s, want skip", name, st.ID, st.Decision)
 				}
-			case st.ID == dr("check_inputs"):
+			case st.ID == dr("check_inputs"), st.ID == dr("check_worker_inputs"), st.ID == dr("check_workers"):
 				if len(planDiags(st)) > 0 {
-					t.Errorf("%s: the input check would fail: %+v", name, planDiags(st))
+					t.Errorf("%s: the check %s would fail: %+v", name, st.ID, planDiags(st))
+				}
+			// The pre-flight reads of the workers ran: the pool's count
+			// (every path names a pool here), the group (asg).
+			case st.ID == dr("workers_before"), st.ID == dr("worker_asg_status") && c.workers == "asg":
+				if !st.Read || st.Err != "" {
+					t.Errorf("%s: step %s not read during the plan (decision %s, error %q)", name, st.ID, st.Decision, st.Err)
 				}
 			}
 		}
