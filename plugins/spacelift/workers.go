@@ -137,6 +137,7 @@ type reconnectedOutputs struct {
 	Workers         []workerInfo `json:"workers" doc:"the reconnected workers, oldest first"`
 	RegisteredAfter time.Time    `json:"registered_after"`
 	Evidence        string       `json:"evidence" doc:"what ended the wait, in words"`
+	DoneEvidence    string       `json:"done_evidence" doc:"the same, under the name reports show in \"What ended each wait\""`
 	Waited          string       `json:"waited" doc:"how long the wait took"`
 	Checked         bool         `json:"checked" doc:"true; false only when run by a plan, which reads once and does not wait"`
 }
@@ -283,11 +284,13 @@ func (cy *cycler) waitReconnected(ctx context.Context, req *plugin.Request[recon
 				out.Waited = time.Since(start).Round(time.Second).String()
 				out.Evidence = fmt.Sprintf("%d workers of pool %s registered after %s and not drained (at least %d expected): %s",
 					len(got), p.WorkerPoolID, since.Format(time.RFC3339), p.MinWorkers, describeWorkers(got))
+				out.DoneEvidence = out.Evidence
 				return out, nil
 			}
 			if planRead(req.IdempotencyKey) {
 				out.Checked, out.Waited = false, "0s"
 				out.Evidence = fmt.Sprintf("plan: read once, not waited: %d of %d workers registered after %s", len(got), p.MinWorkers, since.Format(time.RFC3339))
+				out.DoneEvidence = out.Evidence
 				return out, nil
 			}
 		case errors.As(err, &pe) && pe.Code == "Unauthorized" && !relogged && wctx.Err() == nil:

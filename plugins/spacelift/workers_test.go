@@ -122,6 +122,9 @@ func TestWorkersReconnectedAfterTheMove(t *testing.T) {
 	if out["reconnected"] != float64(2) || out["checked"] != true || len(out["workers"].([]any)) != 2 {
 		t.Fatalf("outputs %v", out)
 	}
+	if out["done_evidence"] != out["evidence"] {
+		t.Errorf("done_evidence %q, want the evidence %q (the report's \"What ended each wait\")", out["done_evidence"], out["evidence"])
+	}
 	for _, w := range s.Workers(poolID) {
 		if !strings.Contains(out["evidence"].(string), w.ID) {
 			t.Errorf("evidence %q does not name %s", out["evidence"], w.ID)

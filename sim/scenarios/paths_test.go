@@ -73,6 +73,12 @@ type paths struct {
 	slKeyID   string
 	slSecret  string
 	slPool    string
+	// The pools whose workers the other paths restart (workers_test.go):
+	// the DR region's auto-scaling group's instances, the worker-pool
+	// controller Deployment's pods, the pods matching k8sSelector.
+	asgPool, k8sPool, k8sPodsPool string
+	// broker says which DNS the workers look the broker domain up in.
+	broker *brokerDNS
 }
 
 const (
@@ -111,6 +117,7 @@ func (s *sim) startPaths() *paths {
 	}
 	s.t.Cleanup(func() { _ = p.sl.Close() })
 	p.sl.AddPool(p.slPool)
+	p.startWorkers(s)
 	return p
 }
 
@@ -126,12 +133,13 @@ func (p *paths) argsWithKeyID(s *sim, traffic, workers, keyID string) []string {
 	s.t.Helper()
 	token := s.writeFile("cloudflare.token", p.cfToken+"\n", 0o600)
 	secrets := s.writeFile("secrets.yaml", "spacelift_api_key_secret: "+p.slSecret+"\n", 0o600)
+	pool := map[string]string{"asg": p.asgPool, "kubernetes": p.k8sPool, "spacelift_api": p.slPool}[workers]
 	return []string{
-		"--var", "traffic=" + traffic, "--var", "workers=" + workers,
+		"--var", "traffic=" + traffic, "--var", "workers=" + workers, "--var", "workers_reconnect_timeout=" + reconnectBound.String(),
 		"--var", "cloudflare_zone=" + s.topo.Domain, "--var", "cloudflare_api_token=@" + token, "--var", "cloudflare_base_url=" + p.cf.BaseURL(),
 		"--var", "cloudfront_distribution_id=" + s.topo.DistributionID,
 		"--var", "k8s_kubeconfig=" + p.kubeconfg, "--var", "k8s_context=dr-workers", "--var", "k8s_namespace=" + k8sNamespace,
-		"--var", "spacelift_worker_pool_id=" + p.slPool, "--var", "spacelift_api_key_id=" + keyID, "--var", "spacelift_endpoint=" + p.sl.Endpoint(),
+		"--var", "spacelift_worker_pool_id=" + pool, "--var", "spacelift_api_key_id=" + keyID, "--var", "spacelift_endpoint=" + p.sl.Endpoint(),
 		"--var-file", secrets,
 	}
 }
@@ -291,13 +299,12 @@ func TestPlanEveryPath(t *testing.T) {
 	for i, c := range combos {
 		args := append([]string{"plan", c.rb, "-o", "json"}, s.drArgs()...)
 		w := c.workers
+		extra := []string{"--var", "k8s_deployment=" + k8sController}
 		if c.workers == "kubernetes/selector" {
 			w = "kubernetes"
-			args = append(args, "--var", "k8s_selector="+k8sSelector)
-		} else {
-			args = append(args, "--var", "k8s_deployment="+k8sController)
+			extra = []string{"--var", "k8s_selector=" + k8sSelector, "--var", "spacelift_worker_pool_id=" + p.k8sPodsPool}
 		}
-		args = append(args, p.args(s, c.traffic, w)...)
+		args = append(append(args, p.args(s, c.traffic, w)...), extra...)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -335,9 +342,15 @@ func TestPlanEveryPath(t *testing.T) {
 				if st.Decision != engine.PlanSkip {
 					t.Errorf("%s: step %s of another path: decision %s, want skip", name, st.ID, st.Decision)
 				}
-			case st.ID == dr("check_inputs"):
+			case st.ID == dr("check_inputs"), st.ID == dr("check_worker_inputs"), st.ID == dr("check_workers"):
 				if len(planDiags(st)) > 0 {
-					t.Errorf("%s: the input check would fail: %+v", name, planDiags(st))
+					t.Errorf("%s: the check %s would fail: %+v", name, st.ID, planDiags(st))
+				}
+			// The pre-flight reads of the workers ran: the pool's count
+			// (every path names a pool here), the group (asg).
+			case st.ID == dr("workers_before"), st.ID == dr("worker_asg_status") && c.workers == "asg":
+				if !st.Read || st.Err != "" {
+					t.Errorf("%s: step %s not read during the plan (decision %s, error %q)", name, st.ID, st.Decision, st.Err)
 				}
 			}
 		}
@@ -358,8 +371,15 @@ func TestPlanEveryPath(t *testing.T) {
 			t.Errorf("a plan changed Kubernetes: %s %s", r.Method, r.Path)
 		}
 	}
-	if n := len(p.sl.Requests()); n != 0 {
-		t.Errorf("a plan called the Spacelift API %d times", n)
+	// A plan reads the worker pools (how many workers each lists), and
+	// changes nothing there.
+	for _, r := range p.sl.Requests() {
+		if r.Operation != "apiKeyUser" && r.Operation != "workerPool" {
+			t.Errorf("a plan sent Spacelift %s", r.Operation)
+		}
+	}
+	if n := len(p.sl.Cycles()); n != 0 {
+		t.Errorf("a plan cycled a worker pool %d times", n)
 	}
 	p.assertNoLeak(s, plans, nil)
 }
@@ -380,6 +400,7 @@ func TestCloudflareSpaceliftAPINoticeAndConfigs(t *testing.T) {
 	t.Parallel()
 	s := newSim(t)
 	p := s.startPaths()
+	p.broker.useCloudflare.Store(true) // the IoT broker record is in Cloudflare
 	slack, err := webhook.Start("/services/T0SIM/B0SIM")
 	if err != nil {
 		t.Fatal(err)
@@ -440,8 +461,8 @@ func TestCloudflareSpaceliftAPINoticeAndConfigs(t *testing.T) {
 		if r := p.cf.Records(s.topo.ServerRecordName); len(r) == 1 && r[0].TTL != 300 {
 			t.Errorf("restored server record has TTL %v, want the original 300", r[0].TTL)
 		}
-		if n := len(p.sl.Requests()); n != 0 || len(slack.Deliveries()) != 0 || len(hook.Deliveries()) != 0 {
-			t.Errorf("workers or notice reached after a failed traffic switch (%d Spacelift calls)", n)
+		if n := len(p.sl.Cycles()); n != 0 || len(slack.Deliveries()) != 0 || len(hook.Deliveries()) != 0 {
+			t.Errorf("workers or notice reached after a failed traffic switch (%d worker pool cycles)", n)
 		}
 		if !slices.Equal(readFile(t, primaryCfg), origPrimary) || !slices.Equal(readFile(t, drCfg), origDR) {
 			t.Errorf("installer configs changed by a failed failover")
@@ -600,7 +621,7 @@ func TestCloudFrontAndKubernetesWorkers(t *testing.T) {
 
 	t.Run("failback", func(t *testing.T) {
 		args := append(append([]string{"run", failback, "--auto-approve", "-o", "json"}, s.drArgs()...), p.args(s, "cloudfront", "kubernetes")...)
-		res := s.runbook(s.ctx(), nil, append(args, "--var", "k8s_selector="+k8sSelector, "--log-level", "debug")...)
+		res := s.runbook(s.ctx(), nil, append(args, "--var", "k8s_selector="+k8sSelector, "--var", "spacelift_worker_pool_id="+p.k8sPodsPool, "--log-level", "debug")...)
 		runs = append(runs, res)
 		if res.code != 0 {
 			t.Fatalf("failback exit %d\nstderr:\n%s", res.code, res.stderr)

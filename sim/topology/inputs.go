@@ -31,6 +31,9 @@ func (t *Topology) RunbookInputs() map[string]any {
 		"load_balancer_primary": lb(t.Primary),
 		"load_balancer_dr":      lb(t.DR),
 		"worker_asg":            t.DR.ASGName,
+		// Each region has a worker group of that name (seed.go): the one
+		// in the region moved to is cycled.
+		"worker_asg_region": "each",
 	}
 }
 

@@ -81,6 +81,8 @@ type Server struct {
 	brokerDomain  string
 	resolver      Resolver
 	cycleDelay    time.Duration
+	registerDelay time.Duration
+	starts        map[string]int     // process -> starts and stops so far (a delayed registration checks it)
 	workers       map[string]*Worker // id ->
 	byProcess     map[string]string  // process -> worker id
 	workerSeq     int
@@ -99,7 +101,7 @@ func Start(keyID, keySecret string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{keyID: keyID, keySecret: keySecret, ln: ln, url: "http://" + ln.Addr().String(), pools: map[string]bool{}, jwts: map[string]bool{},
-		cycleDelay: 2 * time.Second, workers: map[string]*Worker{}, byProcess: map[string]string{}, asgPools: map[string]string{}}
+		cycleDelay: 2 * time.Second, workers: map[string]*Worker{}, byProcess: map[string]string{}, asgPools: map[string]string{}, starts: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/graphql", s.graphql)
 	mux.HandleFunc("/_emulator/events", s.emulatorEvents)

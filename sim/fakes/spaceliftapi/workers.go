@@ -77,6 +77,18 @@ func (s *Server) SetCycleDelay(d time.Duration) {
 	s.cycleDelay = d
 }
 
+// SetRegisterDelay is how long a worker process takes from its start (when
+// it looks the broker up) to its registration in the pool (default 0: at
+// once). A real worker boots its launcher first, seconds before it
+// registers; a delay over a second also keeps a worker restarted after the
+// broker record moved from registering within the very second it moved,
+// which createdAt (whole seconds) cannot tell apart from before.
+func (s *Server) SetRegisterDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.registerDelay = d
+}
+
 // resolveBroker looks the broker domain up now. Called without s.mu held:
 // the resolver may call the emulator, whose hooks call this server back.
 func (s *Server) resolveBroker(ctx context.Context) (string, bool, error) {
@@ -97,6 +109,9 @@ func (s *Server) resolveBroker(ctx context.Context) (string, bool, error) {
 // pool poolID: it resolves the broker domain now and registers a new
 // worker connected to that broker, replacing the one the process ran
 // before. A failed look-up registers nothing and is kept (ConnectErrors).
+// With a register delay (SetRegisterDelay) the worker registers that much
+// later, unless the process has been stopped or started again meanwhile;
+// the Worker returned is the one that will register.
 func (s *Server) StartWorker(ctx context.Context, poolID, process string, metadata map[string]string) (Worker, error) {
 	broker, _, err := s.resolveBroker(ctx)
 	now := time.Now().UTC()
@@ -106,15 +121,33 @@ func (s *Server) StartWorker(ctx context.Context, poolID, process string, metada
 		delete(s.workers, old)
 		delete(s.byProcess, process)
 	}
+	s.starts[process]++
 	if err != nil {
 		s.connectErrors = append(s.connectErrors, ConnectError{PoolID: poolID, Process: process, At: now, Err: err})
 		return Worker{}, err
 	}
 	s.workerSeq++
 	w := &Worker{ID: fmt.Sprintf("01SIMW%020d", s.workerSeq), PoolID: poolID, Process: process, CreatedAt: now, Broker: broker, Metadata: maps.Clone(metadata)}
-	s.workers[w.ID] = w
-	s.byProcess[process] = w.ID
+	if s.registerDelay <= 0 {
+		s.registerLocked(w)
+		return *w, nil
+	}
+	start := s.starts[process]
+	w.CreatedAt = now.Add(s.registerDelay)
+	time.AfterFunc(s.registerDelay, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.starts[process] == start { // not stopped or restarted since
+			w.CreatedAt = time.Now().UTC()
+			s.registerLocked(w)
+		}
+	})
 	return *w, nil
+}
+
+func (s *Server) registerLocked(w *Worker) {
+	s.workers[w.ID] = w
+	s.byProcess[w.Process] = w.ID
 }
 
 // StopWorker ends the worker process named process (its machine or pod is
@@ -122,6 +155,7 @@ func (s *Server) StartWorker(ctx context.Context, poolID, process string, metada
 func (s *Server) StopWorker(process string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.starts[process]++ // a registration still pending is dropped
 	id, ok := s.byProcess[process]
 	if ok {
 		delete(s.workers, id)
