@@ -87,6 +87,9 @@ type PlanStep struct {
 	// ControlPlanes are the single-region control planes the step's action
 	// declares (ActionSpec.ControlPlanes), for steps that would or may run.
 	ControlPlanes []spec.ControlPlane `json:"control_planes,omitempty"`
+	// Finally: a finally step (run at the end of the run, whatever
+	// happened); it is described, not read, in the plan.
+	Finally bool `json:"finally,omitempty"`
 	// Warnings: for an approval given leaving_region, which later steps
 	// depend on a control plane there; for such a step, that it does.
 	Warnings []string `json:"warnings,omitempty"`
@@ -114,6 +117,9 @@ func (e *Engine) Plan(ctx context.Context) (*PlanResult, error) {
 	if err := e.planSteps(ctx, top, e.rb.Steps, "", "", PlanRun, "", "", res); err != nil {
 		return nil, err
 	}
+	if err := e.planFinally(ctx, top, e.rb, "", PlanRun, "", "", res); err != nil {
+		return nil, err
+	}
 	specs := map[string]*spec.ActionSpec{}
 	for _, st := range e.order { // by path: the steps of called runbooks too
 		specs[st.path] = st.step.Spec
@@ -126,6 +132,9 @@ func (e *Engine) Plan(ctx context.Context) (*PlanResult, error) {
 // (of a called runbook, those its call's `with` gives, some perhaps known
 // only at run time) and the read-only steps run so far.
 type planScope struct {
+	// finally: the steps planned are finally steps (run at the end of the
+	// run): described, never read now.
+	finally bool
 	inputs  map[string]any
 	unknown map[string]bool // inputs known only at run time
 	known   map[string]expr.StepValues
@@ -203,15 +212,32 @@ func (e *Engine) planSteps(ctx context.Context, sc *planScope, steps []*runbook.
 				if err := e.planSteps(ctx, inner, s.Call.Runbook.Steps, path, path, ps.Decision, ps.Condition, childReason, res); err != nil {
 					return err
 				}
+				if err := e.planFinally(ctx, inner, s.Call.Runbook, path, ps.Decision, ps.Condition, childReason, res); err != nil {
+					return err
+				}
 			}
 			continue
 		}
+		ps.Finally = sc.finally
 		if ps.Decision != PlanSkip && ps.Err == "" {
 			e.planAction(ctx, sc, s, &ps)
 		}
 		res.Steps = append(res.Steps, ps)
 	}
 	return nil
+}
+
+// planFinally plans rb's finally steps (in scope sc, whose path is prefix):
+// they run at the end of the run, after any rollback, so the plan says what
+// they will read without reading it now (what they read is the world the
+// run leaves, not today's).
+func (e *Engine) planFinally(ctx context.Context, sc *planScope, rb *runbook.Runbook, prefix string, inherited PlanDecision, cond, reason string, res *PlanResult) error {
+	if len(rb.Finally) == 0 {
+		return nil
+	}
+	sc.finally = true
+	defer func() { sc.finally = false }()
+	return e.planSteps(ctx, sc, rb.Finally, prefix, prefix, inherited, cond, reason, res)
 }
 
 // planCall renders the inputs a call gives the runbook it calls: the scope
@@ -271,6 +297,10 @@ func (e *Engine) planAction(ctx context.Context, sc *planScope, s *runbook.Step,
 	ps.Params, ps.Unknown = e.red.mapValue(params), unknown
 	if s.Plugin == CorePlugin {
 		ps.Plan = e.planCore(s, params, unknown)
+		return
+	}
+	if sc.finally {
+		ps.Plan = &spec.Plan{Summary: "will read at the end of the run, after the steps and any rollback, whatever happened (finally): what it reads is then where things are"}
 		return
 	}
 	if s.Spec != nil && s.Spec.ReadOnly && len(unknown) == 0 {
