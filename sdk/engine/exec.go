@@ -1194,6 +1194,10 @@ func (e *Engine) renderOutputsOf(ctx context.Context, rb *runbook.Runbook, sc st
 			continue
 		}
 		v, err := o.Value.Render(ctx, env)
+		if partial && err == nil && v == nil {
+			// Nothing known (a failed call's output it could not render).
+			continue
+		}
 		if err == nil {
 			n, _ := expr.Size(v)
 			if total += n; total > expr.MaxValueBytes {
