@@ -138,6 +138,9 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 				}
 				fmt.Fprintf(w, "%s%s: %s%s\n", body, d.Severity, clean(d.Summary), where)
 			}
+			for _, c := range s.Conditions {
+				fmt.Fprintf(w, "%s◇ %s\n", body, clean(c))
+			}
 		case s.NoPlanSupport:
 			unplannable++
 			fmt.Fprintf(w, "%s? this action cannot plan: what it changes is known only when it runs\n", body)

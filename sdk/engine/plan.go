@@ -87,6 +87,10 @@ type PlanStep struct {
 	// ControlPlanes are the single-region control planes the step's action
 	// declares (ActionSpec.ControlPlanes), for steps that would or may run.
 	ControlPlanes []spec.ControlPlane `json:"control_planes,omitempty"`
+	// Conditions are checks of the step's plan that do not hold now but
+	// concern what an earlier step of the plan changes: "will be checked
+	// after <step>: ..." (planConditions), not warnings.
+	Conditions []string `json:"conditions,omitempty"`
 	// Finally: a finally step (run at the end of the run, whatever
 	// happened); it is described, not read, in the plan.
 	Finally bool `json:"finally,omitempty"`
@@ -125,7 +129,52 @@ func (e *Engine) Plan(ctx context.Context) (*PlanResult, error) {
 		specs[st.path] = st.step.Spec
 	}
 	planControlPlanes(res, specs)
+	planConditions(res)
 	return res, nil
+}
+
+// planConditions turns a warning of a step's plan into a condition of an
+// earlier step when that step's plan changes a resource the warning names
+// (its Resource appears in the warning's text): the check fails now because
+// the earlier step has not run, and is expected to pass once it has (the
+// split-brain guard of the services' start names the global cluster whose
+// writer the switchover moves). A warning no earlier change explains stays a
+// warning: it needs a human.
+func planConditions(res *PlanResult) {
+	for i := range res.Steps {
+		ps := &res.Steps[i]
+		if ps.Plan == nil || ps.Decision == PlanSkip {
+			continue
+		}
+		kept := ps.Plan.Diagnostics[:0:0]
+		for _, d := range ps.Plan.Diagnostics {
+			if d.Severity == spec.SeverityWarning {
+				if after := changedBefore(res.Steps[:i], d.Summary); after != "" {
+					ps.Conditions = append(ps.Conditions, "will be checked after "+after+": "+d.Summary)
+					continue
+				}
+			}
+			kept = append(kept, d)
+		}
+		ps.Plan.Diagnostics = kept
+	}
+}
+
+// changedBefore is the last of steps (that would or may run) whose plan
+// changes a resource named in text; "" if none.
+func changedBefore(steps []PlanStep, text string) string {
+	for j := len(steps) - 1; j >= 0; j-- {
+		s := steps[j]
+		if s.Plan == nil || s.Decision == PlanSkip {
+			continue
+		}
+		for _, c := range s.Plan.Changes {
+			if c.Kind != spec.ChangeNoop && c.Resource != "" && strings.Contains(text, c.Resource) {
+				return s.ID
+			}
+		}
+	}
+	return ""
 }
 
 // planScope is what a runbook's expressions read during a plan: its inputs
