@@ -54,7 +54,7 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 	depth := map[string]int{}
 	cond := map[string]string{}
 	decision := map[string]engine.PlanDecision{}
-	var changes, noops, skipped, conditional, unplannable, errs int
+	var changes, noops, skipped, conditional, unplannable, errs, tolerated int
 	for _, s := range p.Steps {
 		d := 0
 		if s.Group != "" {
@@ -99,6 +99,10 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 		if s.Err != "" {
 			errs++
 			fmt.Fprintf(w, "%s✗ cannot plan: %s\n", body, clean(s.Err))
+		}
+		if s.Tolerated != "" {
+			tolerated++
+			fmt.Fprintf(w, "%s⚐ not planned now: %s\n", body, clean(s.Tolerated))
 		}
 		if s.IsGroup {
 			continue
@@ -163,6 +167,9 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 	}
 	fmt.Fprintf(w, "\n%s with changes, %s, %d skipped, %d conditional, %d not plannable",
 		count(changes, "step"), count(noops, "no-op"), skipped, conditional, unplannable)
+	if tolerated > 0 {
+		fmt.Fprintf(w, ", %d not planned now (tolerated at run time)", tolerated)
+	}
 	if errs > 0 {
 		fmt.Fprintf(w, ", %d could not be planned", errs)
 	}

@@ -84,6 +84,10 @@ type PlanStep struct {
 	Outputs map[string]any `json:"outputs,omitempty"`
 	// Err is why the step could not be planned (redacted).
 	Err string `json:"error,omitempty"`
+	// Tolerated is why a step whose failure the run tolerates
+	// (continue_on_error) could not be planned now, and the bound on it at
+	// run time; not an error of the plan.
+	Tolerated string `json:"tolerated,omitempty"`
 	// ControlPlanes are the single-region control planes the step's action
 	// declares (ActionSpec.ControlPlanes), for steps that would or may run.
 	ControlPlanes []spec.ControlPlane `json:"control_planes,omitempty"`
@@ -360,12 +364,35 @@ func (e *Engine) planAction(ctx context.Context, sc *planScope, s *runbook.Step,
 		ps.NoPlanSupport = true
 		return
 	}
-	p, err := e.opts.Invoker.Plan(ctx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: ps.ID, Params: params, Unknown: unknown})
+	// Bounded as an attempt of the step is: a region that does not answer
+	// costs the plan no more than it would cost the run.
+	pctx, cancel := ctx, context.CancelFunc(func() {})
+	if s.Timeout > 0 {
+		pctx, cancel = context.WithTimeout(ctx, s.Timeout)
+	}
+	defer cancel()
+	p, err := e.opts.Invoker.Plan(pctx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: ps.ID, Params: params, Unknown: unknown})
 	if err != nil {
-		ps.Err = e.red.string(err.Error())
+		e.planFailed(ctx, s, ps, e.red.string(err.Error()))
 		return
 	}
 	ps.Plan = e.redactPlan(p)
+}
+
+// planFailed records why a step could not be planned. For a step whose
+// failure the run tolerates (continue_on_error: a stop of the region being
+// left, which may not answer), that is expected, not a plan error: the plan
+// says so, with the bound on each attempt.
+func (e *Engine) planFailed(ctx context.Context, s *runbook.Step, ps *PlanStep, msg string) {
+	if !s.ContinueOnError || ctx.Err() != nil {
+		ps.Err = msg
+		return
+	}
+	bound := s.Timeout.String()
+	if s.Retry.Attempts > 1 {
+		bound = fmt.Sprintf("%d attempts of %s", s.Retry.Attempts, s.Timeout)
+	}
+	ps.Tolerated = msg + ": tolerated at run time (continue_on_error; bounded by " + bound + ")"
 }
 
 func (e *Engine) redactPlan(p *spec.Plan) *spec.Plan {
@@ -436,16 +463,16 @@ func (e *Engine) planCore(s *runbook.Step, params map[string]any, unknown []stri
 // with real values (an endpoint, a writer region) instead of "known at run
 // time". It changes nothing, by the action's own declaration.
 func (e *Engine) planRead(ctx context.Context, sc *planScope, s *runbook.Step, params map[string]any, ps *PlanStep) {
-	if s.Spec.SupportsPlan {
-		if p, err := e.opts.Invoker.Plan(ctx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: ps.ID, Params: params}); err == nil {
-			ps.Plan = e.redactPlan(p)
-		}
-	}
 	actx, cancel := ctx, context.CancelFunc(func() {})
 	if s.Timeout > 0 {
 		actx, cancel = context.WithTimeout(ctx, s.Timeout)
 	}
 	defer cancel()
+	if s.Spec.SupportsPlan {
+		if p, err := e.opts.Invoker.Plan(actx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: ps.ID, Params: params}); err == nil {
+			ps.Plan = e.redactPlan(p)
+		}
+	}
 	started := time.Now()
 	deadline, _ := actx.Deadline()
 	out, err := e.opts.Invoker.Invoke(actx, Call{
@@ -453,7 +480,7 @@ func (e *Engine) planRead(ctx context.Context, sc *planScope, s *runbook.Step, p
 		IdempotencyKey: e.runID + "/" + ps.ID + "/plan", Params: params, Deadline: deadline,
 	}, nil)
 	if err != nil {
-		ps.Err = e.red.string("reading (read-only action run during the plan): " + err.Error())
+		e.planFailed(ctx, s, ps, e.red.string("reading (read-only action run during the plan): "+err.Error()))
 		return
 	}
 	ps.Read = true

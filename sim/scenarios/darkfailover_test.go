@@ -34,7 +34,8 @@ type darkRun struct {
 	// report is `runbook report` of the failover, in Markdown.
 	report string
 
-	// The failback, once the region answers again.
+	// The failback's plan, once the region answers again, and the failback.
+	backPlan  result
 	back      result
 	backLog   []faultproxy.Entry
 	backAfter state
@@ -87,6 +88,7 @@ func darkFailover(t *testing.T) *darkRun {
 		s.brighten(o)
 		s.proxy.ResetLog()
 		d.resyncing = s.memberResyncing(s.topo.Primary.DBClusterARN)
+		d.backPlan = s.runbook(ctx, nil, append([]string{"plan", failback}, s.drArgs()...)...)
 		d.back = s.runbook(ctx, nil, append([]string{"run", failback, "--auto-approve", "-o", "json"}, s.drArgs()...)...)
 		s.assertNoProcesses("after the failback")
 		noPanic(t, "failback", d.back)

@@ -239,7 +239,8 @@ func assertWithinTimeouts(t *testing.T, rbPath string, res result) {
 // stepTimeouts reads each step's attempt timeout from the runbook: its own
 // `timeout`, else the defaults'; 0 for approvals (a human is not bounded).
 // The steps of a runbook it calls (uses: ./file.yaml) are read from that
-// file, with its defaults, by their paths (switch.start_target).
+// file, with its defaults, by their paths (switch.start_target); the
+// finally steps too (switch.now_db).
 func stepTimeouts(t *testing.T, rbPath string) map[string]time.Duration {
 	t.Helper()
 	out := map[string]time.Duration{}
@@ -263,7 +264,8 @@ func readTimeouts(t *testing.T, file, prefix string, out map[string]time.Duratio
 		Defaults struct {
 			Timeout string `yaml:"timeout"`
 		} `yaml:"defaults"`
-		Steps []step `yaml:"steps"`
+		Steps   []step `yaml:"steps"`
+		Finally []step `yaml:"finally"`
 	}
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
@@ -296,4 +298,5 @@ func readTimeouts(t *testing.T, file, prefix string, out map[string]time.Duratio
 		}
 	}
 	walk(doc.Steps)
+	walk(doc.Finally)
 }

@@ -4,7 +4,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/runbookhq/runbook/sdk/journal"
 	"github.com/runbookhq/runbook/sim/faultproxy"
 )
 
@@ -62,5 +64,76 @@ func TestRolledBackFailbackStatesWhereThingsAre(t *testing.T) {
 		if !strings.Contains(rep.stdout, want) {
 			t.Errorf("the report does not say %q:\n%s", want, rep.stdout)
 		}
+	}
+}
+
+// The unplanned failover with the primary dark could not stop the primary's
+// services (the fence and stop_source_unplanned found the region dark): when
+// the region returns they run against a database that is not writable
+// there. The failback's plan and pre-flight find them, and the failback
+// stops them as a step (approved with the promotion, with a rollback),
+// before the switchover; start_target starts them again once the writer is
+// back.
+func TestLeftoverServicesStoppedInFailback(t *testing.T) {
+	d := darkFailover(t)
+	topo := d.s.topo
+	leftover := false
+	for _, n := range d.during.primaryCounts {
+		leftover = leftover || n > 0
+	}
+	if !leftover {
+		t.Fatalf("no service left running in %s after the unplanned failover (%v): the scenario proves nothing", topo.Primary.Name, d.during.primaryCounts)
+	}
+	if d.backPlan.code != 0 {
+		t.Fatalf("plan of the failback: exit %d\n%s\n%s", d.backPlan.code, d.backPlan.stdout, d.backPlan.stderr)
+	}
+	plan := d.backPlan.stdout
+	_, stop, ok := strings.Cut(plan, dr("stop_leftovers"))
+	stop, _, _ = strings.Cut(stop, dr("s3_drain"))
+	if !ok || !strings.Contains(stop, "-> 0") || strings.Contains(stop, "skip") || !strings.Contains(stop, topo.Primary.Name) {
+		t.Errorf("the failback's plan does not stop the services left in %s (a change to 0 under stop_leftovers):\n%s", topo.Primary.Name, plan)
+	}
+	back := d.back
+	ap := back.eventsOf(dr("approve_db"), journal.StepStarted)
+	st := back.eventsOf(dr("stop_leftovers"), journal.StepSucceeded)
+	sw := back.eventsOf(dr("db_switchover"), journal.StepStarted)
+	if len(ap) != 1 || len(st) != 1 || len(sw) != 1 || st[0].Time.Before(ap[0].Time) || sw[0].Time.Before(st[0].Time) {
+		t.Fatalf("want approve_db, then stop_leftovers succeeded, then db_switchover: %+v %+v %+v", ap, st, sw)
+	}
+	// The services were at 0 when the writer moved, and run again after.
+	var stopped bool
+	for _, e := range d.backLog {
+		if e.Forwarded && e.Region == topo.Primary.Name && e.Service == "ecs" && e.Operation == "UpdateService" && e.Time.Before(sw[0].Time) {
+			stopped = true
+		}
+	}
+	if !stopped {
+		t.Errorf("no UpdateService in %s before the switchover", topo.Primary.Name)
+	}
+	d.s.assertActiveIn(d.backAfter, topo.Primary, topo.DR)
+}
+
+// A plan of the unplanned failover with the primary region dark: the dark
+// region is expected, not a plan failure. Steps that target it are planned
+// as tolerated at run time, bounded, naming the region; the plan exits 0 in
+// bounded time.
+func TestUnplannedPlanWithPrimaryDark(t *testing.T) {
+	t.Parallel()
+	s := newSim(t)
+	o := s.darken(s.topo.Primary.Name)
+	defer s.brighten(o)
+	start := time.Now()
+	res := s.runbook(s.ctx(), nil, append([]string{"plan", failover, "--var", "mode=unplanned"}, s.drArgs()...)...)
+	took := time.Since(start)
+	noPanic(t, "plan", res)
+	t.Logf("plan with %s dark: exit %d in %s\n%s", s.topo.Primary.Name, res.code, took.Round(time.Second), res.stdout)
+	if res.code != 0 {
+		t.Fatalf("plan exit %d, want 0\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	if !strings.Contains(res.stdout, "⚐ not planned now: ") || !strings.Contains(res.stdout, "region unreachable: "+s.topo.Primary.Name+" did not answer ECS DescribeServices") || !strings.Contains(res.stdout, "tolerated at run time (continue_on_error; bounded by 1m0s)") {
+		t.Errorf("the plan does not say the steps against %s are tolerated at run time:\n%s", s.topo.Primary.Name, res.stdout)
+	}
+	if strings.Contains(res.stdout, "cannot plan") {
+		t.Errorf("a step could not be planned:\n%s", res.stdout)
 	}
 }
