@@ -2,6 +2,7 @@ package scenarios_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -155,7 +156,15 @@ func assertDoneExceptStop(t *testing.T, r outageRun, active, down topology.Regio
 	} else {
 		t.Logf("%s failed (tolerated) after %s: %s", stopStep, time.Duration(f[0].Duration).Round(time.Millisecond), f[0].Error.Message)
 	}
-	want := "stop the ECS services of cluster " + down.ECSCluster + " in " + down.Name + " (desired count 0) once the region answers"
+	var stops []string
+	for _, name := range slices.Sorted(maps.Keys(topo.Primary.DesiredCounts)) {
+		stops = append(stops, "aws ecs update-service --region "+down.Name+" --cluster "+down.ECSCluster+" --service "+name+" --desired-count 0 --query service.desiredCount")
+	}
+	op := "failover"
+	if active.Name == topo.Primary.Name {
+		op = "failback"
+	}
+	want := "stop the ECS services of cluster " + down.ECSCluster + " in " + down.Name + " (desired count 0) once the region answers: " + strings.Join(stops, " && ") + "; " + configEdits(op)
 	if left := fin.Outputs["left_to_do"]; left != want {
 		t.Errorf("left_to_do = %q, want exactly %q", left, want)
 	}

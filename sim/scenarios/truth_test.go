@@ -1,6 +1,8 @@
 package scenarios_test
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/runbookhq/runbook/sdk/journal"
 	"github.com/runbookhq/runbook/sim/faultproxy"
+	"github.com/runbookhq/runbook/sim/topology"
 )
 
 // A failback whose server record change is refused is rolled back: the
@@ -136,4 +139,73 @@ func TestUnplannedPlanWithPrimaryDark(t *testing.T) {
 	if strings.Contains(res.stdout, "cannot plan") {
 		t.Errorf("a step could not be planned:\n%s", res.stdout)
 	}
+}
+
+// configEdits is left_to_do's item for the installer configs after a run
+// that did not rewrite them (rewrite_installer_configs false, as in the
+// simulation's runs): the edits, then the commands that make them.
+func configEdits(operation string) string {
+	active, passive := "config.dr.json", "config.json"
+	if operation == "failback" {
+		active, passive = passive, active
+	}
+	return "edit the installer configs before re-running the installer (disable_services false in " + active + ", disable_services true in " + passive + "): " +
+		"cp " + active + " " + active + ".bak && jq '.disable_services = false' " + active + ".bak > " + active + " && " +
+		"cp " + passive + " " + passive + ".bak && jq '.disable_services = true' " + passive + ".bak > " + passive
+}
+
+// besidesConfigEdits is what left_to_do says besides the installer config
+// edits, which a run that does not rewrite the configs always leaves
+// ("nothing" if that is all); an error if they are missing.
+func besidesConfigEdits(t *testing.T, left any, operation string) string {
+	t.Helper()
+	s, _ := left.(string)
+	edits := configEdits(operation)
+	if !strings.Contains(s, edits) {
+		t.Errorf("left_to_do %q does not end with the installer config edits %q", s, edits)
+		return s
+	}
+	rest := strings.TrimSuffix(strings.TrimSuffix(strings.Replace(s, edits, "", 1), "; "), "; ")
+	rest = strings.TrimPrefix(strings.ReplaceAll(rest, "; ; ", "; "), "; ")
+	if rest == "" {
+		return "nothing"
+	}
+	return rest
+}
+
+// After a default failover (route53, asg, the installer configs not
+// rewritten), left_to_do lists what is left by hand, the installer config
+// edits, with the commands to paste; pasted as printed, next to copies of
+// the two configs, they make the edits.
+func TestLeftToDoCompleteAfterDefaultRun(t *testing.T) {
+	t.Parallel()
+	s := newSim(t)
+	res := s.runbook(s.ctx(), nil, s.failoverArgs()...)
+	fin, ok := res.finished()
+	if res.code != 0 || !ok {
+		t.Fatalf("failover: exit %d\n%s", res.code, res.stderr)
+	}
+	left, _ := fin.Outputs["left_to_do"].(string)
+	want := configEdits("failover")
+	if left != want {
+		t.Fatalf("left_to_do = %q, want exactly %q", left, want)
+	}
+	_, cmd, _ := strings.Cut(left, "): ")
+	dir := t.TempDir()
+	for name, from := range map[string]string{"config.json": topology.PrimaryConfigFile, "config.dr.json": topology.DRConfigFile} {
+		b, err := os.ReadFile(filepath.Join(s.dir, from))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh := exec.Command("sh", "-c", cmd)
+	sh.Dir = dir
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	assertConfig(t, filepath.Join(dir, "config.dr.json"), map[string]any{"disable_services": false})
+	assertConfig(t, filepath.Join(dir, "config.json"), map[string]any{"disable_services": true})
 }
