@@ -159,7 +159,8 @@ func (e *Engine) publishEntry(st *stepState) {
 		outputs = st.final
 	}
 	// One step's entry, built by expr.Scope so its shape has one owner.
-	sc := &expr.Scope{Steps: map[string]expr.StepValues{st.step.ID: {Status: string(v.Status), Outputs: outputs, StartedAt: v.Started, FinishedAt: v.Finished}}}
+	sc := &expr.Scope{Steps: map[string]expr.StepValues{st.step.ID: {Status: string(v.Status), Outputs: outputs, StartedAt: v.Started, FinishedAt: v.Finished,
+		RolledBack: e.rolledBack(st)}}}
 	entry := sc.Map()["steps"].(map[string]any)[st.step.ID]
 	e.envMu.Lock()
 	e.scopes[st.scope].steps[st.step.ID] = entry
@@ -1259,6 +1260,22 @@ func (e *Engine) finishedAll(sc string, ids []string) bool {
 	return true
 }
 
+// rolledBack reports whether st's rollback ran and succeeded (a group's:
+// one of its steps'). e.mu is held.
+func (e *Engine) rolledBack(st *stepState) bool {
+	if rb := st.v.Rollback; rb != nil && rb.Status == journal.StateSucceeded {
+		return true
+	}
+	if st.step.IsGroup() {
+		for _, c := range st.step.Parallel {
+			if e.rolledBack(e.child(st, c)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // runFinally runs the finally steps of the runbooks the run entered, once
 // the forward phase and any rollback are over: those of each called
 // runbook whose call started (the innermost first), whose outputs are then
@@ -1269,6 +1286,11 @@ func (e *Engine) finishedAll(sc string, ids []string) bool {
 // interruption stops them.
 func (e *Engine) runFinally(ctx context.Context) {
 	e.mu.Lock()
+	// The rollbacks have run: what expressions see says which undid their
+	// step (rolled_back).
+	for _, st := range e.order {
+		e.publish(st)
+	}
 	var calls []*stepState
 	for _, st := range e.order {
 		if st.step.IsCall() && len(st.step.Call.Runbook.Finally) > 0 {

@@ -42,7 +42,7 @@ func whereInvoker(w *where) *fakeInvoker {
 func TestFinallyReadsAfterTheRollbacks(t *testing.T) {
 	w := &where{at: "primary"}
 	inv := whereInvoker(w)
-	rb := build(t, rbOpts{outputs: map[string]string{"at": "${{ steps.now.outputs.at }}", "then": "${{ steps.gate.status }}"}},
+	rb := build(t, rbOpts{outputs: map[string]string{"at": "${{ steps.now.outputs.at }}", "then": "${{ steps.gate.status }}", "undone": "${{ steps.move.rolled_back }}"}},
 		def{id: "move", uses: "x.set", with: map[string]any{"to": "dr"}, rollback: &rbDef{uses: "x.set", with: map[string]any{"to": "primary"}}},
 		def{id: "later", uses: "x.fail"},
 		def{id: "gate", uses: "x.read"},
@@ -63,8 +63,8 @@ func TestFinallyReadsAfterTheRollbacks(t *testing.T) {
 	if last.StepID != "now" {
 		t.Fatalf("the last call is %s, want the finally step now after the rollback", last.StepID)
 	}
-	if res.Outputs["at"] != "primary" {
-		t.Fatalf("outputs %v: want at = primary (read after the rollback)", res.Outputs)
+	if res.Outputs["at"] != "primary" || res.Outputs["undone"] != true {
+		t.Fatalf("outputs %v: want at = primary (read after the rollback), undone (move was rolled back)", res.Outputs)
 	}
 	if _, ok := res.Outputs["then"]; ok {
 		t.Fatalf("output then reads a step that never ran: %v", res.Outputs)

@@ -43,6 +43,7 @@ func TestRolledBackFailbackStatesWhereThingsAre(t *testing.T) {
 		"writer_region = " + dr.Name + "\n",
 		"services_now = " + dr.Name + " (" + dr.ECSCluster + "): drain 1, scheduler 1, server 2; " + primary.Name + " (" + primary.ECSCluster + "): drain 0, scheduler 0, server 0",
 		"database writable",
+		"(then undone by the rollback: the writer went back to " + dr.Name + ")",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the summary does not say %q:\n%s", want, out)
