@@ -53,8 +53,9 @@ var darkOnce struct {
 }
 
 // darkResync is how long the old primary resynchronises in darkFailover,
-// from the region's return: long enough that the failback must wait for it.
-const darkResync = 5.0
+// from the region's return: long enough that the failback, started after
+// its plan, must wait for it.
+const darkResync = 30.0
 
 func darkFailover(t *testing.T) *darkRun {
 	t.Helper()
@@ -83,12 +84,13 @@ func darkFailover(t *testing.T) *darkRun {
 			t.Fatalf("the unplanned failover with the primary dark: exit %d\n%s", d.res.code, d.res.stderr)
 		}
 
-		// The region returns: the old primary rejoins, resynchronising, and the
-		// failback is started at once.
+		// The region returns: the old primary rejoins, resynchronising; the
+		// failback is planned (it finds the services left running there) and
+		// started at once.
 		s.brighten(o)
 		s.proxy.ResetLog()
-		d.resyncing = s.memberResyncing(s.topo.Primary.DBClusterARN)
 		d.backPlan = s.runbook(ctx, nil, append([]string{"plan", failback}, s.drArgs()...)...)
+		d.resyncing = s.memberResyncing(s.topo.Primary.DBClusterARN)
 		d.back = s.runbook(ctx, nil, append([]string{"run", failback, "--auto-approve", "-o", "json"}, s.drArgs()...)...)
 		s.assertNoProcesses("after the failback")
 		noPanic(t, "failback", d.back)
