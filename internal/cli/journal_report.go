@@ -58,7 +58,7 @@ func reportRun(j *journal.Journal, rb *runbook.Runbook, live bool) *report.Run {
 		r.Approvals = append(r.Approvals, reportApproval(ap))
 	}
 	for _, m := range v.Milestones {
-		r.Milestones = append(r.Milestones, report.Milestone{Name: m.Name, At: m.At, Step: m.Path})
+		r.Milestones = append(r.Milestones, report.Milestone{Name: m.Name, At: m.At, Step: m.Path, Undone: undone(v, m.Path)})
 	}
 	status := reportStatus(v)
 	switch status {
@@ -271,4 +271,15 @@ func reportSortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// undone reports whether the step at path (a group: one of its steps) was
+// rolled back: what it marked is no longer so.
+func undone(v *journal.View, path string) bool {
+	for _, s := range v.Steps() {
+		if (s.Path == path || s.Parent == path) && s.Rollback != nil && s.Rollback.Status == journal.StateSucceeded {
+			return true
+		}
+	}
+	return false
 }

@@ -518,9 +518,20 @@ func milestones(rb *runbook.Runbook, res *engine.Result) []ui.Milestone {
 			return
 		}
 		at[s.Milestone] = len(out)
-		out = append(out, ui.Milestone{Name: s.Milestone, At: r.Finished})
+		out = append(out, ui.Milestone{Name: s.Milestone, At: r.Finished, Undone: rolledBack(res, ref.Path)})
 	})
 	return out
+}
+
+// rolledBack reports whether the step at path (a group: one of its steps)
+// was rolled back: the milestone it marked was undone.
+func rolledBack(res *engine.Result, path string) bool {
+	for _, s := range res.Steps {
+		if (s.ID == path || s.Group == path) && s.Rollback != nil && s.Rollback.Status == engine.StepSucceeded {
+			return true
+		}
+	}
+	return false
 }
 
 // stopCause says how a run's last session ended, for a resume: the cause

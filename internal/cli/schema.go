@@ -415,6 +415,8 @@ func LanguageSchema(plugins []*spec.Description) obj {
 				"properties": obj{"timeout": obj{"$ref": "#/$defs/duration"}, "retry": obj{"$ref": "#/$defs/retry"}}},
 			"on_failure": obj{"enum": []any{"rollback", "stop"}, "description": "rollback (default): compensate the completed steps; stop: nothing more runs."},
 			"steps":      obj{"type": "array", "minItems": 1, "items": obj{"$ref": "#/$defs/step"}},
+			"finally": obj{"type": "array", "items": obj{"$ref": "#/$defs/step"},
+				"description": "Read-only steps run at the end of every run, after the steps and any rollback, whatever happened."},
 			"outputs": obj{"type": "object", "propertyNames": obj{"$ref": "#/$defs/name"},
 				"description": "Values computed when the run ends, usually ${{ }} expressions."},
 		},

@@ -96,7 +96,7 @@ func (v *view) htmlData() *htmlPage {
 		p.Resumes = append(p.Resumes, fmtTime(t)+" ("+fmtOffset(v.offset(t))+")")
 	}
 	for _, m := range v.milestones() {
-		p.Milestones = append(p.Milestones, htmlMilestone{Name: m.Name, After: fmtDur(m.since), At: fmtClock(m.At), Step: m.Step})
+		p.Milestones = append(p.Milestones, htmlMilestone{Name: m.label(), After: fmtDur(m.since), At: fmtClock(m.At), Step: m.Step})
 	}
 	if w := v.approvalWait(); w > 0 {
 		p.Notes = append(p.Notes, fmt.Sprintf("Waiting for approval: %s (%s).", fmtDur(w), plural(len(r.Approvals), "approval", "approvals")))

@@ -114,7 +114,7 @@ func (v *view) mdRecovery(b *strings.Builder) {
 		if m.Step != "" {
 			step = mdCode(m.Step)
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", mdText(m.Name), fmtDur(m.since), fmtClock(m.At), step)
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", mdText(m.label()), fmtDur(m.since), fmtClock(m.At), step)
 	}
 	fmt.Fprintf(b, "| **%s** | **%s** | %s | |\n\n", v.totalLabel(), v.totalValue(), fmtClock(v.t.horizon))
 	if len(ms) == 0 {

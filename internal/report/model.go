@@ -178,6 +178,20 @@ type Milestone struct {
 	At   time.Time
 	// Step is the step whose completion marks it (optional).
 	Step string
+	// Undone: reached, then undone by the run's rollback (the step's
+	// rollback, or one of its group's, succeeded).
+	Undone bool
+}
+
+// undoneNote is what follows an undone milestone's name.
+const undoneNote = " (undone by the rollback)"
+
+// label is the milestone's name as shown.
+func (m Milestone) label() string {
+	if m.Undone {
+		return m.Name + undoneNote
+	}
+	return m.Name
 }
 
 // Event is one journal record, shown in the report's appendix.

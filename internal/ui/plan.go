@@ -54,7 +54,7 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 	depth := map[string]int{}
 	cond := map[string]string{}
 	decision := map[string]engine.PlanDecision{}
-	var changes, noops, skipped, conditional, unplannable, errs int
+	var changes, noops, skipped, conditional, unplannable, errs, tolerated int
 	for _, s := range p.Steps {
 		d := 0
 		if s.Group != "" {
@@ -100,6 +100,10 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 			errs++
 			fmt.Fprintf(w, "%s✗ cannot plan: %s\n", body, clean(s.Err))
 		}
+		if s.Tolerated != "" {
+			tolerated++
+			fmt.Fprintf(w, "%s⚐ not planned now: %s\n", body, clean(s.Tolerated))
+		}
 		if s.IsGroup {
 			continue
 		}
@@ -138,6 +142,9 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 				}
 				fmt.Fprintf(w, "%s%s: %s%s\n", body, d.Severity, clean(d.Summary), where)
 			}
+			for _, c := range s.Conditions {
+				fmt.Fprintf(w, "%s◇ %s\n", body, clean(c))
+			}
 		case s.NoPlanSupport:
 			unplannable++
 			fmt.Fprintf(w, "%s? this action cannot plan: what it changes is known only when it runs\n", body)
@@ -160,6 +167,9 @@ func PlanText(w io.Writer, name string, p *engine.PlanResult) {
 	}
 	fmt.Fprintf(w, "\n%s with changes, %s, %d skipped, %d conditional, %d not plannable",
 		count(changes, "step"), count(noops, "no-op"), skipped, conditional, unplannable)
+	if tolerated > 0 {
+		fmt.Fprintf(w, ", %d not planned now (tolerated at run time)", tolerated)
+	}
 	if errs > 0 {
 		fmt.Fprintf(w, ", %d could not be planned", errs)
 	}

@@ -267,7 +267,11 @@ func SummaryWith(w io.Writer, res *engine.Result, milestones []Milestone, secret
 		}
 		for _, m := range ms {
 			pad := strings.Repeat(" ", width-len([]rune(m.Name)))
-			fmt.Fprintf(w, "  ◆ %s%s  +%s\n", termtext.Escape(m.Name), pad, fmtDur(m.At.Sub(res.Started)))
+			undone := ""
+			if m.Undone {
+				undone = "  (undone by the rollback)"
+			}
+			fmt.Fprintf(w, "  ◆ %s%s  +%s%s\n", termtext.Escape(m.Name), pad, fmtDur(m.At.Sub(res.Started)), undone)
 		}
 	}
 	if res.Failure != nil {
@@ -312,6 +316,8 @@ func SummaryWith(w io.Writer, res *engine.Result, milestones []Milestone, secret
 type Milestone struct {
 	Name string
 	At   time.Time
+	// Undone: reached, then undone by the run's rollback.
+	Undone bool
 }
 
 // fmtOutput is an output as the summary shows it: a duration written with

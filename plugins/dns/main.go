@@ -16,6 +16,7 @@ var version = "0.1.0"
 func main() {
 	plugin.Serve(plugin.Info{Name: "dns", Version: version},
 		route53.Action(),
+		route53.ReadAction(),
 		route53.AliasesAction(),
 		route53.FailoverAction(),
 		cloudflare.Action(),

@@ -56,6 +56,10 @@ type stepState struct {
 	// unfinished, paused or interrupted, without a record of its own (its
 	// children recorded theirs; resume re-enters the group).
 	stopped StepStatus
+	// final are the outputs of a call rendered at the end of the run, after
+	// its runbook's finally steps ran (nil until then): what expressions
+	// read as the call's outputs from then on, the call having failed too.
+	final map[string]any
 }
 
 func (e *Engine) state(id string) *stepState { return e.states[id] }
@@ -143,8 +147,20 @@ func (e *Engine) publish(st *stepState) {
 	default:
 		return
 	}
+	e.publishEntry(st)
+}
+
+// publishEntry makes st visible to expressions as it stands, whatever its
+// status. e.mu is held.
+func (e *Engine) publishEntry(st *stepState) {
+	v := st.v
+	outputs := v.Outputs
+	if st.final != nil {
+		outputs = st.final
+	}
 	// One step's entry, built by expr.Scope so its shape has one owner.
-	sc := &expr.Scope{Steps: map[string]expr.StepValues{st.step.ID: {Status: string(v.Status), Outputs: v.Outputs, StartedAt: v.Started, FinishedAt: v.Finished}}}
+	sc := &expr.Scope{Steps: map[string]expr.StepValues{st.step.ID: {Status: string(v.Status), Outputs: outputs, StartedAt: v.Started, FinishedAt: v.Finished,
+		RolledBack: e.rolledBack(st)}}}
 	entry := sc.Map()["steps"].(map[string]any)[st.step.ID]
 	e.envMu.Lock()
 	e.scopes[st.scope].steps[st.step.ID] = entry
@@ -246,7 +262,10 @@ func (e *Engine) runCall(ctx context.Context, st *stepState) outcome {
 		e.stop(st, StepInterrupted)
 		return oc
 	}
-	outputs, _ := e.renderOutputsOf(ctx, callee, st.path, false)
+	// A callee with finally steps has its outputs rendered again at the end
+	// of the run (runFinally); those that read its finally steps wait till
+	// then.
+	outputs, _ := e.renderOutputsOf(ctx, callee, st.path, len(callee.Finally) > 0)
 	e.succeedStep(st, outputs)
 	return outcomeOK
 }
@@ -1083,6 +1102,7 @@ func (e *Engine) finish(ctx context.Context, oc outcome) *Result {
 	switch oc {
 	case outcomeOK:
 		res.Status = StatusSucceeded
+		e.runFinally(ctx)
 		outputs, shown := e.renderOutputs(ctx, false)
 		res.Outputs = outputs
 		ev := Event{Type: journal.RunFinished, Status: string(res.Status), Outputs: shown, Duration: journal.Duration(time.Since(e.started))}
@@ -1104,6 +1124,7 @@ func (e *Engine) finish(ctx context.Context, oc outcome) *Result {
 				res.RolledBack = ran
 			}
 		}
+		e.runFinally(ctx)
 		res.Failure = e.failed()
 		runErr = &RunError{Status: res.Status, Failure: res.Failure, RollbackFailures: res.RollbackFailures}
 		if res.Failure == nil && e.rollback {
@@ -1174,6 +1195,10 @@ func (e *Engine) renderOutputsOf(ctx context.Context, rb *runbook.Runbook, sc st
 			continue
 		}
 		v, err := o.Value.Render(ctx, env)
+		if partial && err == nil && v == nil {
+			// Nothing known (a failed call's output it could not render).
+			continue
+		}
 		if err == nil {
 			n, _ := expr.Size(v)
 			if total += n; total > expr.MaxValueBytes {
@@ -1228,9 +1253,115 @@ func (e *Engine) finishedAll(sc string, ids []string) bool {
 	defer e.mu.Unlock()
 	for _, id := range ids {
 		st, ok := e.states[journal.StepPath(sc, id)]
-		if !ok || !st.done() {
+		if !ok || !st.done() && st.final == nil {
 			return false
 		}
 	}
 	return true
+}
+
+// rolledBack reports whether st's rollback ran and succeeded (a group's:
+// one of its steps'). e.mu is held.
+func (e *Engine) rolledBack(st *stepState) bool {
+	if rb := st.v.Rollback; rb != nil && rb.Status == journal.StateSucceeded {
+		return true
+	}
+	if st.step.IsGroup() {
+		for _, c := range st.step.Parallel {
+			if e.rolledBack(e.child(st, c)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// runFinally runs the finally steps of the runbooks the run entered, once
+// the forward phase and any rollback are over: those of each called
+// runbook whose call started (the innermost first), whose outputs are then
+// rendered again for the steps and outputs that read the call, then the
+// run's own. Every step of a runbook is visible to its finally steps, one
+// that did not finish with its status as it stands (pending, interrupted).
+// A finally step's failure is tolerated (continue_on_error); an
+// interruption stops them.
+func (e *Engine) runFinally(ctx context.Context) {
+	e.mu.Lock()
+	// The rollbacks have run: what expressions see says which undid their
+	// step (rolled_back).
+	for _, st := range e.order {
+		e.publish(st)
+	}
+	var calls []*stepState
+	for _, st := range e.order {
+		if st.step.IsCall() && len(st.step.Call.Runbook.Finally) > 0 {
+			calls = append(calls, st)
+		}
+	}
+	e.mu.Unlock()
+	for i := len(calls) - 1; i >= 0; i-- {
+		st := calls[i]
+		e.mu.Lock()
+		status := st.v.Status
+		e.mu.Unlock()
+		e.envMu.RLock()
+		bound := e.scopes[st.path].bound
+		e.envMu.RUnlock()
+		if status == journal.StatePending || status == journal.StateSkipped || !bound {
+			continue
+		}
+		callee := st.step.Call.Runbook
+		if !e.finally(ctx, callee.Finally, st.path) {
+			return
+		}
+		outputs, _ := e.renderOutputsOf(ctx, callee, st.path, status != journal.StateSucceeded)
+		if outputs == nil {
+			outputs = map[string]any{}
+		}
+		e.mu.Lock()
+		st.final = outputs
+		e.publishEntry(st)
+		e.mu.Unlock()
+	}
+	e.finally(ctx, e.rb.Finally, "")
+}
+
+// finally runs the finally steps of scope sc, afresh (a resumed run that
+// ends again reads again); false if the run was interrupted.
+func (e *Engine) finally(ctx context.Context, steps []*runbook.Step, sc string) bool {
+	if len(steps) == 0 {
+		return ctx.Err() == nil
+	}
+	e.mu.Lock()
+	var again func(steps []*runbook.Step)
+	again = func(steps []*runbook.Step) {
+		for _, s := range steps {
+			st := e.state(journal.StepPath(sc, s.ID))
+			st.v.Again()
+			st.stopped = ""
+			e.envMu.Lock()
+			delete(e.scopes[sc].steps, s.ID)
+			e.envMu.Unlock()
+			again(s.Parallel)
+		}
+	}
+	again(steps)
+	isFinally := map[*runbook.Step]bool{}
+	var mark func(steps []*runbook.Step)
+	mark = func(steps []*runbook.Step) {
+		for _, s := range steps {
+			isFinally[s] = true
+			mark(s.Parallel)
+		}
+	}
+	mark(steps)
+	for _, st := range e.order {
+		if st.scope == sc && !isFinally[st.step] && !st.done() && st.v.Status != journal.StateFailed {
+			e.publishEntry(st)
+		}
+	}
+	e.mu.Unlock()
+	if ctx.Err() != nil {
+		return false
+	}
+	return e.runSequence(ctx, steps, sc) != outcomeInterrupted
 }

@@ -49,7 +49,7 @@ func (e *Engine) ActionCalls() ([]ActionCall, error) {
 	e.runID, e.started = "permissions", time.Now().UTC()
 	top := &planScope{inputs: inputs, known: map[string]expr.StepValues{}}
 	var out []ActionCall
-	err = e.callsOf(top, e.rb.Steps, "", "", &out)
+	err = e.callsOf(top, e.rb.AllSteps(), "", "", &out)
 	return out, err
 }
 
@@ -82,7 +82,7 @@ func (e *Engine) callsOf(sc *planScope, steps []*runbook.Step, prefix, cond stri
 			if inner == nil {
 				return fmt.Errorf("step %s: %s", path, ps.Err)
 			}
-			if err := e.callsOf(inner, s.Call.Runbook.Steps, path, c, out); err != nil {
+			if err := e.callsOf(inner, s.Call.Runbook.AllSteps(), path, c, out); err != nil {
 				return err
 			}
 			continue

@@ -84,9 +84,20 @@ type PlanStep struct {
 	Outputs map[string]any `json:"outputs,omitempty"`
 	// Err is why the step could not be planned (redacted).
 	Err string `json:"error,omitempty"`
+	// Tolerated is why a step whose failure the run tolerates
+	// (continue_on_error) could not be planned now, and the bound on it at
+	// run time; not an error of the plan.
+	Tolerated string `json:"tolerated,omitempty"`
 	// ControlPlanes are the single-region control planes the step's action
 	// declares (ActionSpec.ControlPlanes), for steps that would or may run.
 	ControlPlanes []spec.ControlPlane `json:"control_planes,omitempty"`
+	// Conditions are checks of the step's plan that do not hold now but
+	// concern what an earlier step of the plan changes: "will be checked
+	// after <step>: ..." (planConditions), not warnings.
+	Conditions []string `json:"conditions,omitempty"`
+	// Finally: a finally step (run at the end of the run, whatever
+	// happened); it is described, not read, in the plan.
+	Finally bool `json:"finally,omitempty"`
 	// Warnings: for an approval given leaving_region, which later steps
 	// depend on a control plane there; for such a step, that it does.
 	Warnings []string `json:"warnings,omitempty"`
@@ -114,18 +125,69 @@ func (e *Engine) Plan(ctx context.Context) (*PlanResult, error) {
 	if err := e.planSteps(ctx, top, e.rb.Steps, "", "", PlanRun, "", "", res); err != nil {
 		return nil, err
 	}
+	if err := e.planFinally(ctx, top, e.rb, "", PlanRun, "", "", res); err != nil {
+		return nil, err
+	}
 	specs := map[string]*spec.ActionSpec{}
 	for _, st := range e.order { // by path: the steps of called runbooks too
 		specs[st.path] = st.step.Spec
 	}
 	planControlPlanes(res, specs)
+	planConditions(res)
 	return res, nil
+}
+
+// planConditions turns a warning of a step's plan into a condition of an
+// earlier step when that step's plan changes a resource the warning names
+// (its Resource appears in the warning's text): the check fails now because
+// the earlier step has not run, and is expected to pass once it has (the
+// split-brain guard of the services' start names the global cluster whose
+// writer the switchover moves). A warning no earlier change explains stays a
+// warning: it needs a human.
+func planConditions(res *PlanResult) {
+	for i := range res.Steps {
+		ps := &res.Steps[i]
+		if ps.Plan == nil || ps.Decision == PlanSkip {
+			continue
+		}
+		kept := ps.Plan.Diagnostics[:0:0]
+		for _, d := range ps.Plan.Diagnostics {
+			if d.Severity == spec.SeverityWarning {
+				if after := changedBefore(res.Steps[:i], d.Summary); after != "" {
+					ps.Conditions = append(ps.Conditions, "will be checked after "+after+": "+d.Summary)
+					continue
+				}
+			}
+			kept = append(kept, d)
+		}
+		ps.Plan.Diagnostics = kept
+	}
+}
+
+// changedBefore is the last of steps (that would or may run) whose plan
+// changes a resource named in text; "" if none.
+func changedBefore(steps []PlanStep, text string) string {
+	for j := len(steps) - 1; j >= 0; j-- {
+		s := steps[j]
+		if s.Plan == nil || s.Decision == PlanSkip {
+			continue
+		}
+		for _, c := range s.Plan.Changes {
+			if c.Kind != spec.ChangeNoop && c.Resource != "" && strings.Contains(text, c.Resource) {
+				return s.ID
+			}
+		}
+	}
+	return ""
 }
 
 // planScope is what a runbook's expressions read during a plan: its inputs
 // (of a called runbook, those its call's `with` gives, some perhaps known
 // only at run time) and the read-only steps run so far.
 type planScope struct {
+	// finally: the steps planned are finally steps (run at the end of the
+	// run): described, never read now.
+	finally bool
 	inputs  map[string]any
 	unknown map[string]bool // inputs known only at run time
 	known   map[string]expr.StepValues
@@ -203,15 +265,32 @@ func (e *Engine) planSteps(ctx context.Context, sc *planScope, steps []*runbook.
 				if err := e.planSteps(ctx, inner, s.Call.Runbook.Steps, path, path, ps.Decision, ps.Condition, childReason, res); err != nil {
 					return err
 				}
+				if err := e.planFinally(ctx, inner, s.Call.Runbook, path, ps.Decision, ps.Condition, childReason, res); err != nil {
+					return err
+				}
 			}
 			continue
 		}
+		ps.Finally = sc.finally
 		if ps.Decision != PlanSkip && ps.Err == "" {
 			e.planAction(ctx, sc, s, &ps)
 		}
 		res.Steps = append(res.Steps, ps)
 	}
 	return nil
+}
+
+// planFinally plans rb's finally steps (in scope sc, whose path is prefix):
+// they run at the end of the run, after any rollback, so the plan says what
+// they will read without reading it now (what they read is the world the
+// run leaves, not today's).
+func (e *Engine) planFinally(ctx context.Context, sc *planScope, rb *runbook.Runbook, prefix string, inherited PlanDecision, cond, reason string, res *PlanResult) error {
+	if len(rb.Finally) == 0 {
+		return nil
+	}
+	sc.finally = true
+	defer func() { sc.finally = false }()
+	return e.planSteps(ctx, sc, rb.Finally, prefix, prefix, inherited, cond, reason, res)
 }
 
 // planCall renders the inputs a call gives the runbook it calls: the scope
@@ -273,6 +352,10 @@ func (e *Engine) planAction(ctx context.Context, sc *planScope, s *runbook.Step,
 		ps.Plan = e.planCore(s, params, unknown)
 		return
 	}
+	if sc.finally {
+		ps.Plan = &spec.Plan{Summary: "will read at the end of the run, after the steps and any rollback, whatever happened (finally): what it reads is then where things are"}
+		return
+	}
 	if s.Spec != nil && s.Spec.ReadOnly && len(unknown) == 0 {
 		e.planRead(ctx, sc, s, params, ps)
 		return
@@ -281,12 +364,35 @@ func (e *Engine) planAction(ctx context.Context, sc *planScope, s *runbook.Step,
 		ps.NoPlanSupport = true
 		return
 	}
-	p, err := e.opts.Invoker.Plan(ctx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: ps.ID, Params: params, Unknown: unknown})
+	// Bounded as an attempt of the step is: a region that does not answer
+	// costs the plan no more than it would cost the run.
+	pctx, cancel := ctx, context.CancelFunc(func() {})
+	if s.Timeout > 0 {
+		pctx, cancel = context.WithTimeout(ctx, s.Timeout)
+	}
+	defer cancel()
+	p, err := e.opts.Invoker.Plan(pctx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: ps.ID, Params: params, Unknown: unknown})
 	if err != nil {
-		ps.Err = e.red.string(err.Error())
+		e.planFailed(ctx, s, ps, e.red.string(err.Error()))
 		return
 	}
 	ps.Plan = e.redactPlan(p)
+}
+
+// planFailed records why a step could not be planned. For a step whose
+// failure the run tolerates (continue_on_error: a stop of the region being
+// left, which may not answer), that is expected, not a plan error: the plan
+// says so, with the bound on each attempt.
+func (e *Engine) planFailed(ctx context.Context, s *runbook.Step, ps *PlanStep, msg string) {
+	if !s.ContinueOnError || ctx.Err() != nil {
+		ps.Err = msg
+		return
+	}
+	bound := s.Timeout.String()
+	if s.Retry.Attempts > 1 {
+		bound = fmt.Sprintf("%d attempts of %s", s.Retry.Attempts, s.Timeout)
+	}
+	ps.Tolerated = msg + ": tolerated at run time (continue_on_error; bounded by " + bound + ")"
 }
 
 func (e *Engine) redactPlan(p *spec.Plan) *spec.Plan {
@@ -357,16 +463,16 @@ func (e *Engine) planCore(s *runbook.Step, params map[string]any, unknown []stri
 // with real values (an endpoint, a writer region) instead of "known at run
 // time". It changes nothing, by the action's own declaration.
 func (e *Engine) planRead(ctx context.Context, sc *planScope, s *runbook.Step, params map[string]any, ps *PlanStep) {
-	if s.Spec.SupportsPlan {
-		if p, err := e.opts.Invoker.Plan(ctx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: ps.ID, Params: params}); err == nil {
-			ps.Plan = e.redactPlan(p)
-		}
-	}
 	actx, cancel := ctx, context.CancelFunc(func() {})
 	if s.Timeout > 0 {
 		actx, cancel = context.WithTimeout(ctx, s.Timeout)
 	}
 	defer cancel()
+	if s.Spec.SupportsPlan {
+		if p, err := e.opts.Invoker.Plan(actx, PlanCall{Plugin: s.Plugin, Action: s.Action, RunID: e.runID, StepID: ps.ID, Params: params}); err == nil {
+			ps.Plan = e.redactPlan(p)
+		}
+	}
 	started := time.Now()
 	deadline, _ := actx.Deadline()
 	out, err := e.opts.Invoker.Invoke(actx, Call{
@@ -374,7 +480,7 @@ func (e *Engine) planRead(ctx context.Context, sc *planScope, s *runbook.Step, p
 		IdempotencyKey: e.runID + "/" + ps.ID + "/plan", Params: params, Deadline: deadline,
 	}, nil)
 	if err != nil {
-		ps.Err = e.red.string("reading (read-only action run during the plan): " + err.Error())
+		e.planFailed(ctx, s, ps, e.red.string("reading (read-only action run during the plan): "+err.Error()))
 		return
 	}
 	ps.Read = true

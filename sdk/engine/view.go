@@ -25,11 +25,11 @@ func WalkSteps(rb *runbook.Runbook, fn func(StepRef)) {
 			fn(ref)
 			walk(s.Parallel, ref.Path, scope)
 			if s.Call != nil {
-				walk(s.Call.Runbook.Steps, ref.Path, ref.Path)
+				walk(s.Call.Runbook.AllSteps(), ref.Path, ref.Path)
 			}
 		}
 	}
-	walk(rb.Steps, "", "")
+	walk(rb.AllSteps(), "", "")
 }
 
 // NewView returns a view of a run of rb (see journal.View) with every step

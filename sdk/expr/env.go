@@ -79,7 +79,7 @@ func (e Env) typeMap() types.Map {
 
 // stepType is the type of steps.<id> for a step whose outputs have type t.
 func stepType(t types.Type) types.Type {
-	return types.Map{"outputs": t, "status": types.String, "started_at": types.String, "finished_at": types.String}
+	return types.Map{"outputs": t, "status": types.String, "started_at": types.String, "finished_at": types.String, "rolled_back": types.Bool}
 }
 
 // InputType is the type of an input declared as typ: string, number, bool,
@@ -150,6 +150,9 @@ type StepValues struct {
 	Outputs map[string]any
 	// StartedAt and FinishedAt are exposed as RFC 3339 strings ("" if unset).
 	StartedAt, FinishedAt time.Time
+	// RolledBack: the step's rollback (a group's: one of its steps') ran
+	// and succeeded; what it did is undone.
+	RolledBack bool
 }
 
 func rfc3339(t time.Time) string {
@@ -168,7 +171,7 @@ func (s *Scope) Map() map[string]any {
 			out = map[string]any{}
 		}
 		steps[id] = map[string]any{"outputs": out, "status": v.Status,
-			"started_at": rfc3339(v.StartedAt), "finished_at": rfc3339(v.FinishedAt)}
+			"started_at": rfc3339(v.StartedAt), "finished_at": rfc3339(v.FinishedAt), "rolled_back": v.RolledBack}
 	}
 	inputs := s.Inputs
 	if inputs == nil {

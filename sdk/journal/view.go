@@ -281,6 +281,16 @@ func (v *View) add(s *StepView) {
 	v.steps = append(v.steps, s)
 }
 
+// Again makes a finished step pending again, for a step that runs once
+// more in the same run (a finally step, at the end of each session that
+// ends the run): its status, times, outputs and error are cleared; its
+// attempts stay, so that the next attempt's number follows them.
+func (s *StepView) Again() {
+	s.Status, s.Started, s.Finished, s.Duration = StatePending, time.Time{}, time.Time{}, 0
+	s.Last, s.InFlight, s.Outputs, s.Error, s.Granted = AttemptNone, false, nil, nil, nil
+	s.Continued, s.SkipReason, s.open = false, "", -1
+}
+
 // Steps are every step, declared ones in document order, then those only
 // records named, in the order they were first named.
 func (v *View) Steps() []*StepView { return v.steps }

@@ -280,8 +280,8 @@ func (l *loader) checkRefs(src string, n *yaml.Node, start int, ctx *exprCtx) (s
 					report(p, noOutputsWhenAttempted)
 				} else if p.Name == "outputs" {
 					wholeOutputs = append(wholeOutputs, c)
-				} else if !contains([]string{"status", "started_at", "finished_at"}, p.Name) && l.visible[id] {
-					report(p, "steps.%s.%s does not exist: a step has outputs, status, started_at and finished_at", id, p.Name)
+				} else if !contains([]string{"status", "started_at", "finished_at", "rolled_back"}, p.Name) && l.visible[id] {
+					report(p, "steps.%s.%s does not exist: a step has outputs, status, started_at, finished_at and rolled_back", id, p.Name)
 				}
 			case 3:
 				id, field := props[0].Name, props[1].Name

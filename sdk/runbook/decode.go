@@ -20,7 +20,7 @@ import (
 var idRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 var (
-	runbookKeys  = []string{"version", "name", "description", "inputs", "plugins", "defaults", "on_failure", "steps", "outputs"}
+	runbookKeys  = []string{"version", "name", "description", "inputs", "plugins", "defaults", "on_failure", "steps", "finally", "outputs"}
 	inputKeys    = []string{"type", "description", "default", "enum", "secret", "required"}
 	pluginKeys   = []string{"command", "env"}
 	defaultsKeys = []string{"timeout", "retry"}
@@ -139,7 +139,12 @@ func (l *loader) load(root *yaml.Node) *Runbook {
 	} else {
 		l.add(l.pos(root), Error, "steps is missing: a runbook needs at least one step")
 	}
+	var finally []*stepNode
+	if e, ok := f["finally"]; ok {
+		finally = l.finallyList(e.V)
+	}
 	l.checkSteps()
+	l.checkFinally(finally)
 	if e, ok := f["outputs"]; ok {
 		l.outputs(e.V)
 	}

@@ -43,7 +43,11 @@ type Runbook struct {
 	Defaults    Defaults
 	OnFailure   FailurePolicy
 	Steps       []*Step
-	Outputs     []*Output
+	// Finally are the steps run at the end of every run of the runbook,
+	// after its steps and any rollback, whatever happened (docs/language.md,
+	// "finally"): read-only, each tolerated to fail.
+	Finally []*Step
+	Outputs []*Output
 
 	// InputPaths are the fields the runbook's expressions read below its
 	// map inputs, in document order: ResolveInputs checks each against the
@@ -253,7 +257,7 @@ type Catalog interface {
 }
 
 // Walk calls fn for every step, parallel children after their group, in
-// document order.
+// document order: the steps, then the finally steps.
 func (r *Runbook) Walk(fn func(*Step)) {
 	var walk func([]*Step)
 	walk = func(steps []*Step) {
@@ -263,6 +267,15 @@ func (r *Runbook) Walk(fn func(*Step)) {
 		}
 	}
 	walk(r.Steps)
+	walk(r.Finally)
+}
+
+// AllSteps are the top-level steps and then the finally steps.
+func (r *Runbook) AllSteps() []*Step {
+	if len(r.Finally) == 0 {
+		return r.Steps
+	}
+	return append(append(make([]*Step, 0, len(r.Steps)+len(r.Finally)), r.Steps...), r.Finally...)
 }
 
 // StepAt returns the step at a path: a step id (at any depth of this

@@ -254,7 +254,7 @@ func TestParseDiagnostics(t *testing.T) {
 		},
 		"only x- keys are ignored at the top": {
 			src:  head + "xcommon: 1\nsteps:\n  - { id: a, uses: core.log, with: { message: x } }\n",
-			want: []string{`rb.yaml:3:1: unknown key "xcommon" in the runbook (valid keys: version, name, description, inputs, plugins, defaults, on_failure, steps, outputs)`},
+			want: []string{`rb.yaml:3:1: unknown key "xcommon" in the runbook (valid keys: version, name, description, inputs, plugins, defaults, on_failure, steps, finally, outputs)`},
 		},
 		"template literal escape": {
 			src: head + "steps:\n  - { id: a, uses: core.log, with: { message: \"literal $${{ not an expression }}\" } }\n",
@@ -282,6 +282,14 @@ func TestParseDiagnostics(t *testing.T) {
 		"missing steps": {
 			src:  head,
 			want: []string{`rb.yaml:1:1: steps is missing: a runbook needs at least one step`},
+		},
+		"finally steps only read": {
+			src: head + "steps:\n  - id: a\n    uses: core.log\n    with: { message: hi }\nfinally:\n  - id: f\n    uses: core.log\n    with: { message: \"a ${{ steps.a.status }}\" }\n  - id: g\n    uses: core.approve\n    milestone: m\n    with: { message: x }\n    rollback: { uses: core.log, with: { message: y } }\n",
+			want: []string{
+				`rb.yaml:12:11: finally step g: core.approve is not read-only; finally steps run after a failure and its rollbacks and may only read`,
+				`rb.yaml:13:5: finally step g: a finally step marks no milestone (it runs after the run's outcome is decided)`,
+				`rb.yaml:15:5: finally step g: a finally step only reads, so it has no rollback`,
+			},
 		},
 		"exact template of a list for a list param": {
 			src:  head + "inputs:\n  vals: { type: list, default: [a] }\n  n: { type: number, default: 1 }\nplugins:\n  dns: { command: x }\nsteps:\n  - id: r\n    uses: dns.route53_record\n    with: { zone: z, name: n, values: \"${{ inputs.vals }}\", ttl: \"${{ inputs.n * 60 }}\", type: \"${{ inputs.vals }}\" }\n",

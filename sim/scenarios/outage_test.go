@@ -2,6 +2,7 @@ package scenarios_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -155,7 +156,15 @@ func assertDoneExceptStop(t *testing.T, r outageRun, active, down topology.Regio
 	} else {
 		t.Logf("%s failed (tolerated) after %s: %s", stopStep, time.Duration(f[0].Duration).Round(time.Millisecond), f[0].Error.Message)
 	}
-	want := "stop the ECS services of cluster " + down.ECSCluster + " in " + down.Name + " (desired count 0) once the region answers"
+	var stops []string
+	for _, name := range slices.Sorted(maps.Keys(topo.Primary.DesiredCounts)) {
+		stops = append(stops, "aws ecs update-service --region "+down.Name+" --cluster "+down.ECSCluster+" --service "+name+" --desired-count 0 --query service.desiredCount")
+	}
+	op := "failover"
+	if active.Name == topo.Primary.Name {
+		op = "failback"
+	}
+	want := "stop the ECS services of cluster " + down.ECSCluster + " in " + down.Name + " (desired count 0) once the region answers: " + strings.Join(stops, " && ") + "; " + configEdits(op)
 	if left := fin.Outputs["left_to_do"]; left != want {
 		t.Errorf("left_to_do = %q, want exactly %q", left, want)
 	}
@@ -239,7 +248,8 @@ func assertWithinTimeouts(t *testing.T, rbPath string, res result) {
 // stepTimeouts reads each step's attempt timeout from the runbook: its own
 // `timeout`, else the defaults'; 0 for approvals (a human is not bounded).
 // The steps of a runbook it calls (uses: ./file.yaml) are read from that
-// file, with its defaults, by their paths (switch.start_target).
+// file, with its defaults, by their paths (switch.start_target); the
+// finally steps too (switch.now_db).
 func stepTimeouts(t *testing.T, rbPath string) map[string]time.Duration {
 	t.Helper()
 	out := map[string]time.Duration{}
@@ -263,7 +273,8 @@ func readTimeouts(t *testing.T, file, prefix string, out map[string]time.Duratio
 		Defaults struct {
 			Timeout string `yaml:"timeout"`
 		} `yaml:"defaults"`
-		Steps []step `yaml:"steps"`
+		Steps   []step `yaml:"steps"`
+		Finally []step `yaml:"finally"`
 	}
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
@@ -296,4 +307,5 @@ func readTimeouts(t *testing.T, file, prefix string, out map[string]time.Duratio
 		}
 	}
 	walk(doc.Steps)
+	walk(doc.Finally)
 }

@@ -691,14 +691,15 @@ func (s *sim) assertOrigin(t *testing.T, domain string) {
 	}
 }
 
-// assertNotice: the notice step ran last and its message (the console
-// channel) names the hostname and the region now serving it.
+// assertNotice: the notice step ran last (before the final read, the
+// finally steps now*) and its message (the console channel) names the
+// hostname and the region now serving it.
 func assertNotice(t *testing.T, res result, what, host, region string) {
 	t.Helper()
 	var last string
 	for _, e := range res.events {
 		// The calling step (switch) ends after its last step: not a step of its own.
-		if (e.Type == journal.StepSucceeded || e.Type == journal.StepFailed) && e.Step != "switch" {
+		if (e.Type == journal.StepSucceeded || e.Type == journal.StepFailed) && e.Step != "switch" && !strings.HasPrefix(e.Step, dr("now")) {
 			last = e.Step
 		}
 	}

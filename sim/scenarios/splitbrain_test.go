@@ -124,7 +124,9 @@ func TestServicesRefusedWhereTheWriterIsNot(t *testing.T) {
 	s := newSim(t)
 	// start_dr's first call (reading the DR services) is held 2 s: the
 	// plugin is then certainly before its guard when the group is stopped.
-	mustRule(t, s, faultproxy.Rule{Region: s.topo.DR.Name, Service: "ecs", Operation: "DescribeServices", Latency: faultproxy.Duration(2 * time.Second), Limit: 1})
+	// The first DescribeServices in the DR region is pre-flight's read of
+	// its services (target_services), held too; the second is start_dr's.
+	mustRule(t, s, faultproxy.Rule{Region: s.topo.DR.Name, Service: "ecs", Operation: "DescribeServices", Latency: faultproxy.Duration(2 * time.Second), Limit: 2})
 	before := s.state()
 	var once sync.Once
 	hook := func(e journal.Record, cmd *exec.Cmd) {

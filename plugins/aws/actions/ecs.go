@@ -312,7 +312,10 @@ func ecsServices() plugin.Action {
 				if err := checkWriterHere(ctx, p.Conn(), p.RequireWriter.GlobalCluster); err != nil {
 					// Before the database step of the same run has promoted
 					// the writer, this is expected: a warning, not an error.
-					plan.Diagnostics = append(plan.Diagnostics, plugin.Diagnostic{Severity: plugin.SeverityWarning, Summary: "split-brain guard: " + err.Error() + " (as of now; an earlier step may move the writer first)"})
+					// Named as planPromote names the resource, so that the plan
+					// shows it as a condition of the step that moves the writer.
+					plan.Diagnostics = append(plan.Diagnostics, plugin.Diagnostic{Severity: plugin.SeverityWarning,
+						Summary: fmt.Sprintf("split-brain guard (aurora global cluster %s): %s (as of now)", p.RequireWriter.GlobalCluster, err.Error())})
 				}
 			}
 			plan.Summary = fmt.Sprintf("set desired counts of %d service(s) in %s/%s (%d change(s))", len(targets), p.Region, p.Cluster, changed)

@@ -159,7 +159,7 @@ func ecsFence() plugin.Action {
 		}).
 		Plan(func(ctx context.Context, req plugin.PlanRequest[ecsFenceParams]) (plugin.Plan, error) {
 			p := req.Params
-			plan := plugin.Plan{Summary: fmt.Sprintf("fence: set the desired count of %d service(s) in %s/%s to 0, best effort within %s", len(p.Services), p.Region, p.Cluster, p.Within)}
+			plan := plugin.Plan{Summary: fmt.Sprintf("fence: set the desired count of %d service(s) in %s/%s to 0, best effort within %s (a region that does not answer is tolerated: the outcome is recorded)", len(p.Services), p.Region, p.Cluster, p.Within)}
 			for _, s := range p.Services {
 				plan.Changes = append(plan.Changes, plugin.Change{Resource: fmt.Sprintf("ecs service %s/%s/%s", p.Region, p.Cluster, s), Field: "desired_count", After: 0, Kind: plugin.ChangeUpdate})
 			}

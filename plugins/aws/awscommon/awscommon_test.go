@@ -182,6 +182,10 @@ func TestBlackHoleTimesOut(t *testing.T) {
 	if c := Classify(err, "describing"); !errors.As(c, &pe) || !pe.Retryable {
 		t.Fatalf("classified %v, want retryable", c)
 	}
+	// Said in words (region, service, operation), the SDK's text as detail.
+	if want := "describing: region unreachable: eu-west-1 did not answer RDS DescribeGlobalClusters within the response timeout (detail: operation error RDS: DescribeGlobalClusters"; !strings.HasPrefix(pe.Message, want) {
+		t.Fatalf("message %q, want it to start %q", pe.Message, want)
+	}
 	mu.Lock()
 	if requests != 1 {
 		t.Fatalf("%d requests, want 1: a request without an answer is retried by the step, not the SDK", requests)

@@ -104,6 +104,8 @@ func (c Conn) Config(ctx context.Context) (aws.Config, error) {
 		// each call against the permissions that action declares.
 		cfg.APIOptions = append(cfg.APIOptions, awsmiddleware.AddUserAgentKeyValue(UserAgentKey, name))
 	}
+	// Errors say which region a request was sent to (Describe).
+	cfg.APIOptions = append(cfg.APIOptions, regionNamed(c.Region))
 	cfg.Retryer = newRetryer
 	cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.ResponseHeaderTimeout = timeout

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/runbookhq/runbook/sdk/plugin"
@@ -29,6 +31,9 @@ func Classify(err error, format string, args ...any) error {
 		return nil
 	}
 	if fromContext(err) {
+		if words := unreachable(err); words != "" {
+			return fmt.Errorf("%s: %s (detail: %w)", fmt.Sprintf(format, args...), words, err)
+		}
 		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
 	}
 	var pe *plugin.Error
@@ -102,5 +107,62 @@ func Describe(err error) string {
 		}
 		return ae.ErrorCode()
 	}
+	if words := unreachable(err); words != "" {
+		return words + " (detail: " + err.Error() + ")"
+	}
 	return err.Error()
+}
+
+// regionError is an SDK error with the region its request was sent to.
+type regionError struct {
+	region string
+	err    error
+}
+
+func (e *regionError) Error() string { return e.err.Error() }
+func (e *regionError) Unwrap() error { return e.err }
+
+// regionNamed is an SDK option that records the region on every error of
+// an operation (after the SDK's own retries).
+func regionNamed(region string) func(*middleware.Stack) error {
+	return func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("RunbookRegionNamed",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				if err != nil {
+					err = &regionError{region: region, err: err}
+				}
+				return out, md, err
+			}), middleware.Before)
+	}
+}
+
+// unreachable says in words that a request got no answer, or could not be
+// sent, naming the region, the service and the operation ("region
+// unreachable: eu-west-1 did not answer ECS DescribeServices ..."); "" for
+// any other error (an answer, such as an API error, speaks for itself).
+func unreachable(err error) string {
+	region, service := "the region", "the service"
+	var re *regionError
+	if errors.As(err, &re) {
+		region = re.region
+	}
+	var oe *smithy.OperationError
+	if errors.As(err, &oe) {
+		service = oe.ServiceID + " " + oe.OperationName
+	}
+	var ne net.Error
+	var op *net.OpError
+	var dns *net.DNSError
+	switch {
+	case re == nil:
+		return ""
+	case fromContext(err):
+		return fmt.Sprintf("no answer from %s in %s before the step's deadline", service, region)
+	case errors.As(err, &dns) || errors.As(err, &op) && op.Op == "dial":
+		return fmt.Sprintf("region unreachable: could not connect to %s in %s", service, region)
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Sprintf("region unreachable: %s did not answer %s within the response timeout", region, service)
+	}
+	return ""
 }
