@@ -133,8 +133,10 @@ func checkDepth(src string) error {
 type evalState struct {
 	ctx      context.Context
 	deadline time.Time
-	steps    int
-	bytes    int
+	// ctxDeadline: deadline is the context's (shorter than EvalTimeout).
+	ctxDeadline bool
+	steps       int
+	bytes       int
 }
 
 // stateKey is the environment key of the evaluation's state: not a name
@@ -142,11 +144,11 @@ type evalState struct {
 const stateKey = "runbook:eval"
 
 func newEvalState(ctx context.Context) *evalState {
-	deadline := time.Now().Add(EvalTimeout)
+	deadline, fromCtx := time.Now().Add(EvalTimeout), false
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+		deadline, fromCtx = d, true
 	}
-	return &evalState{ctx: ctx, deadline: deadline}
+	return &evalState{ctx: ctx, deadline: deadline, ctxDeadline: fromCtx}
 }
 
 // step counts n units of work; every 1024 it checks the context and the
@@ -171,6 +173,10 @@ func (s *evalState) check() error {
 		return &LimitError{Limit: "interrupted", Msg: "stopped: the run was interrupted while the expression was evaluated"}
 	}
 	if time.Now().After(s.deadline) {
+		if s.ctxDeadline {
+			// The caller's deadline passed before its context said so.
+			return &LimitError{Limit: "time", Msg: "stopped: the time allowed for it ran out"}
+		}
 		return &LimitError{Limit: "time", Msg: fmt.Sprintf("stopped after %s: an expression may take at most that long", EvalTimeout)}
 	}
 	return nil
