@@ -41,10 +41,11 @@ func newSimIn(t *testing.T, variant string) *sim {
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	dir := t.TempDir()
+	dnsAddr := startDNS(t, e, topo)
 	if err := topo.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
-	return &sim{t: t, emu: e, proxy: p, topo: topo, dir: dir}
+	return &sim{t: t, emu: e, proxy: p, topo: topo, dir: dir, dns: dnsAddr}
 }
 
 const arcSetup = "runbooks/arc-setup.yaml"
