@@ -150,8 +150,8 @@ type Topology struct {
 	// DNSServer is the simulation's DNS server (sim/dnsserver, host:port on
 	// loopback) serving the hosted zone, once one is started: the DR
 	// runbooks' route53_nameservers and dns_resolver (RunbookInputs).
-	DNSServer string `json:"dns_server,omitempty"`
-	IoTRecordTTL  int64  `json:"iot_record_ttl"`
+	DNSServer    string `json:"dns_server,omitempty"`
+	IoTRecordTTL int64  `json:"iot_record_ttl"`
 
 	// CloudFront (the alternative to switching the DNS record).
 	DistributionID     string `json:"distribution_id"`
