@@ -85,6 +85,8 @@ type sim struct {
 	dir string
 	// dns is the address of the DNS server of the emulator's hosted zones.
 	dns string
+	// env is added to the environment of the runbook commands.
+	env []string
 }
 
 // fastTiming keeps every transition a real wait, but short.
@@ -203,7 +205,7 @@ func (s *sim) drArgs(extra ...string) []string {
 	return append(args, extra...)
 }
 
-func (s *sim) env() []string {
+func (s *sim) environ() []string {
 	env := []string{
 		"AWS_ACCESS_KEY_ID=" + emulator.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + emulator.SecretAccessKey,
@@ -216,7 +218,7 @@ func (s *sim) env() []string {
 	if s.proxy != nil {
 		env = append(env, "AWS_ENDPOINT_URL="+s.proxy.URL, "AWS_REGION="+s.topo.Primary.Name)
 	}
-	return env
+	return append(env, s.env...)
 }
 
 // runbook runs the real binary with JSON events on stdout. onEvent, if not
@@ -225,7 +227,7 @@ func (s *sim) runbook(ctx context.Context, onEvent func(journal.Record, *exec.Cm
 	s.t.Helper()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "runbook"), args...)
 	cmd.Dir = repoRoot
-	cmd.Env = s.env()
+	cmd.Env = s.environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
