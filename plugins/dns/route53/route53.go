@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	r53 "github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/runbookhq/runbook/plugins/aws/awscommon"
 	"github.com/runbookhq/runbook/sdk/plugin"
@@ -578,10 +579,13 @@ func recordValue(r Record) any {
 // answers keep working). A request that got no answer (no API error: a
 // connection refused or reset, or no response within the response timeout)
 // says so, so that a run against a dark us-east-1 fails naming the cause.
+// Only a failure to send the request or to get its answer counts (the SDK's
+// RequestSendError), not one before it (credentials, signing).
 func classify(err error, format string, args ...any) error {
 	out := awscommon.Classify(err, format, args...)
 	var pe *plugin.Error
-	if err == nil || awscommon.ErrorCode(err) != "" || !errors.As(out, &pe) || pe.Code != "" {
+	var send *smithyhttp.RequestSendError
+	if err == nil || awscommon.ErrorCode(err) != "" || !errors.As(err, &send) || !errors.As(out, &pe) || pe.Code != "" {
 		return out
 	}
 	return &plugin.Error{Code: "ControlPlaneUnreachable", Retryable: pe.Retryable, Err: err,
