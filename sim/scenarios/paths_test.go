@@ -212,7 +212,7 @@ func TestUnknownPathIsRejected(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--var", "traffic=dns"}, `--var traffic: input traffic must be one of "route53", "cloudflare", "cloudfront", not "dns"`},
+		{[]string{"--var", "traffic=dns"}, `--var traffic: input traffic must be one of "route53", "route53_arc", "cloudflare", "cloudfront", not "dns"`},
 		{[]string{"--var", "workers=vm"}, `--var workers: input workers must be one of "asg", "kubernetes", "spacelift_api", not "vm"`},
 		{[]string{"--var", "iot_dns=bind"}, `--var iot_dns: input iot_dns must be one of "auto", "route53", "cloudflare", not "bind"`},
 		{[]string{"--var-file", bad}, bad + `:2:10: input workers must be one of "asg", "kubernetes", "spacelift_api", not "lambda"`},
