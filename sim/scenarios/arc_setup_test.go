@@ -24,12 +24,26 @@ import (
 // newSimIn is newSim with a named topology variant.
 func newSimIn(t *testing.T, variant string) *sim {
 	t.Helper()
+	return newSimWith(t, variant, nil)
+}
+
+// newSimWith is newSim with a named topology variant and options (opt, if
+// not nil, changes them before seeding). The default variant's AWS exchanges
+// are recorded for the end-of-run contract and permission checks, as
+// newSim's; the us-east-1 variant's are not yet (its tests set up Route 53
+// ARC, whose REST paths carry URL-encoded ARNs the contract check does not
+// match to operations yet).
+func newSimWith(t *testing.T, variant string, opt func(*topology.Options)) *sim {
+	t.Helper()
 	e := emulator.StartForTest(t, emulator.Options{Timing: fastTiming})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	o, err := topology.Variant(variant, topology.Options{EndpointURL: e.URL, Wait: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opt != nil {
+		opt(&o)
 	}
 	topo, err := topology.Seed(ctx, o)
 	if err != nil {
@@ -40,11 +54,16 @@ func newSimIn(t *testing.T, variant string) *sim {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
+	if _, skip := skipRecording.Load(t.Name()); !skip && variant == "default" {
+		p.Record(true)
+		t.Cleanup(func() { keepRecorded(t, p) })
+	}
 	dir := t.TempDir()
+	dnsAddr := startDNS(t, e, topo)
 	if err := topo.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
-	return &sim{t: t, emu: e, proxy: p, topo: topo, dir: dir}
+	return &sim{t: t, emu: e, proxy: p, topo: topo, dir: dir, dns: dnsAddr}
 }
 
 const arcSetup = "runbooks/arc-setup.yaml"

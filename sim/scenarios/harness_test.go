@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 
 	"github.com/runbookhq/runbook/sdk/journal"
+	"github.com/runbookhq/runbook/sim/dnsserver"
 	"github.com/runbookhq/runbook/sim/emulator"
 	"github.com/runbookhq/runbook/sim/faultproxy"
 	"github.com/runbookhq/runbook/sim/outage"
@@ -82,6 +83,10 @@ type sim struct {
 	topo  *topology.Topology
 	// dir holds the installer configs, inputs.json, the state directory and logs.
 	dir string
+	// dns is the address of the DNS server of the emulator's hosted zones.
+	dns string
+	// env is added to the environment of the runbook commands.
+	env []string
 }
 
 // fastTiming keeps every transition a real wait, but short.
@@ -110,10 +115,27 @@ func newSim(t *testing.T) *sim {
 		t.Cleanup(func() { keepRecorded(t, p) })
 	}
 	dir := t.TempDir()
+	dnsAddr := startDNS(t, e, topo)
 	if err := topo.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
-	return &sim{t: t, emu: e, proxy: p, topo: topo, dir: dir}
+	return &sim{t: t, emu: e, proxy: p, topo: topo, dir: dir, dns: dnsAddr}
+}
+
+// startDNS starts the simulation's DNS server for the emulator's hosted zones
+// (sim/dnsserver: it reads the emulator directly, never through the fault
+// proxy, as Route 53's name servers keep answering when its API does not) and
+// names it in the topology, so that the DR runbooks' DNS check asks it
+// (inputs.json's route53_nameservers and dns_resolver), never a real server.
+func startDNS(t *testing.T, e *emulator.Emulator, topo *topology.Topology) string {
+	t.Helper()
+	srv, err := dnsserver.Start(dnsserver.ForSimulation(e.URL, func() *topology.Topology { return topo }, nil)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	topo.DNSServer = srv.Addr()
+	return srv.Addr()
 }
 
 // darken starts a regional outage of region (sim/outage): every request to
@@ -183,7 +205,7 @@ func (s *sim) drArgs(extra ...string) []string {
 	return append(args, extra...)
 }
 
-func (s *sim) env() []string {
+func (s *sim) environ() []string {
 	env := []string{
 		"AWS_ACCESS_KEY_ID=" + emulator.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + emulator.SecretAccessKey,
@@ -196,7 +218,7 @@ func (s *sim) env() []string {
 	if s.proxy != nil {
 		env = append(env, "AWS_ENDPOINT_URL="+s.proxy.URL, "AWS_REGION="+s.topo.Primary.Name)
 	}
-	return env
+	return append(env, s.env...)
 }
 
 // runbook runs the real binary with JSON events on stdout. onEvent, if not
@@ -205,7 +227,7 @@ func (s *sim) runbook(ctx context.Context, onEvent func(journal.Record, *exec.Cm
 	s.t.Helper()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "runbook"), args...)
 	cmd.Dir = repoRoot
-	cmd.Env = s.env()
+	cmd.Env = s.environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -20,10 +20,12 @@ import (
 	"github.com/runbookhq/runbook/sdk/engine"
 	"github.com/runbookhq/runbook/sdk/journal"
 	"github.com/runbookhq/runbook/sdk/spec"
+	"github.com/runbookhq/runbook/sim/dnsserver"
 	"github.com/runbookhq/runbook/sim/fakes/cloudflareapi"
 	"github.com/runbookhq/runbook/sim/fakes/kubeapi"
 	"github.com/runbookhq/runbook/sim/fakes/spaceliftapi"
 	"github.com/runbookhq/runbook/sim/fakes/webhook"
+	"github.com/runbookhq/runbook/sim/topology"
 )
 
 // This file runs the traffic and worker paths of the DR runbooks that
@@ -66,6 +68,7 @@ type paths struct {
 	cf        *cloudflareapi.Server
 	cfZoneID  string
 	cfToken   string
+	cfDNS     string // the Cloudflare zone's name server
 	kube      *kubeapi.Server
 	kubeToken string
 	kubeconfg string
@@ -97,6 +100,13 @@ func (s *sim) startPaths() *paths {
 	}
 	s.t.Cleanup(func() { _ = p.cf.Close() })
 	p.cfZoneID = p.cf.AddZone(s.topo.Domain)
+	// Cloudflare's name servers for the zone (the runbooks' DNS check asks them).
+	cfDNS, err := dnsserver.Start(dnsserver.ForCloudflare(p.cf, func() *topology.Topology { return s.topo })...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { _ = cfDNS.Close() })
+	p.cfDNS = cfDNS.Addr()
 	for name, target := range map[string]string{s.topo.ServerRecordName: s.topo.Primary.LoadBalancerDNS, s.topo.IoTRecordName: s.topo.Primary.IoTEndpoint} {
 		if _, err := p.cf.AddRecord(p.cfZoneID, name, "CNAME", target, 300, false); err != nil {
 			s.t.Fatal(err)
@@ -137,6 +147,7 @@ func (p *paths) argsWithKeyID(s *sim, traffic, workers, keyID string) []string {
 	return []string{
 		"--var", "traffic=" + traffic, "--var", "workers=" + workers, "--var", "workers_reconnect_timeout=" + reconnectBound.String(),
 		"--var", "cloudflare_zone=" + s.topo.Domain, "--var", "cloudflare_api_token=@" + token, "--var", "cloudflare_base_url=" + p.cf.BaseURL(),
+		"--var", `cloudflare_nameservers=["` + p.cfDNS + `"]`,
 		"--var", "cloudfront_distribution_id=" + s.topo.DistributionID,
 		"--var", "k8s_kubeconfig=" + p.kubeconfg, "--var", "k8s_context=dr-workers", "--var", "k8s_namespace=" + k8sNamespace,
 		"--var", "spacelift_worker_pool_id=" + pool, "--var", "spacelift_api_key_id=" + keyID, "--var", "spacelift_endpoint=" + p.sl.Endpoint(),
@@ -209,7 +220,7 @@ func TestUnknownPathIsRejected(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--var", "traffic=dns"}, `--var traffic: input traffic must be one of "route53", "cloudflare", "cloudfront", not "dns"`},
+		{[]string{"--var", "traffic=dns"}, `--var traffic: input traffic must be one of "route53", "route53_arc", "cloudflare", "cloudfront", not "dns"`},
 		{[]string{"--var", "workers=vm"}, `--var workers: input workers must be one of "asg", "kubernetes", "spacelift_api", not "vm"`},
 		{[]string{"--var", "iot_dns=bind"}, `--var iot_dns: input iot_dns must be one of "auto", "route53", "cloudflare", not "bind"`},
 		{[]string{"--var-file", bad}, bad + `:2:10: input workers must be one of "asg", "kubernetes", "spacelift_api", not "lambda"`},

@@ -22,7 +22,7 @@ func (t *Topology) RunbookInputs() map[string]any {
 	lb := func(r Region) map[string]any {
 		return map[string]any{"dns_name": r.LoadBalancerDNS, "zone_id": r.LoadBalancerZoneID}
 	}
-	return map[string]any{
+	in := map[string]any{
 		"global_cluster":        t.GlobalClusterID,
 		"ecs_cluster_primary":   t.Primary.ECSCluster,
 		"ecs_cluster_dr":        t.DR.ECSCluster,
@@ -35,6 +35,13 @@ func (t *Topology) RunbookInputs() map[string]any {
 		// in the region moved to is cycled.
 		"worker_asg_region": "each",
 	}
+	if t.DNSServer != "" {
+		// The runbooks' check after a DNS switch asks the simulation's
+		// name servers, never the real ones.
+		in["route53_nameservers"] = []string{t.DNSServer}
+		in["dns_resolver"] = t.DNSServer
+	}
+	return in
 }
 
 func writeInputs(dir string, t *Topology) error {

@@ -147,7 +147,11 @@ type Topology struct {
 	// balancers IPv6 addresses.
 	DualStack     bool   `json:"dual_stack,omitempty"`
 	IoTRecordName string `json:"iot_record_name"` // CNAME to the active IoT ATS endpoint
-	IoTRecordTTL  int64  `json:"iot_record_ttl"`
+	// DNSServer is the simulation's DNS server (sim/dnsserver, host:port on
+	// loopback) serving the hosted zone, once one is started: the DR
+	// runbooks' route53_nameservers and dns_resolver (RunbookInputs).
+	DNSServer    string `json:"dns_server,omitempty"`
+	IoTRecordTTL int64  `json:"iot_record_ttl"`
 
 	// CloudFront (the alternative to switching the DNS record).
 	DistributionID     string `json:"distribution_id"`

@@ -36,6 +36,7 @@ type Params struct {
 	Resolver     string        `json:"resolver" doc:"A recursive resolver (host:port) for the NS look-up and address_of; default: the first nameserver of /etc/resolv.conf."`
 	PollInterval time.Duration `json:"poll_interval" default:"2s" doc:"How often to ask again."`
 	QueryTimeout time.Duration `json:"query_timeout" default:"2s" doc:"Limit for one query (UDP, then TCP if the answer is truncated)."`
+	MaxWait      time.Duration `json:"max_wait" doc:"How long to ask before failing with what the servers still answer; 0: until just before the step's timeout."`
 }
 
 // Evidence is one server's answer for one name.
@@ -375,6 +376,9 @@ func apply(ctx context.Context, req plugin.Request[Params]) (Outputs, error) {
 	if d, ok := ctx.Deadline(); ok {
 		margin := min(req.Params.PollInterval+req.Params.QueryTimeout, time.Until(d)/10)
 		stop = d.Add(-margin)
+	}
+	if mw := req.Params.MaxWait; mw > 0 && (stop.IsZero() || start.Add(mw).Before(stop)) {
+		stop = start.Add(mw)
 	}
 	out := Outputs{Servers: servers}
 	last := ""

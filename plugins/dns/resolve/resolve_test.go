@@ -245,3 +245,28 @@ func TestAddressOfAcceptsACNAMEToTheTarget(t *testing.T) {
 		t.Fatalf("a CNAME to another load balancer: %v", err)
 	}
 }
+
+// max_wait bounds the wait below the step's timeout: the failure comes after
+// it, naming what the servers answer.
+func TestMaxWaitBoundsTheWait(t *testing.T) {
+	t.Parallel()
+	p := startProvider(t)
+	c := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Apply(ctx, "resolve_check", map[string]any{
+		"checks":      checks(map[string]any{"name": iot, "type": "CNAME", "cname": iotNew}),
+		"nameservers": []any{p.dns.Addr()}, "poll_interval": "100ms", "query_timeout": "500ms", "max_wait": "1s",
+	})
+	took := time.Since(start)
+	var pe *plugin.Error
+	if !errors.As(err, &pe) || pe.Code != "NotPropagated" || !strings.Contains(pe.Message, "CNAME "+iotOld) {
+		t.Fatalf("err = %v", err)
+	}
+	// It gives up when the next round would end past max_wait: within one
+	// poll interval before it.
+	if took < 800*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("gave up after %s, want about max_wait (1s)", took)
+	}
+}

@@ -280,7 +280,7 @@ func applyAliases(ctx context.Context, req plugin.Request[AliasesParams]) (Alias
 		},
 	})
 	if err != nil {
-		return AliasesOutputs{}, awscommon.Classify(err, "changing the alias records of %s in hosted zone %s from %s to %s", st.name, st.zone.ID, describeAll(st.cur), describeAll(st.want))
+		return AliasesOutputs{}, classify(err, "changing the alias records of %s in hosted zone %s from %s to %s", st.name, st.zone.ID, describeAll(st.cur), describeAll(st.want))
 	}
 	id := strings.TrimPrefix(aws.ToString(resp.ChangeInfo.Id), "/change/")
 	req.Progress("change submitted: "+describeAll(st.cur)+" -> "+describeAll(st.want), "change_id", id, "status", string(resp.ChangeInfo.Status))

@@ -215,7 +215,7 @@ func applyFailover(ctx context.Context, req plugin.Request[FailoverParams]) (Fai
 	resp, err := c.ChangeResourceRecordSets(ctx, &r53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(z.ID), ChangeBatch: &types.ChangeBatch{
 		Comment: aws.String(fmt.Sprintf("runbook %s/%s", req.RunID, req.StepID)), Changes: changes}})
 	if err != nil {
-		return FailoverOutputs{}, awscommon.Classify(err, "writing the failover records of %s %s in hosted zone %s", p.Type, p.Name, z.ID)
+		return FailoverOutputs{}, classify(err, "writing the failover records of %s %s in hosted zone %s", p.Type, p.Name, z.ID)
 	}
 	id := strings.TrimPrefix(aws.ToString(resp.ChangeInfo.Id), "/change/")
 	req.Progress("change submitted: "+describeFailover(want), "change_id", id)

@@ -6,6 +6,7 @@ package route53
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	r53 "github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/runbookhq/runbook/plugins/aws/awscommon"
 	"github.com/runbookhq/runbook/sdk/plugin"
@@ -200,7 +202,7 @@ func findZone(ctx context.Context, c *r53.Client, id, name string, private *bool
 			if awscommon.IsCode(err, "NoSuchHostedZone") {
 				return zone{}, plugin.FatalCode("NoSuchHostedZone", "hosted zone %s not found", id)
 			}
-			return zone{}, awscommon.Classify(err, "reading hosted zone %s", id)
+			return zone{}, classify(err, "reading hosted zone %s", id)
 		}
 		return zone{ID: strings.TrimPrefix(aws.ToString(out.HostedZone.Id), "/hostedzone/"), Name: normalizeName(aws.ToString(out.HostedZone.Name))}, nil
 	}
@@ -210,7 +212,7 @@ func findZone(ctx context.Context, c *r53.Client, id, name string, private *bool
 	for {
 		out, err := c.ListHostedZonesByName(ctx, in)
 		if err != nil {
-			return zone{}, awscommon.Classify(err, "looking up hosted zone %s", want)
+			return zone{}, classify(err, "looking up hosted zone %s", want)
 		}
 		past := false
 		for _, z := range out.HostedZones {
@@ -298,7 +300,7 @@ func recordSetsAt(ctx context.Context, c *r53.Client, z zone, name string) ([]ty
 			if awscommon.IsCode(err, "NoSuchHostedZone") {
 				return nil, plugin.FatalCode("NoSuchHostedZone", "hosted zone %s not found", z.ID)
 			}
-			return nil, awscommon.Classify(err, "listing records %s in hosted zone %s", name, z.ID)
+			return nil, classify(err, "listing records %s in hosted zone %s", name, z.ID)
 		}
 		past := false
 		for _, rs := range out.ResourceRecordSets {
@@ -479,7 +481,7 @@ func apply(ctx context.Context, req plugin.Request[Params]) (Outputs, error) {
 		},
 	})
 	if err != nil {
-		return Outputs{}, awscommon.Classify(err, "changing %s in hosted zone %s from %s to %s", want.Name, z.ID, describe(cur), describe(want))
+		return Outputs{}, classify(err, "changing %s in hosted zone %s from %s to %s", want.Name, z.ID, describe(cur), describe(want))
 	}
 	id := strings.TrimPrefix(aws.ToString(resp.ChangeInfo.Id), "/change/")
 	req.Progress("change submitted: "+describe(cur)+" -> "+describe(want), "change_id", id, "status", string(resp.ChangeInfo.Status))
@@ -509,7 +511,7 @@ func waitInsync(ctx context.Context, c *r53.Client, progress func(string, ...any
 		}
 		g, err := c.GetChange(ctx, &r53.GetChangeInput{Id: aws.String(id)})
 		if err != nil {
-			return false, awscommon.Classify(err, "reading Route 53 change %s", id)
+			return false, classify(err, "reading Route 53 change %s", id)
 		}
 		if g.ChangeInfo.Status != status {
 			status = g.ChangeInfo.Status
@@ -569,4 +571,23 @@ func recordValue(r Record) any {
 		return nil
 	}
 	return r
+}
+
+// classify is awscommon.Classify for Route 53's API, which is its control
+// plane, served from us-east-1 only ("AWS Fault Isolation Boundaries",
+// Global services: during an impairment there, changes may fail while DNS
+// answers keep working). A request that got no answer (no API error: a
+// connection refused or reset, or no response within the response timeout)
+// says so, so that a run against a dark us-east-1 fails naming the cause.
+// Only a failure to send the request or to get its answer counts (the SDK's
+// RequestSendError), not one before it (credentials, signing).
+func classify(err error, format string, args ...any) error {
+	out := awscommon.Classify(err, format, args...)
+	var pe *plugin.Error
+	var send *smithyhttp.RequestSendError
+	if err == nil || awscommon.ErrorCode(err) != "" || !errors.As(err, &send) || !errors.As(out, &pe) || pe.Code != "" {
+		return out
+	}
+	return &plugin.Error{Code: "ControlPlaneUnreachable", Retryable: pe.Retryable, Err: err,
+		Message: fmt.Sprintf("the Route 53 control plane (%s) is unreachable: %s; DNS answers (the data plane) are not affected, but no record can be read or changed until it answers (traffic: route53_arc moves traffic without it)", controlPlane.Region, pe.Message)}
 }

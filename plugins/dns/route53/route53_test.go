@@ -3,6 +3,7 @@ package route53
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -364,4 +365,33 @@ func TestDocsListThePermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	docgen.Check(t, "docs/plugins/dns.md", "permissions", iam.DocTable("dns", srv.Description().Actions))
+}
+
+// A Route 53 that does not answer (its control plane, in us-east-1, dark)
+// fails the step naming the cause, retryable, without the SDK's words alone.
+func TestUnreachableNamesTheControlPlane(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSIMULATION")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "simulation")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there any more: connection refused
+	c := plugintest.Start(t, plugin.Info{Name: "dns", Version: "test"}, Action(), AliasesAction())
+	ctx := plugintest.Context(t)
+	for _, action := range []string{"route53_record", "route53_aliases"} {
+		p := map[string]any{"endpoint_url": url, "zone_id": "Z0SIM", "name": "a.example.com"}
+		if action == "route53_record" {
+			p["value"] = "x.example.com"
+		} else {
+			p["alias"] = map[string]any{"dns_name": "lb.example.com", "hosted_zone_id": "Z1"}
+		}
+		_, err := c.Apply(ctx, action, p)
+		var pe *plugin.Error
+		if !errors.As(err, &pe) || pe.Code != "ControlPlaneUnreachable" || !pe.Retryable ||
+			!strings.Contains(pe.Message, "the Route 53 control plane (us-east-1) is unreachable: reading hosted zone Z0SIM") {
+			t.Errorf("%s: err = %v", action, err)
+		}
+	}
 }

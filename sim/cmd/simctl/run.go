@@ -199,6 +199,17 @@ func cmdUp(ctx context.Context, args []string, out io.Writer) (err error) {
 	if err := writeFile(filepath.Join(abs, dnsPIDFile), []byte(strconv.Itoa(st.DNSPID)+"\n")); err != nil {
 		return err
 	}
+	if !*noTopo {
+		// inputs.json names it as the name servers the DR runbooks' DNS check asks.
+		topo, err := topology.Load(filepath.Join(abs, topology.TopologyFile))
+		if err != nil {
+			return err
+		}
+		topo.DNSServer = st.DNSAddr
+		if err := topo.WriteFiles(abs); err != nil {
+			return err
+		}
+	}
 	b, _ := json.MarshalIndent(st, "", "  ")
 	if err := writeFile(filepath.Join(abs, stateFile), append(b, '\n')); err != nil {
 		return err
@@ -218,6 +229,7 @@ func seedTopology(ctx context.Context, dir string, st state) error {
 	if err != nil {
 		return err
 	}
+	topo.DNSServer = st.DNSAddr
 	return topo.WriteFiles(dir)
 }
 

@@ -200,12 +200,28 @@ func (s *Server) AddRecord(zoneID, name, typ, content string, ttl int, proxied b
 // SetContent changes the content of the record of a type at a name, as an
 // operator would by hand (no request is recorded).
 func (s *Server) SetContent(name, typ, content string) error {
+	return s.edit(name, typ, func(r *Record) { r.Content = content })
+}
+
+// SetProxied turns the proxy of the record of a type at a name on or off, as
+// an operator would in the dashboard (no request is recorded); a proxied
+// record's TTL is automatic (1), as Cloudflare keeps it.
+func (s *Server) SetProxied(name, typ string, proxied bool) error {
+	return s.edit(name, typ, func(r *Record) {
+		r.Proxied = proxied
+		if proxied {
+			r.TTL = 1
+		}
+	})
+}
+
+func (s *Server) edit(name, typ string, change func(*Record)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.records {
 		if r.Name == normalize(name) && r.Type == typ {
 			next := *r
-			next.Content = content
+			change(&next)
 			if msg := s.check(&next); msg != nil {
 				return fmt.Errorf("cloudflareapi: %s", msg.Message)
 			}

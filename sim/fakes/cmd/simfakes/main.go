@@ -117,7 +117,8 @@ k8s_deployment: %s
 spacelift_worker_pool_id: %s
 spacelift_api_key_id: %s
 spacelift_endpoint: %s
-`, t.Domain, cf.BaseURL(), t.DistributionID, kubeconfig, namespace, controller, workerPool, keyID, sl.Endpoint())
+cloudflare_nameservers: [%q]
+`, t.Domain, cf.BaseURL(), t.DistributionID, kubeconfig, namespace, controller, workerPool, keyID, sl.Endpoint(), cfDNS.Addr())
 	if err := os.WriteFile(filepath.Join(dir, "paths.yaml"), []byte(paths), 0o600); err != nil {
 		return err
 	}
