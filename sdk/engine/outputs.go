@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/runbookhq/runbook/sdk/expr"
 	"github.com/runbookhq/runbook/sdk/journal"
@@ -139,13 +140,11 @@ func capMessage(msg string) string {
 		return msg
 	}
 	cut := MaxErrorBytes
-	for cut > 0 && !utf8RuneStart(msg[cut]) {
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
 		cut--
 	}
 	return msg[:cut] + fmt.Sprintf(" … [cut: %s in all]", byteSize(len(msg)))
 }
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // byteSize writes n bytes for people: 812 B, 3.4 KiB, 1.2 MiB.
 func byteSize(n int) string {
